@@ -1,0 +1,155 @@
+"""``grok-scheduler simulate`` / ``python -m grok_scheduler.simulator``: run the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+from ._config import FAULT_KINDS, HEADER_MODES, SimulatorConfig
+from ._server import Simulator
+
+
+def _optional_rate(text: str) -> float | None:
+    """A positive rate, or ``None`` (unlimited) for ``none`` / ``0``."""
+    if text.strip().lower() in {"none", "unlimited", "0", ""}:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a rate cannot be negative")
+    return value or None
+
+
+def _fault(text: str) -> tuple[str, float]:
+    kind, sep, probability = text.partition("=")
+    if not sep or kind not in FAULT_KINDS:
+        known = ", ".join(sorted(FAULT_KINDS))
+        raise argparse.ArgumentTypeError(f"expected KIND=PROBABILITY with KIND one of: {known}")
+    try:
+        value = float(probability)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a probability: {probability!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a probability must be within [0, 1]")
+    return kind, value
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to ``parser``."""
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=8000, help="port to listen on, 0 for any (default 8000)")
+    add("--rps", type=_optional_rate, default=20.0, help="requests/s limit; 'none' = unlimited")
+    add("--tpm", type=_optional_rate, default=None, help="tokens/min limit (default unlimited)")
+    add("--burst-seconds", type=float, default=1.0, help="request bucket = rps * this (>= 1)")
+    add("--headers", choices=HEADER_MODES, default="none", help="rate-limit header family")
+    add("--latency", type=float, default=0.05, help="base seconds per request")
+    add("--latency-per-token", type=float, default=0.0, help="extra seconds per output token")
+    add("--latency-jitter", type=float, default=0.0, help="uniform +- fraction of the latency")
+    add("--completion-tokens", type=int, default=16, help="tokens each answer generates")
+    add("--reasoning-tokens", type=int, default=0, help="reasoning tokens each answer uses")
+    add(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="KIND=P",
+        help="inject a fault with probability P per request (repeatable)",
+    )
+    add("--hang-seconds", type=float, default=3600.0, help="how long a 'hang' fault holds")
+    add("--seed", type=int, default=0, help="seed of the fault and jitter generators")
+    add("--model", action="append", default=[], help="accept only these models (repeatable)")
+    add("--neighbour-share", type=float, default=0.0, help="share of the limit used by others")
+    add(
+        "--api-key-env",
+        metavar="NAME",
+        default=None,
+        help="require the key held in this environment variable (default: accept any key)",
+    )
+
+
+def add_simulate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``simulate`` sub-command; the main CLI then calls ``run_simulate(args)``."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run a local xAI-compatible API server with strict rate limits and faults",
+        description="Run a local xAI-compatible API server until Ctrl-C.",
+    )
+    add_simulate_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Build the simulator configuration from parsed options (``ValueError`` if invalid)."""
+    api_key: str | None = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ValueError(f"environment variable {args.api_key_env} is not set or empty")
+    config = SimulatorConfig(
+        requests_per_second=args.rps,
+        tokens_per_minute=args.tpm,
+        burst_seconds=args.burst_seconds,
+        headers=args.headers,
+        api_key=api_key,
+        latency=args.latency,
+        latency_per_token=args.latency_per_token,
+        latency_jitter=args.latency_jitter,
+        completion_tokens=args.completion_tokens,
+        reasoning_tokens=args.reasoning_tokens,
+        faults=dict(args.fault),
+        hang_seconds=args.hang_seconds,
+        seed=args.seed,
+        model_names=tuple(args.model),
+        neighbour_share=args.neighbour_share,
+    )
+    config.validate()
+    return config
+
+
+async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+        loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    async with Simulator(config, host=host, port=port) as sim:
+        rps = config.requests_per_second or "unlimited"
+        tpm = config.tokens_per_minute or "unlimited"
+        print(
+            f"grok-scheduler simulator listening on {sim.base_url} "
+            f"(rps={rps}, tpm={tpm}, headers={config.headers}); Ctrl-C to stop",
+            flush=True,
+        )
+        await stopped.wait()
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run the simulator until Ctrl-C (or SIGTERM); return the exit status."""
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"grok-scheduler simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # e.g. the port is taken
+        print(f"grok-scheduler simulate: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m grok_scheduler.simulator``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m grok_scheduler.simulator",
+        description="Run a local xAI-compatible API server until Ctrl-C.",
+    )
+    add_simulate_arguments(parser)
+    return run_simulate(parser.parse_args(argv))

@@ -1,0 +1,463 @@
+"""The simulated xAI server: a real aiohttp app on 127.0.0.1.
+
+Request path of a model call (``/v1/chat/completions``, ``/v1/responses``)::
+
+    auth (401 / 400 wrong key) -> parse (400, 404 unknown model) -> fault? -> rate limits (429)
+    -> latency -> answer
+
+Everything a client could be graded on is counted in ``Simulator.stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hmac
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ._config import SimulatorConfig, SimulatorStats
+from ._faults import FaultInjector, canned_fault, incorrect_key_message
+from ._limits import Rejection, ServerLimits, rate_limit_headers
+from ._protocol import (
+    EXHAUSTED,
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    InvalidRequest,
+    ModelCall,
+    chat_body,
+    chat_chunks,
+    error_body,
+    mask_key,
+    parse_chat,
+    parse_responses,
+    responses_body,
+    tokenize,
+)
+
+DEFAULT_MODELS = ("grok-4.3", "grok-4-fast", "grok-3-mini")
+TEAM_ID = "00000000-0000-0000-0000-000000000000"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+JSON_TYPE = "application/json"
+KNOWN_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/responses", "/v1/models", "/v1/api-key", "/v1/tokenize-text"}
+)
+
+Parser = Callable[..., ModelCall]
+Renderer = Callable[[ModelCall, str, int], dict[str, Any]]
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = enum.auto()
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+"""Sentinel for ``Simulator.set_limits``: leave this limit as it is."""
+
+
+def _respond(
+    status: int,
+    body: bytes,
+    request_id: str,
+    extra: dict[str, str] | None = None,
+    content_type: str = JSON_TYPE,
+) -> web.Response:
+    headers = {"Content-Type": content_type, "x-request-id": request_id}
+    if extra:
+        headers.update(extra)
+    return web.Response(status=status, body=body, headers=headers)
+
+
+def _abort(request: web.Request) -> web.Response:
+    """Drop the connection without an answer; the returned response is never written."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=500)
+
+
+class Simulator:
+    """A local xAI-compatible API server that enforces limits strictly and injects faults.
+
+    ``async with Simulator(SimulatorConfig(...)) as sim:`` starts it on a free port; point a
+    client at ``sim.base_url``.
+    """
+
+    __slots__ = (
+        "_faults",
+        "_host",
+        "_jitter",
+        "_limits",
+        "_requested_port",
+        "_runner",
+        "_stopping",
+        "base_url",
+        "config",
+        "port",
+        "stats",
+    )
+
+    def __init__(
+        self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config if config is not None else SimulatorConfig()
+        self.config.validate()
+        self.stats = SimulatorStats()
+        self._host = host
+        self._requested_port = port
+        self.port = 0
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        seed = self.config.seed
+        self._faults = FaultInjector(seed)
+        self._jitter = random.Random(None if seed is None else seed + 1)
+        self._limits = ServerLimits(
+            requests_per_second=self.config.requests_per_second,
+            tokens_per_minute=self.config.tokens_per_minute,
+            burst_seconds=self.config.burst_seconds,
+            neighbour_share=self.config.neighbour_share,
+            now=time.monotonic(),
+        )
+
+    def __repr__(self) -> str:
+        state = "running" if self._runner is not None else "stopped"
+        return (
+            f"Simulator({state}, base_url={self.base_url!r}, config={self.config!r}, "
+            f"in_flight={self.stats.in_flight}, limits={self._limits!r})"
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen and return the base URL, e.g. ``http://127.0.0.1:PORT/v1``."""
+        if self._runner is not None:
+            return self.base_url
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/api-key", self._api_key)
+        app.router.add_post("/v1/tokenize-text", self._tokenize)
+        app.router.add_route("*", "/{tail:.*}", self._unrouted)
+        # access_log off and no per-request logging: this server is driven at thousands of
+        # requests per second by the benchmarks.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._requested_port)
+        await site.start()
+        self._stopping = asyncio.Event()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self.base_url = f"http://{host}:{self.port}/v1"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening; hung requests are aborted at once, others get a moment to finish."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._stopping.set()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- control -------------------------------------------------------------------------
+
+    def set_limits(
+        self,
+        *,
+        requests_per_second: float | _Unchanged | None = UNCHANGED,
+        tokens_per_minute: float | _Unchanged | None = UNCHANGED,
+    ) -> None:
+        """Change the limits live; ``None`` means unlimited, an omitted argument unchanged."""
+        config = self.config
+        old = (config.requests_per_second, config.tokens_per_minute)
+        if not isinstance(requests_per_second, _Unchanged):
+            config.requests_per_second = requests_per_second
+        if not isinstance(tokens_per_minute, _Unchanged):
+            config.tokens_per_minute = tokens_per_minute
+        try:
+            config.validate()
+        except ValueError:
+            config.requests_per_second, config.tokens_per_minute = old
+            raise
+        self._sync_limits(time.monotonic())
+
+    def fail_next(self, kind: str, n: int = 1) -> None:
+        """Force the next ``n`` model calls to fail with fault ``kind``."""
+        self._faults.fail_next(kind, n)
+
+    def reset_stats(self) -> None:
+        """Zero the counters (requests in flight stay counted)."""
+        self.stats.reset()
+
+    def _sync_limits(self, now: float) -> ServerLimits:
+        # The config is mutable; re-shape the buckets whenever it no longer matches them.
+        c, limits = self.config, self._limits
+        if not limits.matches(
+            c.requests_per_second, c.tokens_per_minute, c.burst_seconds, c.neighbour_share
+        ):
+            limits.configure(
+                requests_per_second=c.requests_per_second,
+                tokens_per_minute=c.tokens_per_minute,
+                burst_seconds=c.burst_seconds,
+                neighbour_share=c.neighbour_share,
+                now=now,
+            )
+        return limits
+
+    # --- handlers ------------------------------------------------------------------------
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._counted(request, parse_chat, chat_body)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._counted(request, parse_responses, responses_body)
+
+    async def _counted(
+        self, request: web.Request, parse: Parser, render: Renderer
+    ) -> web.StreamResponse:
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        if stats.in_flight > stats.max_in_flight:
+            stats.max_in_flight = stats.in_flight
+        try:
+            return await self._model_call(request, parse, render)
+        finally:
+            stats.in_flight -= 1
+
+    async def _model_call(
+        self, request: web.Request, parse: Parser, render: Renderer
+    ) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        denied = self._authenticate(request, request_id)
+        if denied is not None:
+            return denied
+        config, stats = self.config, self.stats
+        payload = await self._read_json(request, request_id)
+        if isinstance(payload, web.Response):
+            return payload
+        try:
+            call = parse(
+                payload,
+                completion_tokens=config.completion_tokens,
+                reasoning_tokens=config.reasoning_tokens,
+                model_names=config.model_names,
+                max_prompt_tokens=config.max_prompt_tokens,
+            )
+        except InvalidRequest as exc:
+            stats.invalid_requests += 1
+            return _respond(exc.status, error_body(exc.code, exc.message), request_id)
+        kind = self._faults.pick(config.faults)
+        if kind is not None:
+            stats.faults[kind] = stats.faults.get(kind, 0) + 1
+            faulted = await self._fault(kind, request, request_id, call, render)
+            if faulted is not None:
+                return faulted
+        now = time.monotonic()
+        limits = self._sync_limits(now)
+        rejection = limits.try_admit(call.reserved_tokens, now)
+        if rejection is not None:
+            return self._rate_limited(rejection, request_id)
+        stats.accepted += 1
+        stats.accepted_times.append(now)
+        extra = rate_limit_headers(config.headers, limits, None)
+        try:
+            delay = self._delay(call)
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            # Settle even if the client went away: the work was done and is billed.
+            limits.settle(call.reserved_tokens, call.total_tokens, time.monotonic())
+            stats.tokens += call.total_tokens
+        if call.stream:
+            return await self._stream(request, call, request_id, extra)
+        body = json.dumps(render(call, request_id, int(time.time()))).encode()
+        return _respond(200, body, request_id, extra)
+
+    async def _stream(
+        self, request: web.Request, call: ModelCall, request_id: str, extra: dict[str, str] | None
+    ) -> web.StreamResponse:
+        headers = {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "x-request-id": request_id,
+        }
+        if extra:
+            headers.update(extra)
+        response = web.StreamResponse(status=200, headers=headers)
+        await response.prepare(request)
+        for chunk in chat_chunks(call, request_id, int(time.time())):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    def _delay(self, call: ModelCall) -> float:
+        config = self.config
+        delay = config.latency + config.latency_per_token * (
+            call.completion_tokens + call.reasoning_tokens
+        )
+        if config.latency_jitter and delay > 0:
+            delay *= 1.0 + self._jitter.uniform(-config.latency_jitter, config.latency_jitter)
+        return delay
+
+    def _authenticate(self, request: web.Request, request_id: str) -> web.Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            self.stats.auth_failures += 1
+            return _respond(401, error_body(None, "Unauthorized"), request_id)
+        expected = self.config.api_key
+        if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
+            self.stats.auth_failures += 1
+            body = error_body(INVALID_ARGUMENT, incorrect_key_message(token))
+            return _respond(400, body, request_id)
+        return None
+
+    async def _read_json(self, request: web.Request, request_id: str) -> object:
+        try:
+            return json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            self.stats.invalid_requests += 1
+            message = f"Request body larger than {MAX_BODY_BYTES} bytes"
+            return _respond(413, error_body(INVALID_ARGUMENT, message), request_id)
+        except ValueError:
+            self.stats.invalid_requests += 1
+            message = "Failed to deserialize the JSON body into the target type"
+            return _respond(400, error_body(INVALID_ARGUMENT, message), request_id)
+
+    def _rate_limited(self, rejection: Rejection, request_id: str) -> web.Response:
+        stats = self.stats
+        stats.rate_limited += 1
+        limits = self._limits
+        if rejection.dimension == "requests":
+            stats.rate_limited_requests += 1
+            limit = limits.requests.limit if limits.requests is not None else 0.0
+            message = (
+                f"Rate limit exceeded: requests per second. Your team's limit is {limit:g} "
+                "requests per second; please slow down."
+            )
+        else:
+            stats.rate_limited_tokens += 1
+            limit = limits.tokens.limit if limits.tokens is not None else 0.0
+            message = (
+                f"Rate limit exceeded: tokens per minute. Your team's limit is {limit:g} "
+                f"tokens per minute; this request reserves {rejection.reserved_tokens} tokens."
+            )
+        extra = rate_limit_headers(self.config.headers, limits, rejection)
+        return _respond(429, error_body(EXHAUSTED, message), request_id, extra)
+
+    async def _fault(
+        self,
+        kind: str,
+        request: web.Request,
+        request_id: str,
+        call: ModelCall,
+        render: Renderer,
+    ) -> web.StreamResponse | None:
+        """Act out a fault; ``None`` means serve the request normally after all."""
+        if kind == "reset":
+            return _abort(request)
+        if kind == "hang":
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config.hang_seconds)
+            except TimeoutError:
+                return None
+            return _abort(request)
+        if kind == "no_choices":
+            body = render(call, request_id, int(time.time()))
+            body.pop("choices", None)
+            body.pop("output", None)
+            return _respond(200, json.dumps(body).encode(), request_id)
+        _, _, token = request.headers.get("Authorization", "").partition(" ")
+        canned = canned_fault(kind, token.strip()) or canned_fault("500", "")
+        assert canned is not None
+        return _respond(canned.status, canned.body, request_id, None, canned.content_type)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        self.stats.requests += 1
+        denied = self._authenticate(request, request_id)
+        if denied is not None:
+            return denied
+        names = self.config.model_names or DEFAULT_MODELS
+        data = [
+            {"id": name, "object": "model", "created": 1_767_225_600, "owned_by": "xai"}
+            for name in names
+        ]
+        body = json.dumps({"object": "list", "data": data}).encode()
+        return _respond(200, body, request_id)
+
+    async def _api_key(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        self.stats.requests += 1
+        denied = self._authenticate(request, request_id)
+        if denied is not None:
+            return denied
+        _, _, token = request.headers.get("Authorization", "").partition(" ")
+        info = {
+            "redacted_api_key": mask_key(token.strip()),
+            "user_id": "simulated-user",
+            "name": "simulator",
+            "create_time": "2026-01-01T00:00:00Z",
+            "modify_time": "2026-01-01T00:00:00Z",
+            "modified_by": "simulated-user",
+            "team_id": TEAM_ID,
+            "acls": ["api-key:model:*", "api-key:endpoint:*"],
+            "api_key_id": "simulated-key",
+            "team_blocked": False,
+            "api_key_blocked": False,
+            "api_key_disabled": False,
+        }
+        return _respond(200, json.dumps(info).encode(), request_id)
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """Exact token ids; like xAI, this costs one request of the rate limit."""
+        request_id = str(uuid.uuid4())
+        self.stats.requests += 1
+        denied = self._authenticate(request, request_id)
+        if denied is not None:
+            return denied
+        payload = await self._read_json(request, request_id)
+        if isinstance(payload, web.Response):
+            return payload
+        text = payload.get("text") if isinstance(payload, dict) else None
+        if not isinstance(text, str):
+            self.stats.invalid_requests += 1
+            body = error_body(INVALID_ARGUMENT, "text: field required and must be a string")
+            return _respond(400, body, request_id)
+        now = time.monotonic()
+        limits = self._sync_limits(now)
+        rejection = limits.try_admit(0, now)
+        if rejection is not None:
+            return self._rate_limited(rejection, request_id)
+        self.stats.accepted += 1
+        self.stats.accepted_times.append(now)
+        extra = rate_limit_headers(self.config.headers, limits, None)
+        body = json.dumps({"token_ids": tokenize(text)}).encode()
+        return _respond(200, body, request_id, extra)
+
+    async def _unrouted(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        self.stats.requests += 1
+        if request.path in KNOWN_PATHS:
+            body = error_body(None, f"Method {request.method} not allowed for {request.path}")
+            return _respond(405, body, request_id)
+        body = error_body(NOT_FOUND, f"No such endpoint: {request.method} {request.path}")
+        return _respond(404, body, request_id)
