@@ -1,0 +1,83 @@
+"""grok-scheduler: get LLM work through the xAI Grok API as fast as the provider allows.
+
+Every public name is importable from here; the modules behind them are private.
+"""
+
+from __future__ import annotations
+
+from ._clock import Clock, FakeClock, LoopClock
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AttemptRecord,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    DeadlineExceededError,
+    InternalServerError,
+    InvalidJobError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+    RateLimitError,
+    RequestTooLargeError,
+    SchedulerClosedError,
+    SchedulerError,
+    UnprocessableEntityError,
+)
+from ._headers import RateLimitHeaders, parse_rate_limit_headers
+from ._limits import Limiter, LimiterState, LocalLimiter
+from ._models import Endpoint, Priority, Result, Usage
+from ._retry import RetryPolicy
+from ._scheduler import DEFAULT_BASE_URL, Scheduler
+from ._stats import LatencySummary, SchedulerStatistics
+from ._transport import AiohttpTransport, MockTransport, Transport, TransportResponse
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AiohttpTransport",
+    "AttemptRecord",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "Clock",
+    "DeadlineExceededError",
+    "Endpoint",
+    "FakeClock",
+    "InternalServerError",
+    "InvalidJobError",
+    "LatencySummary",
+    "Limiter",
+    "LimiterState",
+    "LocalLimiter",
+    "LoopClock",
+    "MockTransport",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Priority",
+    "QuotaExhaustedError",
+    "RateLimitError",
+    "RateLimitHeaders",
+    "RequestTooLargeError",
+    "Result",
+    "RetryPolicy",
+    "Scheduler",
+    "SchedulerClosedError",
+    "SchedulerError",
+    "SchedulerStatistics",
+    "Transport",
+    "TransportResponse",
+    "UnprocessableEntityError",
+    "Usage",
+    "parse_rate_limit_headers",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,102 @@
+"""A job's internal state as it moves through queue, limiter and transport."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ._errors import AttemptRecord
+from ._models import Endpoint, Result
+
+__all__ = ["Job"]
+
+
+class Job:
+    """One submitted prompt. Mutable, owned by the scheduler; users only see its future."""
+
+    __slots__ = (
+        "attempts",
+        "cancelled",
+        "deadline",
+        "eligible_at",
+        "endpoint",
+        "enqueued_at",
+        "estimated_tokens",
+        "future",
+        "history",
+        "in_flight_seconds",
+        "key",
+        "max_tokens",
+        "metadata",
+        "model",
+        "options",
+        "priority",
+        "prompt",
+        "queued",
+        "queued_seconds",
+        "submitted_at",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        prompt: str | list[dict[str, Any]],
+        model: str,
+        endpoint: Endpoint,
+        priority: int,
+        max_tokens: int | None,
+        options: dict[str, Any],
+        metadata: Any,
+        timeout: float | None,
+        deadline: float | None,
+        estimated_tokens: int,
+        key: float,
+        now: float,
+        future: asyncio.Future[Result],
+    ) -> None:
+        self.prompt = prompt
+        self.model = model
+        self.endpoint = endpoint
+        self.priority = priority
+        self.max_tokens = max_tokens
+        self.options = options
+        self.metadata = metadata
+        self.timeout = timeout
+        self.deadline = deadline
+        self.estimated_tokens = estimated_tokens
+        self.key = key
+        self.submitted_at = now
+        self.enqueued_at = now
+        self.eligible_at = now
+        self.future = future
+        self.attempts = 0
+        self.history: list[AttemptRecord] = []
+        self.queued_seconds = 0.0
+        self.in_flight_seconds = 0.0
+        self.cancelled = False
+        self.queued = False
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.endpoint is Endpoint.RESPONSES:
+            body["input"] = self.prompt
+            if self.max_tokens is not None:
+                body["max_output_tokens"] = self.max_tokens
+        else:
+            prompt = self.prompt
+            body["messages"] = (
+                [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            )
+            if self.max_tokens is not None:
+                body["max_tokens"] = self.max_tokens
+        if self.options:
+            body.update(self.options)
+        return body
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(priority={self.priority}, endpoint={self.endpoint.value}, "
+            f"attempts={self.attempts}, estimated_tokens={self.estimated_tokens})"
+        )

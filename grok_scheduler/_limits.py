@@ -1,0 +1,269 @@
+"""The credit source: requests per second and tokens per minute, reserved together.
+
+A job reserves one request and its estimated tokens before it is sent; the token reservation is
+settled against ``usage.total_tokens`` when the answer arrives, or refunded whole when the job
+never reached the server. Limits are resized live (from headers or the adaptive controller), the
+level is synchronised with what the server says remains, and a 429 pauses every dispatch.
+
+The limiter never queues anyone: the scheduler's gate asks :meth:`LocalLimiter.acquire` for the
+most urgent job only and sleeps the returned delay, so waiters are served in priority order and
+there is no polling. :class:`Limiter` is the interface the Redis limiter implements too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._bucket import Bucket
+from ._headers import RateLimitHeaders
+
+__all__ = ["Limiter", "LimiterState", "LocalLimiter"]
+
+#: Tokens per minute are enforced over a minute, so a minute of tokens is the largest burst.
+TOKEN_WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterState:
+    """A snapshot of the limiter for statistics and logs."""
+
+    requests_per_second: float | None
+    tokens_per_minute: float | None
+    requests_available: float | None
+    tokens_available: float | None
+    paused_for: float
+    last_change_reason: str
+
+
+class Limiter(Protocol):
+    """What the scheduler needs from a credit source (local or shared)."""
+
+    @property
+    def requests_per_second(self) -> float | None: ...
+
+    @property
+    def tokens_per_minute(self) -> float | None: ...
+
+    async def acquire(self, tokens: int, now: float) -> float:
+        """Reserve one request and ``tokens``; return 0.0 on success, else seconds to wait."""
+        ...
+
+    def settle(self, reserved: int, used: int, now: float) -> None:
+        """Correct a reservation to the tokens really used."""
+        ...
+
+    def refund(self, reserved: int, now: float) -> None:
+        """Return a reservation that never reached the server (request and tokens)."""
+        ...
+
+    def pause_until(self, deadline: float, now: float, reason: str) -> None:
+        """Admit nothing before ``deadline`` (a 429's wait applies to the whole pool)."""
+        ...
+
+    def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
+        """Resize and resynchronise from a response's rate-limit headers."""
+        ...
+
+    def set_limits(
+        self,
+        *,
+        requests_per_second: float | None,
+        tokens_per_minute: float | None,
+        now: float,
+        reason: str,
+    ) -> None:
+        """Change both limits live (None: unlimited)."""
+        ...
+
+    def set_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever credit may have become available sooner."""
+        ...
+
+    def state(self, now: float) -> LimiterState: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _valid_rate(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"a limit must be a positive finite number or None, got {value!r}")
+    return float(value)
+
+
+class LocalLimiter:
+    """Two token buckets (requests/s and tokens/min) in this process."""
+
+    __slots__ = (
+        "_burst_seconds",
+        "_last_reason",
+        "_listener",
+        "_paused_until",
+        "_requests",
+        "_tokens",
+    )
+
+    def __init__(
+        self,
+        *,
+        requests_per_second: float | None,
+        tokens_per_minute: float | None,
+        burst_seconds: float = 1.0,
+        now: float = 0.0,
+    ) -> None:
+        if not (burst_seconds > 0 and math.isfinite(burst_seconds)):
+            raise ValueError("burst_seconds must be a positive finite number")
+        self._burst_seconds = burst_seconds
+        self._requests: Bucket | None = None
+        self._tokens: Bucket | None = None
+        self._paused_until = -math.inf
+        self._last_reason = "configured"
+        self._listener: Callable[[], None] | None = None
+        self._apply(_valid_rate(requests_per_second), _valid_rate(tokens_per_minute), now)
+
+    # -- configuration ----------------------------------------------------------------------
+    @property
+    def requests_per_second(self) -> float | None:
+        return self._requests.rate if self._requests else None
+
+    @property
+    def tokens_per_minute(self) -> float | None:
+        return self._tokens.rate * TOKEN_WINDOW_SECONDS if self._tokens else None
+
+    def _request_capacity(self, rps: float) -> float:
+        # At least one whole request, or a slow limit could never admit anything.
+        return max(1.0, rps * self._burst_seconds)
+
+    def _apply(self, rps: float | None, tpm: float | None, now: float) -> None:
+        if rps is None:
+            self._requests = None
+        elif self._requests is None:
+            self._requests = Bucket(rate=rps, capacity=self._request_capacity(rps), now=now)
+        else:
+            self._requests.resize(rate=rps, capacity=self._request_capacity(rps), now=now)
+        if tpm is None:
+            self._tokens = None
+        elif self._tokens is None:
+            self._tokens = Bucket(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm, now=now)
+        else:
+            self._tokens.resize(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm, now=now)
+
+    def set_limits(
+        self,
+        *,
+        requests_per_second: float | None,
+        tokens_per_minute: float | None,
+        now: float,
+        reason: str,
+    ) -> None:
+        self._apply(_valid_rate(requests_per_second), _valid_rate(tokens_per_minute), now)
+        self._last_reason = reason
+        self._notify()
+
+    def set_listener(self, listener: Callable[[], None]) -> None:
+        self._listener = listener
+
+    def _notify(self) -> None:
+        if self._listener is not None:
+            self._listener()
+
+    # -- credit -----------------------------------------------------------------------------
+    def delay(self, tokens: int, now: float) -> float:
+        """Seconds until one request with ``tokens`` could be admitted (pure query)."""
+        wait = self._paused_until - now
+        if self._requests is not None:
+            wait = max(wait, self._requests.delay(1.0, now))
+        if self._tokens is not None and tokens > 0:
+            wait = max(wait, self._tokens.delay(float(tokens), now))
+        return max(0.0, wait)
+
+    async def acquire(self, tokens: int, now: float) -> float:
+        return self.try_acquire(tokens, now)
+
+    def try_acquire(self, tokens: int, now: float) -> float:
+        """Synchronous :meth:`acquire` (the local limiter never does I/O)."""
+        wait = self.delay(tokens, now)
+        if wait > 0.0:
+            return wait
+        if self._requests is not None:
+            self._requests.take(1.0, now)
+        if self._tokens is not None and tokens > 0:
+            self._tokens.take(float(tokens), now)
+        return 0.0
+
+    def settle(self, reserved: int, used: int, now: float) -> None:
+        if self._tokens is None or used == reserved:
+            return
+        if used < reserved:
+            self._tokens.give_back(float(reserved - used), now)
+            self._notify()
+        else:
+            self._tokens.take(float(used - reserved), now)
+
+    def refund(self, reserved: int, now: float) -> None:
+        if self._requests is not None:
+            self._requests.give_back(1.0, now)
+        if self._tokens is not None and reserved > 0:
+            self._tokens.give_back(float(reserved), now)
+        self._notify()
+
+    def pause_until(self, deadline: float, now: float, reason: str) -> None:
+        if deadline > self._paused_until:
+            self._paused_until = deadline
+            self._last_reason = reason
+
+    def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
+        changed = False
+        rps = headers.requests_per_second
+        if rps is not None and rps != self.requests_per_second:
+            self._apply(rps, self.tokens_per_minute, now)
+            changed = True
+        tpm = headers.tokens_per_minute
+        if tpm is not None and tpm != self.tokens_per_minute:
+            self._apply(self.requests_per_second, tpm, now)
+            changed = True
+        if changed:
+            self._last_reason = "headers"
+        self._sync(self._requests, headers.requests_remaining, headers.requests_reset, now)
+        self._sync(self._tokens, headers.tokens_remaining, headers.tokens_reset, now)
+        if changed:
+            self._notify()
+
+    def _sync(
+        self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float
+    ) -> None:
+        # Another client may share the key: the server's count wins when it is lower than ours.
+        if remaining is None:
+            return
+        if remaining >= 1.0:
+            if bucket is not None:
+                bucket.clamp(remaining, now)
+            return
+        if reset is not None and reset > 0:
+            self.pause_until(now + min(reset, TOKEN_WINDOW_SECONDS), now, "server says none remain")
+        elif bucket is not None:
+            bucket.clamp(0.0, now)
+
+    def state(self, now: float) -> LimiterState:
+        return LimiterState(
+            requests_per_second=self.requests_per_second,
+            tokens_per_minute=self.tokens_per_minute,
+            requests_available=self._requests.level(now) if self._requests else None,
+            tokens_available=self._tokens.level(now) if self._tokens else None,
+            paused_for=max(0.0, self._paused_until - now),
+            last_change_reason=self._last_reason,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalLimiter(requests_per_second={self.requests_per_second}, "
+            f"tokens_per_minute={self.tokens_per_minute}, requests={self._requests!r}, "
+            f"tokens={self._tokens!r})"
+        )

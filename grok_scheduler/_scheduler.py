@@ -1,0 +1,706 @@
+"""The Scheduler: submit -> queue -> worker -> limiter -> transport -> result or retry.
+
+A fixed pool of ``max_concurrency`` workers takes turns at one gate. The worker at the gate looks
+at the most urgent eligible job and asks the limiter for its credit; if the limiter says "wait",
+the worker sleeps until that moment or until something changes (a more urgent job arrives, credit
+is refunded, limits change), never polling. So the queue order is the order credit is granted,
+and a worker holds no job while it waits. A failed job goes back into the queue with a
+not-before time; the worker moves on to other work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import os
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from ._classify import Verdict, classify_exception, classify_response
+from ._clock import Clock, LoopClock, TimerHandle
+from ._errors import (
+    APIError,
+    APIResponseValidationError,
+    AttemptRecord,
+    DeadlineExceededError,
+    InvalidJobError,
+    RateLimitError,
+    RequestTooLargeError,
+    SchedulerClosedError,
+    SchedulerError,
+)
+from ._estimate import TokenEstimator, prompt_characters
+from ._headers import parse_rate_limit_headers
+from ._job import Job
+from ._limits import Limiter, LocalLimiter
+from ._models import Endpoint, Priority, Result, Usage
+from ._queue import JobQueue
+from ._response import extract_answer
+from ._retry import RetryPolicy, backoff_delay, retry_after_delay
+from ._stats import SchedulerStatistics, StatsRecorder
+from ._timeouts import CallTimeouts
+from ._transport import AiohttpTransport, Transport, TransportResponse
+
+__all__ = ["DEFAULT_BASE_URL", "Scheduler"]
+
+DEFAULT_BASE_URL = "https://api.x.ai/v1"
+_MAX_TOKENS_LIMIT = 10_000_000
+# When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
+_CONGESTION_PAUSE = 0.25
+_log = structlog.get_logger("grok_scheduler")
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a positive finite number or None, got {value!r}")
+
+
+class Scheduler:
+    """Schedules prompts to the xAI API within its rate limits; use as an async context manager.
+
+    Priorities: a LOWER number is MORE urgent (``Priority.CRITICAL`` = 0 ... ``Priority.LOW`` = 3,
+    any int allowed). A job that has waited ``aging_seconds`` counts as one level more urgent, so
+    low-priority work is never starved forever (``aging_seconds=None`` turns aging off).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = "grok-4",
+        requests_per_second: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_concurrency: int = 32,
+        retry: RetryPolicy | None = None,
+        endpoint: Endpoint | str = Endpoint.CHAT_COMPLETIONS,
+        timeout: float | None = None,
+        burst_seconds: float = 1.0,
+        aging_seconds: float | None = 60.0,
+        default_max_tokens: int | None = None,
+        stop_on_fatal: bool = True,
+        limiter: Limiter | None = None,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or (max_concurrency < 1)
+        ):
+            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        _check_positive("requests_per_second", requests_per_second)
+        _check_positive("tokens_per_minute", tokens_per_minute)
+        _check_positive("timeout", timeout)
+        _check_positive("aging_seconds", aging_seconds)
+        if not isinstance(model, str) or not model:
+            raise ValueError("model must be a non-empty string")
+        self._model = model
+        self._endpoint = Endpoint(endpoint)
+        self._max_concurrency = max_concurrency
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._default_max_tokens = default_max_tokens
+        self._stop_on_fatal = stop_on_fatal
+        self._clock: Clock = clock or LoopClock()
+        self._rng = rng or random.Random()
+        self._queue = JobQueue(aging_seconds=aging_seconds)
+        self._limiter_arg = limiter
+        self._limiter: Limiter | None = limiter
+        self._requests_per_second = requests_per_second
+        self._tokens_per_minute = tokens_per_minute
+        self._burst_seconds = burst_seconds
+        if transport is None:
+            key = api_key if api_key is not None else os.environ.get("XAI_API_KEY")
+            if not key:
+                raise ValueError("no API key: pass api_key= or set XAI_API_KEY")
+            transport = AiohttpTransport(
+                base_url=base_url, api_key=key, max_connections=max_concurrency
+            )
+        self._transport = transport
+        self._base_url = base_url
+        self._estimators: dict[str, TokenEstimator] = {}
+        self._timeouts = CallTimeouts()
+        self._stats = StatsRecorder()
+        self._workers: list[asyncio.Task[None]] = []
+        self._gate = asyncio.Lock()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._in_flight = 0
+        self._closing = False
+        self._closed = False
+        self._started = False
+        self._fatal: APIError | None = None
+        self._consecutive_429 = 0
+        self._idle: asyncio.Event | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Leaving the block by an exception (including cancellation) must not wait for a drain.
+        await self.aclose(cancel=exc_info[0] is not None)
+
+    async def start(self) -> None:
+        """Start the workers (``async with`` does this for you)."""
+        if self._started:
+            return
+        if self._closed:
+            raise SchedulerClosedError("the scheduler is closed")
+        self._started = True
+        now = self._clock.now()
+        if self._limiter is None:
+            self._limiter = LocalLimiter(
+                requests_per_second=self._requests_per_second,
+                tokens_per_minute=self._tokens_per_minute,
+                burst_seconds=self._burst_seconds,
+                now=now,
+            )
+        self._limiter.set_listener(self._poke)
+        self._idle = asyncio.Event()
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"grok-scheduler-worker-{i}")
+            for i in range(self._max_concurrency)
+        ]
+
+    async def aclose(self, *, cancel: bool = False) -> None:
+        """Stop accepting jobs; finish queued ones (or, with ``cancel=True``, fail them)."""
+        if self._closed:
+            return
+        self._closing = True
+        if cancel:
+            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
+        self._poke()
+        try:
+            if self._workers:
+                if cancel:
+                    for worker in self._workers:
+                        worker.cancel()
+                await asyncio.gather(*self._workers, return_exceptions=True)
+        finally:
+            self._closed = True
+            # Anything still unresolved (workers cancelled mid-call) fails rather than hangs.
+            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
+            if self._limiter is not None:
+                await self._limiter.aclose()
+            await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` began."""
+        return self._closing
+
+    # -- submitting -------------------------------------------------------------------------
+    def submit_nowait(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int = Priority.NORMAL,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        endpoint: Endpoint | str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        metadata: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[Result]:
+        """Queue a job and return its future at once (no task per job: cheap for bulk).
+
+        ``timeout`` bounds each call (default: derived from ``max_tokens`` and observed latency);
+        ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
+        future removes the job from the queue.
+        """
+        if self._closing:
+            raise SchedulerClosedError("the scheduler is closed")
+        if not self._started:
+            raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
+        if self._fatal is not None:
+            raise self._copy_fatal()
+        job = self._make_job(
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+            extra_body=extra_body,
+        )
+        self._stats.submitted(job.priority)
+        if self._queue.push(job, job.submitted_at):
+            self._poke()
+        job.future.add_done_callback(functools.partial(self._on_future_done, job))
+        if job.deadline is not None:
+            self._clock.call_at(job.deadline, functools.partial(self._expire, job))
+        return job.future
+
+    async def submit(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int = Priority.NORMAL,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        endpoint: Endpoint | str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        metadata: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Result:
+        """Queue a job and wait for its :class:`Result` (or its typed error)."""
+        future = self.submit_nowait(
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+            extra_body=extra_body,
+        )
+        # Cancelling this await cancels the future, which takes the job out of the queue.
+        return await future
+
+    def _make_job(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int,
+        model: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
+        endpoint: Endpoint | str | None,
+        timeout: float | None,
+        deadline: float | None,
+        metadata: Any,
+        extra_body: Mapping[str, Any] | None,
+    ) -> Job:
+        messages = _validate_prompt(prompt)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidJobError(f"priority must be an int or Priority, got {priority!r}")
+        if max_tokens is None:
+            max_tokens = self._default_max_tokens
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int)
+            or isinstance(max_tokens, bool)
+            or not 0 < max_tokens <= _MAX_TOKENS_LIMIT
+        ):
+            raise InvalidJobError(
+                f"max_tokens must be an int from 1 to {_MAX_TOKENS_LIMIT}, got {max_tokens!r}"
+            )
+        for name, value in (("timeout", timeout), ("deadline", deadline)):
+            try:
+                _check_positive(name, value)
+            except ValueError as exc:
+                raise InvalidJobError(str(exc)) from None
+        try:
+            kind = Endpoint(endpoint) if endpoint is not None else self._endpoint
+        except ValueError:
+            raise InvalidJobError(f"unknown endpoint {endpoint!r}") from None
+        model_name = model or self._model
+        options: dict[str, Any] = dict(extra_body) if extra_body else {}
+        if temperature is not None:
+            if not isinstance(temperature, int | float) or not math.isfinite(temperature):
+                raise InvalidJobError(f"temperature must be a number, got {temperature!r}")
+            options["temperature"] = temperature
+        characters, count = prompt_characters(messages)
+        estimator = self._estimators.get(model_name)
+        if estimator is None:
+            estimator = self._estimators[model_name] = TokenEstimator()
+        estimate = estimator.estimate(characters, count, max_tokens)
+        tokens_per_minute = self._limiter.tokens_per_minute if self._limiter else None
+        if tokens_per_minute is not None and estimate > tokens_per_minute:
+            raise RequestTooLargeError(
+                f"this job needs about {estimate} tokens but the limit is "
+                f"{tokens_per_minute:g} tokens per minute: it can never be sent"
+            )
+        now = self._clock.now()
+        return Job(
+            prompt=messages,
+            model=model_name,
+            endpoint=kind,
+            priority=int(priority),
+            max_tokens=max_tokens,
+            options=options,
+            metadata=metadata,
+            timeout=timeout,
+            deadline=now + deadline if deadline is not None else None,
+            estimated_tokens=estimate,
+            key=self._queue.key_for(int(priority), now),
+            now=now,
+            future=asyncio.get_running_loop().create_future(),
+        )
+
+    def _on_future_done(self, job: Job, _future: object) -> None:
+        if job.future.cancelled() and not job.cancelled:
+            job.cancelled = True
+            self._stats.cancelled()
+            if job.queued:
+                self._queue.discard(job)
+                self._poke()
+
+    def _expire(self, job: Job) -> None:
+        """A queued job's deadline passed: fail it now rather than when it reaches the front."""
+        if job.queued and not job.cancelled and not job.future.done():
+            job.cancelled = True
+            self._queue.discard(job)
+            self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"), None)
+
+    # -- the gate ---------------------------------------------------------------------------
+    def _poke(self) -> None:
+        """Wake the worker at the gate: something changed that may let a job go sooner."""
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _wait(self, until: float | None) -> None:
+        wakeup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._wakeup = wakeup
+        timer: TimerHandle | None = None
+        if until is not None:
+            timer = self._clock.call_at(until, self._poke)
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _next_job(self) -> Job | None:
+        """The next job to send with its credit reserved, or None when it is time to stop."""
+        assert self._limiter is not None
+        async with self._gate:
+            while True:
+                now = self._clock.now()
+                job = self._queue.peek(now)
+                if job is None:
+                    if self._closing and len(self._queue) == 0:
+                        self._poke()
+                        return None
+                    await self._wait(self._queue.next_eligible_at())
+                    continue
+                if job.deadline is not None and now >= job.deadline:
+                    self._queue.pop(now)
+                    self._fail(job, DeadlineExceededError("the job's deadline passed"), now)
+                    continue
+                wait = await self._limiter.acquire(job.estimated_tokens, now)
+                if wait <= 0.0:
+                    now = self._clock.now()
+                    if job.cancelled:
+                        self._limiter.refund(job.estimated_tokens, now)
+                        continue
+                    self._queue.pop(now)
+                    return job
+                until = now + wait
+                eligible = self._queue.next_eligible_at()
+                if eligible is not None:
+                    until = min(until, eligible)
+                await self._wait(until)
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._next_job()
+            if job is None:
+                return
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"), None)
+                raise
+            except Exception as exc:  # a bug must fail one job, never kill a worker
+                _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
+                self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"), None)
+
+    # -- one attempt ------------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        assert self._limiter is not None
+        clock = self._clock
+        started = clock.now()
+        job.attempts += 1
+        job.queued_seconds += started - job.eligible_at
+        self._in_flight += 1
+        self._stats.dispatched()
+        timeout = job.timeout or self._timeouts.timeout_for(job.max_tokens)
+        if job.deadline is not None:
+            timeout = max(0.001, min(timeout, job.deadline - started))
+        body = json.dumps(job.payload(), separators=(",", ":")).encode()
+        try:
+            response = await self._transport.send(job.endpoint.value, body, timeout=timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            now = clock.now()
+            job.in_flight_seconds += now - started
+            # The server may have started on it: keep the reservation as spent.
+            self._retry_or_fail(job, classify_exception(exc), now, cause=exc)
+            return
+        finally:
+            self._in_flight -= 1
+        now = clock.now()
+        elapsed = now - started
+        job.in_flight_seconds += elapsed
+        self._observe_headers(response, now)
+        if 200 <= response.status < 300:
+            self._succeed(job, response, now, elapsed)
+        else:
+            # A rejected call generated nothing: its tokens go back, its request slot does not.
+            self._limiter.settle(job.estimated_tokens, 0, now)
+            verdict = classify_response(
+                response.status, response.headers, response.body, request_id=response.request_id
+            )
+            self._retry_or_fail(job, verdict, now)
+
+    def _observe_headers(self, response: TransportResponse, now: float) -> None:
+        assert self._limiter is not None
+        try:
+            headers = parse_rate_limit_headers(response.headers)
+        except Exception:  # the parsers promise not to raise; a header must never kill a job
+            return
+        if not headers.is_empty:
+            before = (self._limiter.requests_per_second, self._limiter.tokens_per_minute)
+            self._limiter.observe_headers(headers, now)
+            after = (self._limiter.requests_per_second, self._limiter.tokens_per_minute)
+            if after != before:
+                _log.info(
+                    "grok_scheduler.limits_updated",
+                    requests_per_second=after[0],
+                    tokens_per_minute=after[1],
+                    reason="headers",
+                )
+
+    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+        assert self._limiter is not None
+        try:
+            parsed = json.loads(response.body)
+            if not isinstance(parsed, dict):
+                raise ValueError("the body is not a JSON object")
+            text, finish_reason = extract_answer(parsed, job.endpoint)
+        except ValueError as exc:
+            self._limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
+            error = APIResponseValidationError(
+                f"the server answered {response.status} with an unusable body: {exc}",
+                status_code=response.status,
+                request_id=response.request_id,
+            )
+            self._retry_or_fail(job, Verdict(error, True, None, None, False), now)
+            return
+        usage = Usage.from_body(parsed)
+        used = usage.total_tokens or job.estimated_tokens
+        self._limiter.settle(job.estimated_tokens, used, now)
+        answer_tokens = usage.completion_tokens + usage.reasoning_tokens
+        characters, _ = prompt_characters(job.prompt)
+        self._estimators[job.model].observe(characters, usage.prompt_tokens, answer_tokens)
+        self._timeouts.observe(elapsed, answer_tokens)
+        self._consecutive_429 = 0
+        self._stats.completed(usage, job.queued_seconds, elapsed)
+        if job.future.done():
+            return
+        model = parsed.get("model")
+        job.future.set_result(
+            Result(
+                text=text,
+                usage=usage,
+                model=model if isinstance(model, str) else job.model,
+                request_id=response.request_id or _str_or_none(parsed.get("id")),
+                attempts=job.attempts,
+                queued_seconds=job.queued_seconds,
+                in_flight_seconds=job.in_flight_seconds,
+                finish_reason=finish_reason,
+                body=parsed,
+                metadata=job.metadata,
+                status_code=response.status,
+            )
+        )
+
+    # -- failure ----------------------------------------------------------------------------
+    def _retry_or_fail(
+        self, job: Job, verdict: Verdict, now: float, *, cause: BaseException | None = None
+    ) -> None:
+        assert self._limiter is not None
+        error = verdict.error
+        if cause is not None:
+            error.__cause__ = cause
+        self._stats.failed_attempt(verdict)
+        if verdict.is_rate_limit:
+            self._pause_for_rate_limit(verdict, now)
+        delay: float | None = None
+        if verdict.retryable:
+            if verdict.retry_after is not None:
+                if verdict.retry_after > self._retry.max_retry_after:
+                    delay = None
+                    error = _too_long_wait(error, verdict.retry_after)
+                else:
+                    delay = retry_after_delay(verdict.retry_after, self._rng)
+            else:
+                delay = backoff_delay(self._retry, job.attempts, self._rng)
+        job.history.append(
+            AttemptRecord(
+                number=job.attempts,
+                status_code=error.status_code,
+                error_type=type(error).__name__,
+                message=error.message,
+                retry_after=verdict.retry_after,
+                backoff=delay,
+            )
+        )
+        if error.fails_every_job and self._stop_on_fatal:
+            self._stop_everything(error, job, now)
+            return
+        if delay is None or job.future.done():
+            self._fail(job, error, now)
+            return
+        if job.attempts >= self._retry.max_attempts:
+            self._fail(job, error, now)
+            return
+        retry_at = now + delay
+        total = self._retry.total_timeout
+        if (job.deadline is not None and retry_at >= job.deadline) or (
+            total is not None and retry_at - job.submitted_at > total
+        ):
+            self._fail(job, error, now)
+            return
+        job.eligible_at = retry_at
+        self._stats.retried()
+        _log.info(
+            "grok_scheduler.retry_scheduled",
+            attempt=job.attempts,
+            delay=round(delay, 3),
+            error_type=type(error).__name__,
+            status_code=error.status_code,
+        )
+        self._queue.push(job, now)
+        self._poke()
+
+    def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
+        assert self._limiter is not None
+        self._consecutive_429 += 1
+        if verdict.retry_after is not None:
+            wait = verdict.retry_after
+        else:
+            # No server wait given (xAI's usual 429): a short pool-wide pause that grows while
+            # 429s repeat, jittered so that several processes do not resume together.
+            base = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
+            wait = base * self._rng.uniform(0.75, 1.25)
+        self._limiter.pause_until(now + wait, now, "429")
+
+    def _fail(self, job: Job, error: SchedulerError, now: float | None) -> None:
+        if isinstance(error, APIError):
+            error.attempts = job.attempts
+            error.history = tuple(job.history)
+        self._stats.failed(error)
+        if job.future.done():
+            return
+        _log.warning(
+            "grok_scheduler.failed",
+            error_type=type(error).__name__,
+            status_code=getattr(error, "status_code", None),
+            attempts=job.attempts,
+        )
+        job.future.set_exception(error)
+        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
+        job.future.exception()
+
+    def _stop_everything(self, error: APIError, job: Job, now: float) -> None:
+        """A failure that will fail every job (bad key, no credits) ends the whole run."""
+        self._fatal = error
+        _log.error(
+            "grok_scheduler.stopped",
+            error_type=type(error).__name__,
+            status_code=error.status_code,
+            reason="this error would fail every job",
+        )
+        self._fail(job, error, now)
+        self._fail_queued(None)
+
+    def _copy_fatal(self) -> APIError:
+        assert self._fatal is not None
+        fatal = self._fatal
+        copy = type(fatal)(
+            f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
+            status_code=fatal.status_code,
+            code=fatal.code,
+            request_id=fatal.request_id,
+        )
+        return copy
+
+    def _fail_queued(self, error: SchedulerError | None) -> None:
+        for job in self._queue.drain():
+            self._fail(job, error if error is not None else self._copy_fatal(), None)
+        self._poke()
+
+    # -- introspection ----------------------------------------------------------------------
+    def statistics(self) -> SchedulerStatistics:
+        """A frozen snapshot of queue, limits, counters and token use."""
+        now = self._clock.now()
+        return self._stats.snapshot(
+            queued=len(self._queue),
+            in_flight=self._in_flight,
+            limiter=self._limiter.state(now) if self._limiter else None,
+        )
+
+    def __repr__(self) -> str:
+        limiter = self._limiter
+        return (
+            f"Scheduler(model={self._model!r}, base_url={self._base_url!r}, "
+            f"max_concurrency={self._max_concurrency}, "
+            f"requests_per_second={limiter.requests_per_second if limiter else None}, "
+            f"tokens_per_minute={limiter.tokens_per_minute if limiter else None}, "
+            f"queued={len(self._queue)}, in_flight={self._in_flight}, closed={self._closing})"
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _too_long_wait(error: APIError, retry_after: float) -> APIError:
+    message = (
+        f"the server asked to wait {retry_after:g}s, longer than max_retry_after: {error.message}"
+    )
+    return RateLimitError(
+        message,
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+        body=error.body,
+        retry_after=retry_after,
+    )
+
+
+def _validate_prompt(prompt: object) -> str | list[dict[str, Any]]:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidJobError("the prompt is empty")
+        return prompt
+    if isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
+        messages: list[dict[str, Any]] = []
+        for index, message in enumerate(prompt):
+            if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+                raise InvalidJobError(f"message {index} must be a mapping with a 'role'")
+            if "content" not in message:
+                raise InvalidJobError(f"message {index} has no 'content'")
+            messages.append(dict(message))
+        if not messages:
+            raise InvalidJobError("the message list is empty")
+        return messages
+    raise InvalidJobError(
+        f"a prompt is a string or a list of messages, not {type(prompt).__name__}"
+    )

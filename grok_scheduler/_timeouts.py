@@ -1,0 +1,74 @@
+"""Per-call timeouts derived from ``max_tokens`` and the latency observed so far.
+
+A stuck connection must not hold a job for minutes, yet a long answer must not be cut off. The
+bound is ``slack * (base latency + seconds per token * max_tokens) + floor``, where base latency
+and seconds per token are the largest of recent observations (so a slow phase widens the bound
+at once), clamped to ``[minimum, maximum]``. Before enough calls were seen a generous prior holds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["CallTimeouts"]
+
+_WINDOW = 64
+_MIN_SAMPLES = 8
+
+
+class CallTimeouts:
+    """Learns call latency and proposes a timeout for the next call."""
+
+    __slots__ = (
+        "_base",
+        "_floor",
+        "_maximum",
+        "_minimum",
+        "_per_token",
+        "_prior_base",
+        "_prior_per_token",
+        "_slack",
+    )
+
+    def __init__(
+        self,
+        *,
+        minimum: float = 10.0,
+        maximum: float = 900.0,
+        slack: float = 3.0,
+        floor: float = 5.0,
+        prior_base: float = 30.0,
+        prior_per_token: float = 0.1,
+    ) -> None:
+        self._minimum = minimum
+        self._maximum = maximum
+        self._slack = slack
+        self._floor = floor
+        self._prior_base = prior_base
+        self._prior_per_token = prior_per_token
+        self._base: deque[float] = deque(maxlen=_WINDOW)
+        self._per_token: deque[float] = deque(maxlen=_WINDOW)
+
+    def observe(self, seconds: float, answer_tokens: int) -> None:
+        """Record one successful call's duration and answer size (completion + reasoning)."""
+        if seconds < 0:
+            return
+        self._base.append(seconds)
+        if answer_tokens > 0:
+            self._per_token.append(seconds / answer_tokens)
+
+    def timeout_for(self, max_tokens: int | None) -> float:
+        """The bound for a call allowed ``max_tokens`` answer tokens (None: the default size)."""
+        tokens = max_tokens if max_tokens is not None else 1024
+        if len(self._base) < _MIN_SAMPLES:
+            estimate = self._prior_base + self._prior_per_token * tokens
+        else:
+            per_token = max(self._per_token) if self._per_token else 0.0
+            # Latency already includes the tokens of the observed answers, so the base is the
+            # smallest observation and the per-token slope the largest: a safe upper line.
+            estimate = min(self._base) + per_token * tokens
+        bound = self._slack * estimate + self._floor
+        return max(self._minimum, min(self._maximum, bound))
+
+    def __repr__(self) -> str:
+        return f"CallTimeouts(samples={len(self._base)}, next={self.timeout_for(None):.1f}s)"
