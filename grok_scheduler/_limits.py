@@ -47,8 +47,13 @@ class Limiter(Protocol):
     @property
     def tokens_per_minute(self) -> float | None: ...
 
-    async def acquire(self, tokens: int, now: float) -> float:
-        """Reserve one request and ``tokens``; return 0.0 on success, else seconds to wait."""
+    async def acquire(self, tokens: int, now: float, priority: int = 2) -> float:
+        """Reserve one request and ``tokens``; return 0.0 on success, else seconds to wait.
+
+        ``priority`` is the job's (lower is more urgent): a shared limiter uses it to keep
+        capacity for urgent work of other processes; the local one needs no such hint because
+        the scheduler's queue already asks for the most urgent job first.
+        """
         ...
 
     def settle(self, reserved: int, used: int, now: float) -> None:
@@ -181,7 +186,7 @@ class LocalLimiter:
             wait = max(wait, self._tokens.delay(float(tokens), now))
         return max(0.0, wait)
 
-    async def acquire(self, tokens: int, now: float) -> float:
+    async def acquire(self, tokens: int, now: float, priority: int = 2) -> float:
         return self.try_acquire(tokens, now)
 
     def try_acquire(self, tokens: int, now: float) -> float:

@@ -16,11 +16,12 @@ import json
 import math
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
+from ._bulk import Outcome, PromptItem, map_prompts
 from ._classify import Verdict, classify_exception, classify_response
 from ._clock import Clock, LoopClock, TimerHandle
 from ._errors import (
@@ -196,6 +197,11 @@ class Scheduler:
             if self._limiter is not None:
                 await self._limiter.aclose()
             await self._transport.aclose()
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many calls may be in flight at once."""
+        return self._max_concurrency
 
     @property
     def closed(self) -> bool:
@@ -401,7 +407,7 @@ class Scheduler:
                     self._queue.pop(now)
                     self._fail(job, DeadlineExceededError("the job's deadline passed"), now)
                     continue
-                wait = await self._limiter.acquire(job.estimated_tokens, now)
+                wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
                 if wait <= 0.0:
                     now = self._clock.now()
                     if job.cancelled:
@@ -645,6 +651,24 @@ class Scheduler:
         for job in self._queue.drain():
             self._fail(job, error if error is not None else self._copy_fatal(), None)
         self._poke()
+
+    # -- bulk -------------------------------------------------------------------------------
+    def map(
+        self,
+        prompts: Iterable[PromptItem] | AsyncIterable[PromptItem],
+        *,
+        ordered: bool = False,
+        window: int | None = None,
+        **defaults: Any,
+    ) -> AsyncIterator[Outcome]:
+        """Run every prompt of a (possibly endless) iterable, yielding outcomes as they finish.
+
+        Items are prompts, message lists, or mappings of submit options (``prompt`` or
+        ``messages`` plus e.g. ``priority``, ``max_tokens``, ``metadata``). At most ``window``
+        jobs are in the scheduler at once (default: a few times ``max_concurrency``), so memory
+        stays flat whatever the input size. Failures are yielded as outcomes, never raised.
+        """
+        return map_prompts(self, prompts, ordered=ordered, window=window, **defaults)
 
     # -- introspection ----------------------------------------------------------------------
     def statistics(self) -> SchedulerStatistics:
