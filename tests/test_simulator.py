@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest_asyncio
 from grok_scheduler.simulator import FAULT_KINDS, Simulator, SimulatorConfig, SimulatorStats
 from grok_scheduler.simulator._cli import add_simulate_parser, config_from_args
 from grok_scheduler.simulator._limits import ServerLimits, go_duration
+from grok_scheduler.simulator._protocol import ModelCall
 
 SimulatorFactory = Callable[[SimulatorConfig | None], Awaitable[Simulator]]
 KEY = "xai-SimulatorTestKey-0123456789"
@@ -264,7 +266,9 @@ async def test_request_rate_limit_rejects_excess_burst(
     make_simulator: SimulatorFactory, session: aiohttp.ClientSession
 ) -> None:
     """Over the request bucket, 429s carry the flat rate-limit body and no headers by default."""
-    sim = await make_simulator(SimulatorConfig(latency=0.0, requests_per_second=5))
+    # Capacity 5 with a slow refill, so a slow machine cannot blur the count.
+    config = SimulatorConfig(latency=0.0, requests_per_second=0.5, burst_seconds=10)
+    sim = await make_simulator(config)
     results = await burst(session, f"{sim.base_url}/chat/completions", 15)
     statuses = [status for status, _, _ in results]
     assert statuses.count(200) == 5 and statuses.count(429) == 10
@@ -308,9 +312,10 @@ async def test_set_limits_applies_immediately(
     make_simulator: SimulatorFactory, session: aiohttp.ClientSession
 ) -> None:
     """Lowering the rate clamps the bucket at once; None lifts the limit."""
-    sim = await make_simulator(SimulatorConfig(latency=0.0, requests_per_second=100))
+    config = SimulatorConfig(latency=0.0, requests_per_second=100, burst_seconds=4)
+    sim = await make_simulator(config)
     url = f"{sim.base_url}/chat/completions"
-    sim.set_limits(requests_per_second=2)
+    sim.set_limits(requests_per_second=0.5)  # capacity 400 -> 2
     assert [s for s, _, _ in await burst(session, url, 6)].count(200) == 2
     sim.set_limits(requests_per_second=None)
     assert [s for s, _, _ in await burst(session, url, 6)].count(200) == 6
@@ -327,7 +332,8 @@ async def test_limits_follow_direct_config_changes(
 ) -> None:
     """Mutating the live config is honoured on the next request."""
     sim = await make_simulator(SimulatorConfig(latency=0.0, requests_per_second=None))
-    sim.config.requests_per_second = 3
+    sim.config.burst_seconds = 6
+    sim.config.requests_per_second = 0.5
     results = await burst(session, f"{sim.base_url}/chat/completions", 5)
     assert [s for s, _, _ in results].count(200) == 3
 
@@ -425,7 +431,7 @@ async def test_openai_headers_on_success_and_429(
         assert headers["x-ratelimit-limit-tokens"] == "6000"
     assert sorted(h["x-ratelimit-remaining-requests"] for h in ok) == ["0", "1"]
     retry = float(limited[0]["retry-after"])
-    assert retry == pytest.approx(1.0, abs=0.05)  # one request at 2/s * (1 - 0.5)
+    assert 0.5 < retry <= 1.0  # one request at 2/s * (1 - 0.5), less what refilled meanwhile
     assert float(limited[0]["retry-after-ms"]) == pytest.approx(retry * 1000, abs=1)
     assert re.fullmatch(r"[0-9.]+(ms|s)", limited[0]["x-ratelimit-reset-requests"])
 
@@ -582,6 +588,18 @@ def test_unknown_fault_kinds_are_refused() -> None:
     assert "hang" in FAULT_KINDS
 
 
+def test_latency_grows_per_token_and_jitters_within_bounds() -> None:
+    """Latency is base + per-token cost, spread uniformly by the jitter fraction."""
+    config = SimulatorConfig(latency=0.1, latency_per_token=0.01, latency_jitter=0.5)
+    sim = Simulator(config)
+    call_ = ModelCall("m", 5, 10, 10, 25, capped=False, stream=False, topic="t")
+    delays = [sim._delay(call_) for _ in range(200)]
+    assert all(0.15 <= d <= 0.45 for d in delays)  # 0.3 +- 50 %
+    assert max(delays) - min(delays) > 0.2
+    config.latency_jitter = 0.0
+    assert sim._delay(call_) == pytest.approx(0.3)
+
+
 # --- stats -------------------------------------------------------------------------------
 
 
@@ -589,7 +607,7 @@ async def test_in_flight_and_reset_stats(
     make_simulator: SimulatorFactory, session: aiohttp.ClientSession
 ) -> None:
     """Concurrent requests are counted in flight; reset_stats zeroes the counters."""
-    sim = await make_simulator(SimulatorConfig(latency=0.1, requests_per_second=None))
+    sim = await make_simulator(SimulatorConfig(latency=0.3, requests_per_second=None))
     await burst(session, f"{sim.base_url}/chat/completions", 5)
     assert sim.stats.max_in_flight == 5 and sim.stats.in_flight == 0
     sim.reset_stats()
@@ -625,7 +643,7 @@ def test_cli_options_build_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_module_runs_until_interrupted() -> None:
     """python -m grok_scheduler.simulator prints its URL, serves, and exits 0 on Ctrl-C."""
     command = [sys.executable, "-m", "grok_scheduler.simulator", "--port", "0", "--latency", "0"]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         try:
             assert process.stdout is not None
