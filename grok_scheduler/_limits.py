@@ -24,6 +24,7 @@ __all__ = ["Limiter", "LimiterState", "LocalLimiter"]
 
 #: Tokens per minute are enforced over a minute, so a minute of tokens is the largest burst.
 TOKEN_WINDOW_SECONDS = 60.0
+_REQUEST_HEADROOM = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +141,11 @@ class LocalLimiter:
         return self._tokens.rate * TOKEN_WINDOW_SECONDS if self._tokens else None
 
     def _request_capacity(self, rps: float) -> float:
-        # At least one whole request, or a slow limit could never admit anything.
-        return max(1.0, rps * self._burst_seconds)
+        # Keep a tenth of the server's burst in hand: our bucket and the server's drain in step,
+        # so without headroom any request that arrives a little early (network or event-loop
+        # jitter) finds the server's bucket a fraction short and gets a 429. At least one whole
+        # request, or a slow limit could never admit anything.
+        return max(1.0, rps * self._burst_seconds * _REQUEST_HEADROOM)
 
     def _apply(self, rps: float | None, tpm: float | None, now: float) -> None:
         if rps is None:

@@ -11,15 +11,19 @@ from grok_scheduler import FakeClock, MockTransport, Scheduler, TransportRespons
 TEST_KEY = "xai-TESTKEYdoNotLeak0123456789abcdef"
 
 
-def chat_body(text: str = "ok", *, prompt_tokens: int = 10, completion_tokens: int = 5,
-              reasoning_tokens: int = 0) -> dict[str, Any]:
+def chat_body(
+    text: str = "ok",
+    *,
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+    reasoning_tokens: int = 0,
+) -> dict[str, Any]:
     """A chat-completions body as xAI sends it (reasoning outside completion, inside total)."""
     return {
         "id": "resp-1",
         "model": "grok-4",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -34,12 +38,17 @@ def chat_body(text: str = "ok", *, prompt_tokens: int = 10, completion_tokens: i
 
 def ok(text: str = "ok", **usage: int) -> TransportResponse:
     """A 200 response."""
-    return TransportResponse(200, json.dumps(chat_body(text, **usage)).encode(),
-                             {"x-request-id": "req-ok"})
+    return TransportResponse(
+        200, json.dumps(chat_body(text, **usage)).encode(), {"x-request-id": "req-ok"}
+    )
 
 
-def error(status: int, message: str, code: str = "Some resource has been exhausted",
-          headers: dict[str, str] | None = None) -> TransportResponse:
+def error(
+    status: int,
+    message: str,
+    code: str = "Some resource has been exhausted",
+    headers: dict[str, str] | None = None,
+) -> TransportResponse:
     """A flat xAI error body."""
     body = json.dumps({"code": code, "error": message}).encode()
     return TransportResponse(status, body, {"x-request-id": "req-err", **(headers or {})})
@@ -48,8 +57,13 @@ def error(status: int, message: str, code: str = "Some resource has been exhaust
 class Server:
     """A scripted fake API: records who was sent when, answers from a script or a function."""
 
-    def __init__(self, clock: FakeClock, *, latency: float = 0.1,
-                 answer: Callable[[dict[str, Any]], TransportResponse] | None = None) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        latency: float = 0.1,
+        answer: Callable[[dict[str, Any]], TransportResponse] | None = None,
+    ) -> None:
         self.clock = clock
         self.latency = latency
         self.answer = answer or (lambda body: ok(_prompt_of(body)))
@@ -82,5 +96,6 @@ def _prompt_of(body: dict[str, Any]) -> str:
 def make_scheduler(clock: FakeClock, server: Server, **options: Any) -> Scheduler:
     """A scheduler on virtual time talking to ``server`` through a MockTransport."""
     options.setdefault("max_concurrency", 4)
-    return Scheduler(api_key=TEST_KEY, clock=clock,
-                     transport=MockTransport(server, clock=clock), **options)
+    return Scheduler(
+        api_key=TEST_KEY, clock=clock, transport=MockTransport(server, clock=clock), **options
+    )

@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import pytest
+from fakes import TEST_KEY, Server, error, make_scheduler, ok
 
 from grok_scheduler import (
     APITimeoutError,
@@ -22,8 +23,6 @@ from grok_scheduler import (
     SchedulerClosedError,
 )
 
-from fakes import TEST_KEY, Server, error, make_scheduler, ok
-
 
 @pytest.fixture
 def clock() -> FakeClock:
@@ -33,8 +32,9 @@ def clock() -> FakeClock:
 async def test_submit_returns_text_usage_and_attempts(clock: FakeClock) -> None:
     """A successful job resolves to a Result with the text, full usage and one attempt."""
     server = Server(clock)
-    server.script.append(ok("hello there", prompt_tokens=7, completion_tokens=3,
-                            reasoning_tokens=4))
+    server.script.append(
+        ok("hello there", prompt_tokens=7, completion_tokens=3, reasoning_tokens=4)
+    )
     async with make_scheduler(clock, server, requests_per_second=10) as scheduler:
         task = asyncio.ensure_future(scheduler.submit("Explain GCRA", metadata={"n": 1}))
         await clock.run_until_done(task)
@@ -50,21 +50,22 @@ async def test_submit_returns_text_usage_and_attempts(clock: FakeClock) -> None:
 
 
 async def test_requests_per_second_paces_dispatch(clock: FakeClock) -> None:
-    """With rps=2 and a one-second burst, 10 jobs go out 2 at once then one every 0.5 s."""
+    """rps=10: a burst of 9 (a tenth of the second's burst kept in hand), then one per 0.1 s."""
     server = Server(clock, latency=0.0)
-    async with make_scheduler(clock, server, requests_per_second=2) as scheduler:
-        futures = [scheduler.submit_nowait(f"p{i}") for i in range(10)]
+    async with make_scheduler(clock, server, requests_per_second=10) as scheduler:
+        futures = [scheduler.submit_nowait(f"p{i}") for i in range(20)]
         await clock.run_until_done(asyncio.gather(*futures))
     times = [t - 1000.0 for t, _ in server.sent]
-    assert times[:2] == [0.0, 0.0]
-    assert times[2:] == pytest.approx([0.5 * k for k in range(1, 9)])
+    assert times[:9] == [0.0] * 9
+    assert times[9:] == pytest.approx([0.1 * k for k in range(1, 12)])
 
 
 async def test_higher_priority_goes_first_and_fifo_within_level(clock: FakeClock) -> None:
     """Queued jobs leave in priority order (lower number first), FIFO within a level."""
     server = Server(clock, latency=0.0)
-    async with make_scheduler(clock, server, requests_per_second=1, burst_seconds=1.0,
-                              max_concurrency=1) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=1, burst_seconds=1.0, max_concurrency=1
+    ) as scheduler:
         futures = [
             scheduler.submit_nowait("low-1", priority=Priority.LOW),
             scheduler.submit_nowait("low-2", priority=Priority.LOW),
@@ -82,8 +83,9 @@ async def test_aging_lets_old_low_priority_work_overtake(clock: FakeClock) -> No
     """A LOW job that waited longer than aging_seconds per level beats a fresh HIGH job."""
     server = Server(clock, latency=0.0)
     # One request per 20 s; LOW is two levels (10 s of aging) behind HIGH.
-    async with make_scheduler(clock, server, requests_per_second=0.05, max_concurrency=1,
-                              aging_seconds=5.0) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=0.05, max_concurrency=1, aging_seconds=5.0
+    ) as scheduler:
         first = scheduler.submit_nowait("first", priority=Priority.CRITICAL)
         low = scheduler.submit_nowait("old-low", priority=Priority.LOW)
         await clock.advance(11.0)
@@ -97,8 +99,9 @@ async def test_transient_error_is_retried_through_the_queue(clock: FakeClock) ->
     server = Server(clock, latency=0.0)
     server.script += [error(500, "Internal error", code="Internal error"), ok("fine")]
     policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
-    async with make_scheduler(clock, server, requests_per_second=100, retry=policy,
-                              rng=random.Random(1)) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=100, retry=policy, rng=random.Random(1)
+    ) as scheduler:
         task = asyncio.ensure_future(scheduler.submit("p"))
         await clock.run_until_done(task)
     assert task.result().attempts == 2
@@ -108,11 +111,16 @@ async def test_transient_error_is_retried_through_the_queue(clock: FakeClock) ->
 
 async def test_retries_give_up_after_max_attempts_with_history(clock: FakeClock) -> None:
     """After max_attempts 503s the job fails with InternalServerError carrying its history."""
-    server = Server(clock, latency=0.0,
-                    answer=lambda body: error(503, "The model is at capacity",
-                                              code="The service is currently unavailable"))
-    async with make_scheduler(clock, server, requests_per_second=100,
-                              retry=RetryPolicy(max_attempts=3, base_delay=0.1)) as scheduler:
+    server = Server(
+        clock,
+        latency=0.0,
+        answer=lambda body: error(
+            503, "The model is at capacity", code="The service is currently unavailable"
+        ),
+    )
+    async with make_scheduler(
+        clock, server, requests_per_second=100, retry=RetryPolicy(max_attempts=3, base_delay=0.1)
+    ) as scheduler:
         task = asyncio.ensure_future(scheduler.submit("p"))
         await clock.run_until_done(task)
     exc = task.exception()
@@ -126,8 +134,9 @@ async def test_retry_after_is_honoured_and_pauses_the_whole_pool(clock: FakeCloc
     """A 429 with retry-after: 2 holds every dispatch for 2 s and retries no sooner."""
     server = Server(clock, latency=0.0)
     server.script.append(error(429, "Rate limit exceeded", headers={"retry-after": "2"}))
-    async with make_scheduler(clock, server, requests_per_second=100,
-                              max_concurrency=1) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=100, max_concurrency=1
+    ) as scheduler:
         first = scheduler.submit_nowait("a")
         await clock.settle()
         second = scheduler.submit_nowait("b")
@@ -152,11 +161,14 @@ async def test_retry_after_beyond_cap_fails_with_rate_limit_error(clock: FakeClo
 
 async def test_bad_key_fails_every_queued_job_after_one_call(clock: FakeClock) -> None:
     """xAI's 400 incorrect-key stops the run: 50 jobs fail with one request sent."""
-    server = Server(clock, latency=0.0,
-                    answer=lambda body: error(400, "Incorrect API key provided: xa***ef.",
-                                              code="Client specified an invalid argument"))
-    async with make_scheduler(clock, server, requests_per_second=1,
-                              max_concurrency=1) as scheduler:
+    server = Server(
+        clock,
+        latency=0.0,
+        answer=lambda body: error(
+            400, "Incorrect API key provided: xa***ef.", code="Client specified an invalid argument"
+        ),
+    )
+    async with make_scheduler(clock, server, requests_per_second=1, max_concurrency=1) as scheduler:
         futures = [scheduler.submit_nowait(f"p{i}") for i in range(50)]
         await clock.run_until_done(asyncio.gather(*futures, return_exceptions=True))
         with pytest.raises(AuthenticationError):
@@ -168,9 +180,14 @@ async def test_bad_key_fails_every_queued_job_after_one_call(clock: FakeClock) -
 async def test_billing_exhaustion_is_never_retried(clock: FakeClock) -> None:
     """A 429 about credits is QuotaExhaustedError at once, even with x-should-retry: true."""
     server = Server(clock, latency=0.0)
-    server.script.append(error(
-        429, "Your team has either used all available credits or reached its monthly "
-        "spending limit.", headers={"x-should-retry": "true"}))
+    server.script.append(
+        error(
+            429,
+            "Your team has either used all available credits or reached its monthly "
+            "spending limit.",
+            headers={"x-should-retry": "true"},
+        )
+    )
     async with make_scheduler(clock, server, requests_per_second=10) as scheduler:
         task = asyncio.ensure_future(scheduler.submit("p"))
         await clock.run_until_done(task)
@@ -194,8 +211,9 @@ async def test_timeouts_exhausted_raise_api_timeout_error(clock: FakeClock) -> N
     """When every attempt hangs, the job ends with APITimeoutError, never pending."""
     server = Server(clock, latency=0.0)
     server.script += [None, None]
-    async with make_scheduler(clock, server, requests_per_second=10,
-                              retry=RetryPolicy(max_attempts=2)) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=10, retry=RetryPolicy(max_attempts=2)
+    ) as scheduler:
         task = asyncio.ensure_future(scheduler.submit("p", timeout=1.0))
         await clock.run_until_done(task)
     assert isinstance(task.exception(), APITimeoutError)
@@ -204,8 +222,7 @@ async def test_timeouts_exhausted_raise_api_timeout_error(clock: FakeClock) -> N
 async def test_cancelled_submit_leaves_the_queue_unsent(clock: FakeClock) -> None:
     """Cancelling a queued submit removes it: it is never sent and the rest still run."""
     server = Server(clock, latency=0.0)
-    async with make_scheduler(clock, server, requests_per_second=1,
-                              max_concurrency=1) as scheduler:
+    async with make_scheduler(clock, server, requests_per_second=1, max_concurrency=1) as scheduler:
         first = scheduler.submit_nowait("first")
         doomed = asyncio.ensure_future(scheduler.submit("doomed"))
         last = scheduler.submit_nowait("last")
@@ -229,12 +246,12 @@ async def test_job_too_large_for_the_token_limit_fails_at_once(clock: FakeClock)
 
 async def test_tokens_per_minute_paces_and_settles_to_real_usage(clock: FakeClock) -> None:
     """Reservations are settled to total_tokens, so small answers free credit for more jobs."""
-    server = Server(clock, latency=0.0,
-                    answer=lambda body: ok("x", prompt_tokens=10, completion_tokens=10))
+    server = Server(
+        clock, latency=0.0, answer=lambda body: ok("x", prompt_tokens=10, completion_tokens=10)
+    )
     # Each job reserves 4+4 prompt + 500 max_tokens but uses only 20 tokens.
     async with make_scheduler(clock, server, tokens_per_minute=6000) as scheduler:
-        futures = [scheduler.submit_nowait("abcdefghijklmnop", max_tokens=500)
-                   for _ in range(20)]
+        futures = [scheduler.submit_nowait("abcdefghijklmnop", max_tokens=500) for _ in range(20)]
         await clock.run_until_done(asyncio.gather(*futures))
         stats = scheduler.statistics()
     assert stats.total_tokens == 400
@@ -245,8 +262,9 @@ async def test_tokens_per_minute_paces_and_settles_to_real_usage(clock: FakeCloc
 async def test_deadline_fails_a_job_stuck_in_the_queue(clock: FakeClock) -> None:
     """A queued job whose deadline passes fails with DeadlineExceededError at that moment."""
     server = Server(clock, latency=0.0)
-    async with make_scheduler(clock, server, requests_per_second=0.1,
-                              max_concurrency=1) as scheduler:
+    async with make_scheduler(
+        clock, server, requests_per_second=0.1, max_concurrency=1
+    ) as scheduler:
         first = scheduler.submit_nowait("first")
         late = scheduler.submit_nowait("late", deadline=3.0)
         await clock.advance(3.5)
@@ -297,8 +315,9 @@ async def test_close_with_cancel_fails_queued_jobs(clock: FakeClock) -> None:
         ("ok", {"endpoint": "embeddings"}),
     ],
 )
-async def test_bad_input_raises_invalid_job_error(clock: FakeClock, prompt: object,
-                                                 options: dict[str, object]) -> None:
+async def test_bad_input_raises_invalid_job_error(
+    clock: FakeClock, prompt: object, options: dict[str, object]
+) -> None:
     """Bad submit arguments raise InvalidJobError (a ValueError) before anything is queued."""
     server = Server(clock)
     async with make_scheduler(clock, server) as scheduler:
