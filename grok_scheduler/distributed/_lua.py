@@ -17,12 +17,12 @@ the booking after its sleep without another round trip.
 Argument layout (strings; ``''`` means "not given"), shared by both scripts::
 
     1 burst_seconds  2 headroom  3 ttl_ms  4 seed_rps  5 seed_tpm  6 seed_reason  7 configure
-    8 give_requests  9 give_tokens  10 set_rps  11 set_tpm  12 set_reason
-    13 clamp_requests  14 clamp_tokens  15 pause_seconds  16 pause_reason
+    8 seed_empty  9 give_requests  10 give_tokens  11 set_rps  12 set_tpm  13 set_reason
+    14 clamp_requests  15 clamp_tokens  16 pause_seconds  17 pause_reason
 
 and, for :data:`ACQUIRE` only::
 
-    17 tokens  18 priority  19 urgent_priority  20 reserve_share  21 max_booking  22 urgent_hold
+    18 tokens  19 priority  20 urgent_priority  21 reserve_share  22 max_booking  23 urgent_hold
 
 Both return ``{status, wait, rps, tpm, paused_for, requests_level, tokens_level, why}`` as
 strings (Lua would truncate numbers to integers): status is ``ok``, ``booked``, ``wait`` or
@@ -34,7 +34,7 @@ from __future__ import annotations
 __all__ = ["ACQUIRE", "COMMON_ARGS", "UPDATE"]
 
 #: How many arguments the common block takes (the acquisition's own start after it).
-COMMON_ARGS = 16
+COMMON_ARGS = 17
 
 _PRELUDE = """
 local key = KEYS[1]
@@ -71,16 +71,18 @@ local rl, tl -- levels at `now`; nil while that dimension is unlimited
 if rps > 0 then rl = refilled(h.rl, h.rt, rps, request_capacity(rps)) end
 if tpm > 0 then tl = refilled(h.tl, h.tt, tpm / 60, tpm) end
 
--- A resize never raises a level (only a refill does); a newly limited dimension starts full.
-local function resize(new_rps, new_tpm, reason)
+-- A resize never raises a level (only a refill does); a newly limited dimension starts full,
+-- or empty when the caller asks (it kept sending while Redis was away, e.g. after a restart
+-- that lost the key, so the server's bucket is not full either).
+local function resize(new_rps, new_tpm, reason, empty)
   if new_rps > 0 then
     local cap = request_capacity(new_rps)
-    if rl == nil then rl = cap else rl = math.min(rl, cap) end
+    if rl == nil then rl = empty and 0 or cap else rl = math.min(rl, cap) end
   else
     rl = nil
   end
   if new_tpm > 0 then
-    if tl == nil then tl = new_tpm else tl = math.min(tl, new_tpm) end
+    if tl == nil then tl = empty and 0 or new_tpm else tl = math.min(tl, new_tpm) end
   else
     tl = nil
   end
@@ -90,24 +92,24 @@ end
 -- A fresh key takes the caller's view of the limits; a key whose limits came from
 -- configuration follows the newest configuration; learned limits are never overwritten here.
 if src == nil or (ARGV[7] == '1' and src == 'configured') then
-  resize(tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+  resize(tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], src == nil and ARGV[8] == '1')
 end
 
-local give_r, give_t = tonumber(ARGV[8]), tonumber(ARGV[9])
+local give_r, give_t = tonumber(ARGV[9]), tonumber(ARGV[10])
 if rl ~= nil and give_r ~= 0 then rl = math.min(request_capacity(rps), rl + give_r) end
 if tl ~= nil and give_t ~= 0 then tl = math.min(tpm, tl + give_t) end
 
-local set_rps = given(10)
-if set_rps ~= nil then resize(set_rps, tonumber(ARGV[11]), ARGV[12]) end
+local set_rps = given(11)
+if set_rps ~= nil then resize(set_rps, tonumber(ARGV[12]), ARGV[13], false) end
 
-local clamp_r, clamp_t = given(13), given(14)
+local clamp_r, clamp_t = given(14), given(15)
 if clamp_r ~= nil and rl ~= nil then rl = math.min(rl, clamp_r) end
 if clamp_t ~= nil and tl ~= nil then tl = math.min(tl, clamp_t) end
 
-local pause_s = given(15)
+local pause_s = given(16)
 if pause_s ~= nil and now + pause_s > pause then
   pause = now + pause_s
-  why = ARGV[16]
+  why = ARGV[17]
 end
 
 local function save()
@@ -140,9 +142,9 @@ return reply('stored', 0)
 """
 
 _ACQUIRE_TAIL = """
-local tokens = tonumber(ARGV[17])
-local urgent = tonumber(ARGV[18]) <= tonumber(ARGV[19])
-local reserve_share, max_booking, hold = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
+local tokens = tonumber(ARGV[18])
+local urgent = tonumber(ARGV[19]) <= tonumber(ARGV[20])
+local reserve_share, max_booking, hold = tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
 if urg <= now then urt = 0 end
 
 local function delay(level, need, rate)

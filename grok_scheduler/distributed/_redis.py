@@ -211,6 +211,7 @@ class RedisLimiter:
         "_retry_interval",
         "_round_trips",
         "_rps",
+        "_seed_empty",
         "_seed_reason",
         "_shared_pause_at",
         "_timeout",
@@ -264,6 +265,7 @@ class RedisLimiter:
         self._acquire_script: AsyncScript = self._client.register_script(ACQUIRE)
         self._update_script: AsyncScript = self._client.register_script(UPDATE)
         self._seed_reason = "configured"
+        self._seed_empty = False
         self._configured = False
         self._report = _Report()
         self._flush_now = False
@@ -519,6 +521,7 @@ class RedisLimiter:
             repr(seed_tpm),
             self._seed_reason,
             "0" if self._configured else "1",
+            "1" if self._seed_empty else "0",
             *report.args(asyncio.get_running_loop().time()),
         ]
 
@@ -539,6 +542,7 @@ class RedisLimiter:
     def _absorb(self, reply: _Reply) -> None:
         self._last = reply
         self._configured = True
+        self._seed_empty = False
         self._shared_pause_at = asyncio.get_running_loop().time() + reply.paused_for
         if (reply.requests_per_second, reply.tokens_per_minute) != (self._rps, self._tpm):
             # Another process changed the shared limits; after a Redis restart, seed with them.
@@ -593,6 +597,7 @@ class RedisLimiter:
             return
         loop = asyncio.get_running_loop()
         self._down_since = loop.time()
+        self._seed_empty = True
         self._drop_booking()
         _log.warning(
             "grok_scheduler.redis_unavailable",
@@ -627,6 +632,16 @@ class RedisLimiter:
         if not self._report.empty:
             self._kick(urgent=True)
         self._notify()
+
+    async def flush(self) -> None:
+        """Send what this process has to report now (credit back, limits, pause) and wait."""
+        if self._down_since is not None or self._closed:
+            return
+        if not self._report.empty:
+            self._kick(urgent=True)
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            await asyncio.shield(flusher)
 
     async def aclose(self) -> None:
         """Send what is left to report (an unused booking goes back), then disconnect."""

@@ -1,0 +1,404 @@
+"""RedisLimiter against a real Redis: the Lua script's rules, shared knowledge, Redis trouble.
+
+Time is Redis's own clock, so waits are checked within a few milliseconds of the exact figure
+(the calls themselves take that long); nothing here sleeps to test timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis
+from redis_support import ROOT, delete_keys, free_port, own_redis, require_redis, unique_key
+from structlog.testing import capture_logs
+
+from grok_scheduler import RateLimitHeaders
+from grok_scheduler.distributed import RedisLimiter, limiter_key
+
+Factory = Callable[..., RedisLimiter]
+SLACK = 0.02  # seconds of Redis time that may pass between two calls on a loaded machine
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared test server's URL (skips, or fails under CI, when there is none)."""
+    return require_redis()
+
+
+@pytest_asyncio.fixture
+async def make(redis_url: str) -> AsyncIterator[Factory]:
+    """``make(**options)``: a limiter on this test's own key; all closed and deleted after."""
+    key = unique_key()
+    made: list[RedisLimiter] = []
+
+    def factory(**options: Any) -> RedisLimiter:
+        options.setdefault("key", key)
+        options.setdefault("url", redis_url)
+        options.setdefault("max_booking", 0.0)
+        limiter = RedisLimiter(**options)
+        made.append(limiter)
+        return limiter
+
+    try:
+        yield factory
+    finally:
+        for limiter in made:
+            await limiter.aclose()
+        delete_keys(redis_url, *{limiter.key for limiter in made})
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def stored(url: str, key: str, field: str) -> float:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        value = client.hget(key, field)
+    finally:
+        client.close()
+    assert isinstance(value, str)
+    return float(value)
+
+
+async def grants(limiter: RedisLimiter, n: int, tokens: int = 0, priority: int = 2) -> int:
+    count = 0
+    for _ in range(n):
+        if await limiter.acquire(tokens, now(), priority) == 0.0:
+            count += 1
+    return count
+
+
+# -- both dimensions ------------------------------------------------------------------------
+async def test_requests_burst_then_a_wait_of_one_refill(make: Factory) -> None:
+    """10 rps keeps 9 requests of burst in hand; the 10th waits about a tenth of a second."""
+    limiter = make(requests_per_second=10)
+    assert await grants(limiter, 9) == 9
+    wait = await limiter.acquire(0, now())
+    assert 0.1 - SLACK < wait <= 0.1
+
+
+async def test_tokens_dimension_waits_for_its_refill(make: Factory) -> None:
+    """600 tokens/min: 400 pass, the next 400 wait for 200 tokens at 10 per second (20 s)."""
+    limiter = make(tokens_per_minute=600)
+    assert await limiter.acquire(400, now()) == 0.0
+    wait = await limiter.acquire(400, now())
+    assert 20.0 - SLACK < wait <= 20.0
+
+
+async def test_oversized_job_passes_on_a_full_bucket_and_leaves_debt(make: Factory) -> None:
+    """A job above the whole token limit goes once the bucket is full; later work repays it."""
+    limiter = make(tokens_per_minute=600)
+    assert await limiter.acquire(1000, now()) == 0.0
+    wait = await limiter.acquire(10, now())
+    assert 41.0 - SLACK < wait <= 41.0
+
+
+async def test_both_dimensions_wait_for_the_slower_one(make: Factory) -> None:
+    """A request needs credit in both buckets: the longer of the two waits is returned."""
+    limiter = make(requests_per_second=100, tokens_per_minute=600)
+    assert await limiter.acquire(590, now()) == 0.0
+    wait = await limiter.acquire(100, now())
+    assert 9.0 - SLACK < wait <= 9.0
+
+
+# -- settle and refund ----------------------------------------------------------------------
+async def test_settle_returns_unused_tokens_and_wakes_the_gate(make: Factory) -> None:
+    """Settling 500 reserved to 100 used gives 400 back at once, and calls the listener."""
+    limiter = make(tokens_per_minute=600)
+    woken: list[int] = []
+    limiter.set_listener(lambda: woken.append(1))
+    assert await limiter.acquire(500, now()) == 0.0
+    assert await limiter.acquire(400, now()) > 29.0
+    limiter.settle(500, 100, now())
+    assert woken == [1]
+    assert await limiter.acquire(400, now()) == 0.0
+
+
+async def test_settle_above_the_reservation_takes_the_difference(make: Factory) -> None:
+    """Using more than reserved charges the extra: the bucket is then empty."""
+    limiter = make(tokens_per_minute=600)
+    assert await limiter.acquire(100, now()) == 0.0
+    limiter.settle(100, 600, now())
+    wait = await limiter.acquire(200, now())
+    assert 20.0 - SLACK < wait <= 20.0
+
+
+async def test_refund_returns_the_request_and_its_tokens(make: Factory) -> None:
+    """A call that never reached the server gives back its request slot and tokens."""
+    limiter = make(requests_per_second=1, tokens_per_minute=600)
+    assert await limiter.acquire(600, now()) == 0.0
+    assert await limiter.acquire(600, now()) > 0.9
+    limiter.refund(600, now())
+    assert await limiter.acquire(600, now()) == 0.0
+
+
+async def test_a_report_is_sent_without_waiting_for_an_acquisition(
+    make: Factory, redis_url: str
+) -> None:
+    """Given-back credit reaches Redis by itself shortly after (flush() waits for it)."""
+    limiter = make(tokens_per_minute=600)
+    assert await limiter.acquire(500, now()) == 0.0
+    before = stored(redis_url, limiter.key, "tl")
+    limiter.settle(500, 0, now())
+    await limiter.flush()
+    assert stored(redis_url, limiter.key, "tl") >= before + 500
+
+
+# -- expiry ---------------------------------------------------------------------------------
+async def test_key_expires_after_last_use_but_not_during_a_pause(
+    make: Factory, redis_url: str
+) -> None:
+    """Every write sets the key's expiry to ttl, extended by any pause still to run."""
+    limiter = make(requests_per_second=10, ttl=2.0)
+    await limiter.acquire(0, now())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert 1500 < client.pttl(limiter.key) <= 2000
+        limiter.pause_until(now() + 30.0, now(), "429")
+        await limiter.flush()
+        assert 31_000 < client.pttl(limiter.key) <= 32_000
+    finally:
+        client.close()
+
+
+# -- shared knowledge -----------------------------------------------------------------------
+async def test_a_pause_is_seen_by_every_process_and_the_later_one_wins(make: Factory) -> None:
+    """A 429 pause set by one limiter holds back another; a shorter pause does not shorten it."""
+    first = make(requests_per_second=10)
+    second = make(requests_per_second=10)
+    first.pause_until(now() + 5.0, now(), "429")
+    await first.flush()
+    wait = await second.acquire(0, now())
+    assert 5.0 - SLACK < wait <= 5.0
+    assert second.state(now()).paused_for > 4.9
+    second.pause_until(now() + 1.0, now(), "429")
+    await second.flush()
+    trips = first.round_trips
+    assert await first.acquire(0, now()) > 4.9  # its own pause: answered without Redis
+    assert first.round_trips == trips
+    third = make(requests_per_second=10)
+    assert await third.acquire(0, now()) > 4.9
+
+
+async def test_limits_set_by_one_process_reach_the_others(make: Factory) -> None:
+    """set_limits is shared: the newest one wins, whichever process made it."""
+    first = make(requests_per_second=10)
+    second = make(requests_per_second=10)
+    await second.acquire(0, now())
+    first.set_limits(requests_per_second=2, tokens_per_minute=None, now=now(), reason="adaptive")
+    await first.flush()
+    await second.acquire(0, now())
+    assert second.requests_per_second == 2
+    assert second.state(now()).last_change_reason == "adaptive"
+    second.set_limits(requests_per_second=5, tokens_per_minute=1000, now=now(), reason="manual")
+    await second.flush()
+    await first.acquire(0, now())
+    assert (first.requests_per_second, first.tokens_per_minute) == (5, 1000)
+
+
+async def test_configuration_never_overrides_learned_limits(make: Factory) -> None:
+    """A newer configuration replaces configured limits, but not limits learned from headers."""
+    first = make(requests_per_second=10)
+    await first.acquire(0, now())
+    second = make(requests_per_second=20)
+    await second.acquire(0, now())
+    await first.acquire(0, now())
+    assert first.requests_per_second == 20
+    headers = RateLimitHeaders(requests_limit=180, requests_window=60)
+    first.observe_headers(headers, now())
+    assert first.requests_per_second == 3
+    await first.flush()
+    third = make(requests_per_second=50)
+    await third.acquire(0, now())
+    assert third.requests_per_second == 3
+    assert third.state(now()).last_change_reason == "headers"
+
+
+async def test_headers_saying_none_remain_pause_everyone(make: Factory) -> None:
+    """remaining=0 with a reset time pauses the whole fleet for that long."""
+    first = make(requests_per_second=10)
+    second = make(requests_per_second=10)
+    first.observe_headers(RateLimitHeaders(requests_remaining=0, requests_reset=2.0), now())
+    await first.flush()
+    wait = await second.acquire(0, now())
+    assert 2.0 - SLACK < wait <= 2.0
+
+
+async def test_headers_lower_the_level_to_what_the_server_has_left(make: Factory) -> None:
+    """The server's remaining count wins when it is lower: only that many go before a wait."""
+    limiter = make(requests_per_second=10)
+    limiter.observe_headers(RateLimitHeaders(requests_remaining=2), now())
+    assert await grants(limiter, 4) == 2
+
+
+# -- bookings -------------------------------------------------------------------------------
+async def test_a_short_wait_books_the_credit_and_needs_no_second_round_trip(
+    make: Factory,
+) -> None:
+    """Denied for a moment, the caller is booked; at the due time it goes without asking."""
+    limiter = make(requests_per_second=10, max_booking=0.5)
+    other = make(requests_per_second=10)
+    assert await grants(limiter, 9) == 9
+    start = now()
+    wait = await limiter.acquire(0, start)
+    assert 0.1 - SLACK < wait <= 0.1
+    trips = limiter.round_trips
+    assert await limiter.acquire(0, start + wait / 2) == pytest.approx(wait / 2)
+    assert await limiter.acquire(0, start + wait) == 0.0
+    assert limiter.round_trips == trips
+    # The booked credit is spent in Redis: the next caller queues behind it.
+    assert 0.2 - SLACK < await other.acquire(0, now()) <= 0.2
+
+
+async def test_an_unused_booking_goes_back(make: Factory, redis_url: str) -> None:
+    """A booking nobody used (the job went away) is returned when the limiter closes."""
+    limiter = make(requests_per_second=10, max_booking=0.5)
+    assert await grants(limiter, 9) == 9
+    assert await limiter.acquire(0, now()) > 0.0
+    state = limiter.state(now())
+    assert state.requests_available is not None
+    await limiter.aclose()
+    assert stored(redis_url, limiter.key, "rl") >= state.requests_available + 1.0
+
+
+async def test_a_booking_too_small_for_the_job_is_exchanged(make: Factory) -> None:
+    """Booked for 10 tokens but now first is a 500-token job: it asks Redis afresh."""
+    limiter = make(requests_per_second=10, tokens_per_minute=6000, max_booking=0.5)
+    assert await grants(limiter, 9, tokens=10) == 9
+    start = now()
+    wait = await limiter.acquire(10, start)
+    trips = limiter.round_trips
+    # Redis's clock has hardly moved: with the booking handed back it is next in line (about
+    # 0.1 s), without it it would queue behind its own booking (about 0.2 s).
+    assert await limiter.acquire(500, start + wait) < 0.15
+    assert limiter.round_trips == trips + 1
+
+
+# -- priorities across processes ------------------------------------------------------------
+async def test_an_urgent_waiter_keeps_the_next_credit_from_less_urgent_work(
+    make: Factory,
+) -> None:
+    """Once a HIGH caller waits, LOW callers elsewhere must leave it the bucket's last part."""
+    urgent = make(requests_per_second=10, reserve_share=0.25)
+    flood = make(requests_per_second=10, reserve_share=0.25)
+    assert await grants(flood, 9, priority=3) == 9
+    low_alone = await flood.acquire(0, now(), 3)
+    assert 0.1 - SLACK < low_alone <= 0.1
+    high = await urgent.acquire(0, now(), 1)
+    assert 0.1 - SLACK < high <= 0.1
+    # One request plus a quarter of the 9-request bucket must accumulate first.
+    low = await flood.acquire(0, now(), 3)
+    assert 0.325 - SLACK < low <= 0.325
+    # NORMAL work is held back the same way; urgent work is not.
+    assert await flood.acquire(0, now(), 2) > 0.3
+    other_urgent = make(requests_per_second=10)
+    assert await other_urgent.acquire(0, now(), 0) <= 0.1
+
+
+# -- Redis trouble --------------------------------------------------------------------------
+async def test_unreachable_redis_falls_back_to_a_local_share() -> None:
+    """No Redis: a local limiter at a quarter of the limit takes over, logged once."""
+    limiter = RedisLimiter(
+        url=f"redis://127.0.0.1:{free_port()}/0", key=unique_key(), requests_per_second=40
+    )
+    try:
+        with capture_logs() as logs:
+            assert await grants(limiter, 12) == 9  # 10 rps with a tenth kept in hand
+        assert not limiter.using_redis
+        events = [entry["event"] for entry in logs]
+        assert events == ["grok_scheduler.redis_unavailable"]
+        assert logs[0]["fallback"] == "local"
+    finally:
+        await limiter.aclose()
+
+
+async def test_pause_policy_admits_nothing_while_redis_is_away() -> None:
+    """fallback="pause": every acquisition waits for the next reconnection attempt."""
+    limiter = RedisLimiter(
+        url=f"redis://127.0.0.1:{free_port()}/0",
+        key=unique_key(),
+        requests_per_second=40,
+        fallback="pause",
+        retry_interval=0.5,
+    )
+    try:
+        assert await grants(limiter, 3) == 0
+        assert await limiter.acquire(0, now()) == 0.5
+    finally:
+        await limiter.aclose()
+
+
+async def test_returns_to_redis_when_it_is_back() -> None:
+    """Redis stopped: local fallback; started again: restored, logged, and used again."""
+    with own_redis() as server:
+        limiter = RedisLimiter(
+            url=server.url, key=unique_key(), requests_per_second=40, retry_interval=0.1
+        )
+        restored = asyncio.Event()
+        limiter.set_listener(restored.set)
+        try:
+            with capture_logs() as logs:
+                assert await limiter.acquire(0, now()) == 0.0
+                server.stop()
+                assert await limiter.acquire(0, now()) == 0.0  # the local fallback
+                assert not limiter.using_redis
+                server.start()
+                async with asyncio.timeout(5.0):
+                    await restored.wait()
+                trips = limiter.round_trips
+                # The restarted server lost the key; this process kept sending meanwhile, so
+                # the fresh bucket starts empty: one refill (1/40 s) away.
+                assert 0.0 < await limiter.acquire(0, now()) <= 0.025
+            assert limiter.using_redis
+            assert limiter.round_trips == trips + 1
+            events = [entry["event"] for entry in logs]
+            assert events == ["grok_scheduler.redis_unavailable", "grok_scheduler.redis_restored"]
+        finally:
+            await limiter.aclose()
+
+
+# -- construction ---------------------------------------------------------------------------
+def test_limiter_key_is_a_hash_tagged_digest_of_key_and_model() -> None:
+    """The derived key never contains the API key; same key and model, same Redis key."""
+    key = limiter_key("xai-SECRET123", "grok-4")
+    assert "SECRET" not in key
+    assert key == limiter_key("xai-SECRET123", "grok-4")
+    assert key != limiter_key("xai-SECRET123", "grok-3")
+    assert key.startswith("grok-scheduler:{") and key.endswith("}") and len(key) == 33
+
+
+def test_from_url_uses_the_derived_key_and_plain_keys_get_a_hash_tag() -> None:
+    """from_url keys by API key and model; a plain key is wrapped in a Cluster hash tag."""
+    derived = RedisLimiter.from_url(
+        "redis://127.0.0.1:6379/0", api_key="xai-k", model="m", requests_per_second=5
+    )
+    assert derived.key == limiter_key("xai-k", "m")
+    assert derived.requests_per_second == 5
+    assert RedisLimiter(key="team-a:grok-4").key == "grok-scheduler:{team-a:grok-4}"
+
+
+def test_repr_hides_the_redis_password() -> None:
+    """A password in the URL never shows in the limiter's repr."""
+    limiter = RedisLimiter(url="redis://user:hunter2@127.0.0.1:6379/0", key="k")
+    assert "hunter2" not in repr(limiter)
+    assert "127.0.0.1:6379" in repr(limiter)
+
+
+def test_missing_redis_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the redis package, creating a limiter says which extra to install."""
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install grok-scheduler\[redis\]"):
+        RedisLimiter(key="k")
+
+
+def test_the_package_imports_without_the_redis_client() -> None:
+    """``import grok_scheduler.distributed`` works where redis is not installed."""
+    code = "import sys; sys.modules['redis'] = None; import grok_scheduler.distributed"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=30)
