@@ -586,6 +586,17 @@ class RedisLimiter:
                 burst_seconds=self._burst_seconds,
                 now=now,
             )
+            # Start from this process's share of what Redis last said was left (nothing, if it
+            # never answered): a full local burst on top of a drained server bucket is a 429
+            # storm, and 429s make the whole pool back off for longer than any burst saves.
+            last = self._last
+            self._local.observe_headers(
+                RateLimitHeaders(
+                    requests_remaining=_share_of(last.requests_level if last else None, share),
+                    tokens_remaining=_share_of(last.tokens_level if last else None, share),
+                ),
+                now,
+            )
             if self._paused_until > now:
                 self._local.pause_until(self._paused_until, now, "429")
             if self._listener is not None:
@@ -662,6 +673,10 @@ class RedisLimiter:
             with contextlib.suppress(asyncio.CancelledError, *self._errors):
                 await self._flusher
         await self._client.aclose()
+
+
+def _share_of(level: float | None, share: float) -> float:
+    return max(0.0, level * share) if level is not None else 0.0
 
 
 def _connect(url: str, timeout: float) -> tuple[Redis, tuple[type[BaseException], ...]]:
