@@ -14,6 +14,8 @@ import math
 
 __all__ = ["Bucket"]
 
+_EPSILON = 1e-9
+
 
 class Bucket:
     """Credit that refills at ``rate`` units per second up to ``capacity``."""
@@ -55,7 +57,9 @@ class Bucket:
         """Seconds until ``cost`` can be taken (0.0 when it can be taken now)."""
         self._refill(now)
         needed = min(cost, self._capacity)
-        if self._level >= needed:
+        # Refill arithmetic leaves float dust (8.999999999 for 9): a wait shorter than the clock
+        # can represent would wake the caller at the same instant, forever.
+        if self._level >= needed - _EPSILON:
             return 0.0
         return (needed - self._level) / self._rate
 

@@ -53,6 +53,8 @@ DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _MAX_TOKENS_LIMIT = 10_000_000
 # When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
 _CONGESTION_PAUSE = 0.25
+# The shortest sleep at the gate: below it, float time might not advance at all.
+_MIN_WAIT = 1e-6
 _log = structlog.get_logger("grok_scheduler")
 
 
@@ -415,7 +417,7 @@ class Scheduler:
                         continue
                     self._queue.pop(now)
                     return job
-                until = now + wait
+                until = now + max(wait, _MIN_WAIT)
                 eligible = self._queue.next_eligible_at()
                 if eligible is not None:
                     until = min(until, eligible)
