@@ -2,14 +2,28 @@
 
 Only ``window`` jobs are in the scheduler at a time, so an endless or million-line input costs
 the memory of ``window`` futures, not of the whole input. Outcomes come back as they finish, or
-in input order with ``ordered=True`` (then a slow job holds back later ones, still bounded).
+in input order with ``ordered=True`` (then a slow job holds back later ones; the window then
+counts the held-back outcomes too, so memory stays bounded).
+
+Completion is pushed, not polled: each future gets one done-callback that files its outcome and
+wakes the consumer, so the cost per job is constant whatever the window size.
+
+:class:`DrainableTransport` wraps a transport so that a bulk run can stop sending new calls and
+learn, without polling, when the calls already on the wire have all come back (Ctrl-C once).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -18,8 +32,16 @@ from ._models import Result
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
+    from ._transport import Transport, TransportResponse
 
-__all__ = ["Outcome", "PromptItem", "map_prompts"]
+__all__ = [
+    "DrainableTransport",
+    "Outcome",
+    "OutcomeStream",
+    "PromptItem",
+    "Rejected",
+    "map_prompts",
+]
 
 PromptItem: TypeAlias = str | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
@@ -36,6 +58,7 @@ _SUBMIT_OPTIONS = frozenset(
         "extra_body",
     }
 )
+_PROMPT_FIELDS = frozenset({"prompt", "messages"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,103 +76,252 @@ class Outcome:
         return self.result is not None
 
 
-def _split_item(item: PromptItem, defaults: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """What a ``prepare`` hook returns for an item that must not be submitted (a bad line)."""
+
+    error: SchedulerError
+    metadata: Any = None
+
+
+Prepared: TypeAlias = tuple[Any, dict[str, Any]] | Rejected
+"""``(prompt, submit options)`` for :meth:`Scheduler.submit_nowait`, or :class:`Rejected`."""
+
+
+def split_item(item: Any, defaults: Mapping[str, Any]) -> Prepared:
+    """The default ``prepare``: a prompt, a message list, or a mapping of submit options."""
     options = dict(defaults)
     if isinstance(item, Mapping):
-        prompt = item.get("prompt", item.get("messages"))
-        unknown = set(item) - _SUBMIT_OPTIONS - {"prompt", "messages"}
+        unknown = item.keys() - _SUBMIT_OPTIONS - _PROMPT_FIELDS
         if unknown:
-            raise InvalidJobError(f"unknown fields in a map item: {sorted(unknown)}")
+            error = InvalidJobError(f"unknown fields in a map item: {sorted(unknown)}")
+            return Rejected(error, item.get("metadata", options.get("metadata")))
+        prompt = item.get("prompt", item.get("messages"))
         options.update({k: v for k, v in item.items() if k in _SUBMIT_OPTIONS})
         return prompt, options
     return item, options
 
 
-async def _aiter(
-    prompts: Iterable[PromptItem] | AsyncIterable[PromptItem],
-) -> AsyncIterator[PromptItem]:
-    if isinstance(prompts, AsyncIterable):
-        async for item in prompts:
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
             yield item
     else:
-        for item in prompts:
+        for item in items:
             yield item
 
 
-async def map_prompts(
+class OutcomeStream:
+    """An async iterator of :class:`Outcome` over a bounded window of scheduler jobs.
+
+    ``close_input()`` stops taking new items (what is submitted still finishes);
+    ``cancel()`` cancels every unfinished job: iteration then yields what already finished and
+    ends. ``aclose()`` (or ``async with``) does ``cancel()`` for a consumer that stops early.
+    """
+
+    __slots__ = (
+        "_completed",
+        "_exhausted",
+        "_input_closed",
+        "_limit",
+        "_next_index",
+        "_on_done",
+        "_order",
+        "_ordered",
+        "_pending",
+        "_prepare",
+        "_scheduler",
+        "_source",
+        "_stopped",
+        "_wakeup",
+    )
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = False,
+        window: int | None = None,
+        prepare: Callable[[Any], Prepared] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        limit = window if window is not None else max(64, 4 * scheduler.max_concurrency)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"window must be an int of at least 1, got {window!r}")
+        if prepare is None:
+            fixed = dict(defaults or {})
+
+            def prepare(item: Any) -> Prepared:
+                return split_item(item, fixed)
+
+        self._scheduler = scheduler
+        self._prepare = prepare
+        self._source = _aiter(items)
+        self._ordered = ordered
+        self._limit = limit
+        self._next_index = 0
+        self._exhausted = False
+        self._input_closed = False
+        self._stopped = False
+        # Unfinished (and, when ordered, held-back) jobs: future -> (index, metadata).
+        self._pending: dict[asyncio.Future[Result], tuple[int, Any]] = {}
+        self._completed: deque[Outcome] = deque()  # unordered: finished, not yet yielded
+        self._order: deque[asyncio.Future[Result] | Outcome] = deque()  # ordered: input order
+        self._wakeup: asyncio.Future[None] | None = None
+        self._on_done = self._unordered_done if not ordered else self._ordered_done
+
+    def __repr__(self) -> str:
+        return (
+            f"OutcomeStream(ordered={self._ordered}, window={self._limit}, "
+            f"outstanding={self._outstanding()}, "
+            f"input_closed={self._input_closed or self._exhausted})"
+        )
+
+    # -- consumer side -----------------------------------------------------------------------
+    def __aiter__(self) -> OutcomeStream:
+        return self
+
+    async def __anext__(self) -> Outcome:
+        while True:
+            await self._fill()
+            outcome = self._ready()
+            if outcome is not None:
+                return outcome
+            if self._stopped or (
+                (self._exhausted or self._input_closed) and self._outstanding() == 0
+            ):
+                raise StopAsyncIteration
+            wakeup = asyncio.get_running_loop().create_future()
+            self._wakeup = wakeup
+            try:
+                await wakeup
+            finally:
+                self._wakeup = None
+
+    async def __aenter__(self) -> OutcomeStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel unfinished jobs and stop reading the input."""
+        self.cancel()
+        self._completed.clear()
+        self._order.clear()
+        await self._source.aclose()
+
+    def close_input(self) -> None:
+        """Take no more items; jobs already submitted still finish and are yielded."""
+        self._input_closed = True
+        self._wake()
+
+    def cancel(self) -> None:
+        """Cancel unfinished jobs; iteration yields what already finished, then ends."""
+        self._input_closed = True
+        self._stopped = True
+        for future in list(self._pending):
+            if future.done():
+                # Finished, but its callback has not run yet: keep the answer.
+                self._on_done(future)
+            else:
+                del self._pending[future]
+                future.cancel()
+        self._wake()
+
+    @property
+    def outstanding(self) -> int:
+        """Jobs submitted and not yet yielded."""
+        return self._outstanding()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _outstanding(self) -> int:
+        return len(self._order) if self._ordered else len(self._pending) + len(self._completed)
+
+    async def _fill(self) -> None:
+        while not (self._exhausted or self._input_closed) and self._outstanding() < self._limit:
+            try:
+                item = await anext(self._source)
+            except StopAsyncIteration:
+                self._exhausted = True
+                return
+            self._submit(item)
+
+    def _submit(self, item: Any) -> None:
+        index = self._next_index
+        self._next_index += 1
+        prepared = self._prepare(item)
+        if isinstance(prepared, Rejected):
+            self._file(Outcome(index, None, prepared.error, prepared.metadata))
+            return
+        prompt, options = prepared
+        try:
+            future = self._scheduler.submit_nowait(prompt, **options)
+        except SchedulerError as exc:
+            self._file(Outcome(index, None, exc, options.get("metadata")))
+            return
+        self._pending[future] = (index, options.get("metadata"))
+        if self._ordered:
+            self._order.append(future)
+        future.add_done_callback(self._on_done)
+
+    def _file(self, outcome: Outcome) -> None:
+        if self._ordered:
+            self._order.append(outcome)
+        else:
+            self._completed.append(outcome)
+
+    def _unordered_done(self, future: asyncio.Future[Result]) -> None:
+        entry = self._pending.pop(future, None)
+        if entry is None:  # cancelled by cancel(), or already filed
+            return
+        self._completed.append(_outcome(future, *entry))
+        self._wake()
+
+    def _ordered_done(self, future: asyncio.Future[Result]) -> None:
+        if self._order and self._order[0] is future:
+            self._wake()
+
+    def _ready(self) -> Outcome | None:
+        if not self._ordered:
+            return self._completed.popleft() if self._completed else None
+        order = self._order
+        while order:
+            head = order[0]
+            if isinstance(head, Outcome):
+                order.popleft()
+                return head
+            entry = self._pending.get(head)
+            if entry is None:  # cancelled by cancel(): skip it
+                order.popleft()
+                continue
+            if not head.done():
+                return None
+            order.popleft()
+            del self._pending[head]
+            return _outcome(head, *entry)
+        return None
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+
+def map_prompts(
     scheduler: Scheduler,
     prompts: Iterable[PromptItem] | AsyncIterable[PromptItem],
     *,
     ordered: bool = False,
     window: int | None = None,
     **defaults: Any,
-) -> AsyncIterator[Outcome]:
+) -> OutcomeStream:
     """Submit ``prompts`` with at most ``window`` outstanding; yield an :class:`Outcome` each."""
-    limit = window if window is not None else max(64, 4 * scheduler.max_concurrency)
-    if limit < 1:
-        raise ValueError("window must be at least 1")
-    pending: dict[asyncio.Future[Result], tuple[int, Any]] = {}
-    order: deque[asyncio.Future[Result] | Outcome] = deque()  # only used when ordered
-    source = _aiter(prompts)
-    index = 0
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(pending) < limit:
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    exhausted = True
-                    break
-                outcome_or_future = _submit(scheduler, index, item, defaults, pending)
-                if ordered:
-                    order.append(outcome_or_future)
-                elif isinstance(outcome_or_future, Outcome):
-                    yield outcome_or_future
-                index += 1
-            if ordered:
-                while order and (isinstance(order[0], Outcome) or order[0].done()):
-                    head = order.popleft()
-                    yield head if isinstance(head, Outcome) else _outcome(head, pending)
-                if exhausted and not order:
-                    return
-                oldest = order[0] if order else None
-                if isinstance(oldest, asyncio.Future):
-                    # The window is full (or the input ended): wait for the oldest job.
-                    await asyncio.wait({oldest})
-                continue
-            if not pending:
-                if exhausted:
-                    return
-                continue
-            done, _ = await asyncio.wait(set(pending), return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                yield _outcome(future, pending)
-    finally:
-        for future in pending:
-            future.cancel()
+    return OutcomeStream(scheduler, prompts, ordered=ordered, window=window, defaults=defaults)
 
 
-def _submit(
-    scheduler: Scheduler,
-    index: int,
-    item: PromptItem,
-    defaults: Mapping[str, Any],
-    pending: dict[asyncio.Future[Result], tuple[int, Any]],
-) -> asyncio.Future[Result] | Outcome:
-    try:
-        prompt, options = _split_item(item, defaults)
-        future = scheduler.submit_nowait(prompt, **options)
-    except SchedulerError as exc:
-        return Outcome(index, None, exc, None)
-    pending[future] = (index, options.get("metadata"))
-    return future
-
-
-def _outcome(
-    future: asyncio.Future[Result], pending: dict[asyncio.Future[Result], tuple[int, Any]]
-) -> Outcome:
-    index, metadata = pending.pop(future)
+def _outcome(future: asyncio.Future[Result], index: int, metadata: Any) -> Outcome:
     if future.cancelled():
         return Outcome(index, None, SchedulerError("the job was cancelled"), metadata)
     error = future.exception()
@@ -158,3 +330,60 @@ def _outcome(
     if isinstance(error, SchedulerError):
         return Outcome(index, None, error, metadata)
     return Outcome(index, None, SchedulerError(f"unexpected error: {error!r}"), metadata)
+
+
+class DrainableTransport:
+    """A transport wrapper that can stop sending and say when the calls on the wire are back.
+
+    After :meth:`drain`, a new ``send`` never reaches the server: it waits until the scheduler
+    is closed (which cancels it). :meth:`wait_idle` returns once no call is on the wire.
+    """
+
+    __slots__ = ("_draining", "_idle", "_inner", "_sending")
+
+    def __init__(self, inner: Transport) -> None:
+        self._inner = inner
+        self._sending = 0
+        self._draining = False
+        self._idle: asyncio.Event | None = None
+
+    async def send(self, path: str, body: bytes, *, timeout: float) -> TransportResponse:
+        """Send through the wrapped transport, unless draining."""
+        if self._draining:
+            # Held until aclose cancels it: the job is never sent, so it is redone on resume.
+            await asyncio.get_running_loop().create_future()
+        self._sending += 1
+        try:
+            return await self._inner.send(path, body, timeout=timeout)
+        finally:
+            self._sending -= 1
+            if self._draining and self._sending == 0 and self._idle is not None:
+                self._idle.set()
+
+    def drain(self) -> None:
+        """Send nothing new from now on."""
+        self._draining = True
+
+    async def wait_idle(self) -> None:
+        """Return once :meth:`drain` was called and no call is on the wire."""
+        self.drain()
+        if self._sending == 0:
+            return
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        await self._idle.wait()
+
+    @property
+    def sending(self) -> int:
+        """Calls on the wire now."""
+        return self._sending
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport."""
+        await self._inner.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"DrainableTransport({self._inner!r}, sending={self._sending}, "
+            f"draining={self._draining})"
+        )
