@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -328,7 +329,7 @@ class RedisLimiter:
 
     def state(self, now: float) -> LimiterState:
         last = self._last
-        shared = self._shared_pause_at - asyncio.get_running_loop().time()
+        shared = self._shared_pause_at - _loop_time()
         paused = max(self._paused_until - now, shared)
         return LimiterState(
             requests_per_second=self._rps,
@@ -443,7 +444,7 @@ class RedisLimiter:
         if self._local is not None:
             self._local.pause_until(deadline, now, reason)
         report = self._report
-        pause_at = asyncio.get_running_loop().time() + (deadline - now)
+        pause_at = _loop_time() + (deadline - now)
         if report.pause_at is None or pause_at > report.pause_at:
             report.pause_at, report.pause_reason = pause_at, reason
         self._kick(urgent=True)
@@ -522,7 +523,7 @@ class RedisLimiter:
             self._seed_reason,
             "0" if self._configured else "1",
             "1" if self._seed_empty else "0",
-            *report.args(asyncio.get_running_loop().time()),
+            *report.args(_loop_time()),
         ]
 
     async def _call(self, script: AsyncScript, args: list[str], report: _Report) -> _Reply | None:
@@ -543,7 +544,7 @@ class RedisLimiter:
         self._last = reply
         self._configured = True
         self._seed_empty = False
-        self._shared_pause_at = asyncio.get_running_loop().time() + reply.paused_for
+        self._shared_pause_at = _loop_time() + reply.paused_for
         if (reply.requests_per_second, reply.tokens_per_minute) != (self._rps, self._tpm):
             # Another process changed the shared limits; after a Redis restart, seed with them.
             self._rps, self._tpm = reply.requests_per_second, reply.tokens_per_minute
@@ -555,10 +556,12 @@ class RedisLimiter:
             return
         self._flush_now = self._flush_now or urgent
         if self._flusher is None or self._flusher.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside the loop: the next acquisition carries it
+                return
             self._wake_flusher = asyncio.Event()
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush(), name="grok-scheduler-redis-report"
-            )
+            self._flusher = loop.create_task(self._flush(), name="grok-scheduler-redis-report")
         elif urgent and self._wake_flusher is not None:
             self._wake_flusher.set()
 
@@ -662,17 +665,25 @@ class RedisLimiter:
             self._expire_booking()
         if self._probe is not None:
             self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+            await asyncio.wait([self._probe])
         if self._down_since is None and not self._report.empty:
             self._kick(urgent=True)
         self._closed = True
-        if self._flusher is not None:
+        flusher = self._flusher
+        if flusher is not None:
             if self._wake_flusher is not None:
                 self._wake_flusher.set()
-            with contextlib.suppress(asyncio.CancelledError, *self._errors):
-                await self._flusher
+            # Its Redis errors are handled inside; wait() keeps our own cancellation intact.
+            await asyncio.wait([flusher])
         await self._client.aclose()
+
+
+def _loop_time() -> float:
+    # The event loop's clock (time.monotonic() on every standard loop), also outside the loop.
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
 
 
 def _share_of(level: float | None, share: float) -> float:
