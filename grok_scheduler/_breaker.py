@@ -22,7 +22,7 @@ from typing import Literal
 
 import structlog
 
-__all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker", "OutcomeWindow"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -32,6 +32,50 @@ _log = structlog.get_logger("grok_scheduler")
 def _positive(name: str, value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+class OutcomeWindow:
+    """Counts of ok and failed calls over the last ``seconds`` (one deque append per call)."""
+
+    __slots__ = ("_entries", "failures", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: deque[tuple[float, bool]] = deque()
+        self.failures = 0
+
+    @property
+    def calls(self) -> int:
+        """Calls inside the window as of the last :meth:`add`."""
+        return len(self._entries)
+
+    @property
+    def ratio(self) -> float:
+        """Failures per call (0.0 when empty)."""
+        calls = len(self._entries)
+        return self.failures / calls if calls else 0.0
+
+    def add(self, ok: bool, now: float) -> None:
+        """Count one call at ``now`` and forget those older than the window."""
+        entries = self._entries
+        entries.append((now, ok))
+        if not ok:
+            self.failures += 1
+        horizon = now - self.seconds
+        while entries[0][0] <= horizon:
+            _, old_ok = entries.popleft()
+            if not old_ok:
+                self.failures -= 1
+
+    def clear(self) -> None:
+        """Forget every call."""
+        self._entries.clear()
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"OutcomeWindow(seconds={self.seconds:g}, calls={self.calls}, failures={self.failures})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +113,19 @@ class CircuitBreaker:
     """
 
     __slots__ = (
-        "_calls",
         "_cooldown",
-        "_failures",
         "_listeners",
         "_open_until",
         "_policy",
         "_probe_sent_at",
         "_state",
+        "_window",
     )
 
     def __init__(self, policy: BreakerPolicy | None = None) -> None:
         self._policy = policy or BreakerPolicy()
         self._state: BreakerState = "closed"
-        # (time, ok) per call inside the window; _failures counts the ok=False entries.
-        self._calls: deque[tuple[float, bool]] = deque()
-        self._failures = 0
+        self._window = OutcomeWindow(self._policy.window)
         self._cooldown = self._policy.cooldown
         self._open_until = 0.0
         self._probe_sent_at: float | None = None
@@ -136,7 +177,7 @@ class CircuitBreaker:
         """Report one call: ``ok=False`` only for server-side failures (5xx, timeout, connect)."""
         state = self._state
         if state == "closed":
-            self._add(ok, now)
+            self._window.add(ok, now)
             if self._should_open():
                 self._open(now)
         elif state == "half_open":
@@ -148,21 +189,10 @@ class CircuitBreaker:
                 self._open(now)
         # While open, results of calls sent before it opened add nothing: the decision is made.
 
-    def _add(self, ok: bool, now: float) -> None:
-        calls = self._calls
-        calls.append((now, ok))
-        if not ok:
-            self._failures += 1
-        horizon = now - self._policy.window
-        while calls and calls[0][0] <= horizon:
-            _, old_ok = calls.popleft()
-            if not old_ok:
-                self._failures -= 1
-
     def _should_open(self) -> bool:
-        calls = len(self._calls)
+        window = self._window
         policy = self._policy
-        return calls >= policy.min_calls and self._failures / calls >= policy.failure_ratio
+        return window.calls >= policy.min_calls and window.ratio >= policy.failure_ratio
 
     def _open(self, now: float) -> None:
         self._open_until = now + self._cooldown
@@ -170,8 +200,7 @@ class CircuitBreaker:
         self._transition("open")
 
     def _close(self) -> None:
-        self._calls.clear()
-        self._failures = 0
+        self._window.clear()
         self._cooldown = self._policy.cooldown
         self._probe_sent_at = None
         self._transition("closed")
@@ -184,8 +213,8 @@ class CircuitBreaker:
             "grok_scheduler.circuit_breaker",
             old_state=old,
             new_state=new,
-            failures=self._failures,
-            calls=len(self._calls),
+            failures=self._window.failures,
+            calls=self._window.calls,
             cooldown=self._cooldown,
         )
         for callback in tuple(self._listeners):
@@ -200,6 +229,7 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return (
-            f"CircuitBreaker(state={self._state!r}, calls={len(self._calls)}, "
-            f"failures={self._failures}, cooldown={self._cooldown:g}, policy={self._policy!r})"
+            f"CircuitBreaker(state={self._state!r}, calls={self._window.calls}, "
+            f"failures={self._window.failures}, cooldown={self._cooldown:g}, "
+            f"policy={self._policy!r})"
         )
