@@ -54,6 +54,7 @@ local function fmt(x) return string.format('%.17g', x) end
 local burst, headroom, ttl_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Keep part of the server's burst in hand (see LocalLimiter), but at least one request.
 local function request_capacity(rate) return math.max(1, rate * burst * headroom) end
+local function token_capacity(per_minute) return per_minute * headroom end
 
 local rps, tpm = tonumber(h.rps or '0'), tonumber(h.tpm or '0')
 local src, why = h.src, h.why or 'configured'
@@ -69,7 +70,7 @@ local function refilled(level, stamp, rate, cap)
 end
 local rl, tl -- levels at `now`; nil while that dimension is unlimited
 if rps > 0 then rl = refilled(h.rl, h.rt, rps, request_capacity(rps)) end
-if tpm > 0 then tl = refilled(h.tl, h.tt, tpm / 60, tpm) end
+if tpm > 0 then tl = refilled(h.tl, h.tt, tpm / 60, token_capacity(tpm)) end
 
 -- A resize never raises a level (only a refill does); a newly limited dimension starts full,
 -- or empty when the caller asks (it kept sending while Redis was away, e.g. after a restart
@@ -82,7 +83,8 @@ local function resize(new_rps, new_tpm, reason, empty)
     rl = nil
   end
   if new_tpm > 0 then
-    if tl == nil then tl = empty and 0 or new_tpm else tl = math.min(tl, new_tpm) end
+    local cap = token_capacity(new_tpm)
+    if tl == nil then tl = empty and 0 or cap else tl = math.min(tl, cap) end
   else
     tl = nil
   end
@@ -97,7 +99,7 @@ end
 
 local give_r, give_t = tonumber(ARGV[9]), tonumber(ARGV[10])
 if rl ~= nil and give_r ~= 0 then rl = math.min(request_capacity(rps), rl + give_r) end
-if tl ~= nil and give_t ~= 0 then tl = math.min(tpm, tl + give_t) end
+if tl ~= nil and give_t ~= 0 then tl = math.min(token_capacity(tpm), tl + give_t) end
 
 local set_rps = given(11)
 if set_rps ~= nil then resize(set_rps, tonumber(ARGV[12]), ARGV[13], false) end
@@ -153,7 +155,7 @@ local function delay(level, need, rate)
 end
 
 local need_t = 0
-if tl ~= nil then need_t = math.min(tokens, tpm) end
+if tl ~= nil then need_t = math.min(tokens, token_capacity(tpm)) end
 local paused = math.max(0, pause - now)
 local wait = math.max(paused, delay(rl, 1, rps), delay(tl, need_t, tpm / 60))
 local may_book = paused == 0
