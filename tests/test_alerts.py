@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from grok_scheduler._alerts import Alert, AlertMonitor, AlertPolicy
@@ -219,3 +221,34 @@ def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     """Invalid thresholds fail at construction."""
     with pytest.raises(ValueError):
         AlertPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 40.0),
+            st.sampled_from(["ok", "fail", "429", "wait", "budget"]),
+            st.floats(0.0, 1000.0),
+        ),
+        max_size=300,
+    )
+)
+def test_every_alert_alternates_fire_and_recover(events: list[tuple[float, str, float]]) -> None:
+    """For any event sequence, each kind goes fire, recover, fire, ...; active() matches."""
+    alerts, seen = monitor()
+    now = 0.0
+    for gap, action, amount in events:
+        now += gap
+        if action == "429":
+            alerts.record_rate_limited(now)
+        elif action == "wait":
+            alerts.record_queue_wait(amount, now)
+        elif action == "budget":
+            alerts.record_budget(amount / 1000.0, now)
+        else:
+            alerts.record_call(action == "ok", now)
+    last: dict[str, bool] = {}
+    for alert in seen:
+        assert last.get(alert.kind, False) is not alert.firing
+        last[alert.kind] = alert.firing
+    assert alerts.active() == frozenset(kind for kind, firing in last.items() if firing)
