@@ -7,6 +7,7 @@ limiter is created, so this package imports fine without it.
 
 from __future__ import annotations
 
-from ._redis import DEFAULT_REDIS_URL, FallbackPolicy, RedisLimiter, limiter_key
+from ._connection import limiter_key
+from ._redis import DEFAULT_REDIS_URL, FallbackPolicy, RedisLimiter
 
 __all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter", "limiter_key"]

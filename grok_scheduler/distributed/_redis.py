@@ -21,25 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
 from .._headers import RateLimitHeaders
 from .._limits import TOKEN_WINDOW_SECONDS, LimiterState, LocalLimiter
+from ._connection import connect, limiter_key, redact, redis_key
 from ._lua import ACQUIRE, UPDATE
+from ._messages import Reply, Report
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter", "limiter_key"]
+__all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 FallbackPolicy = Literal["local", "pause"]
@@ -50,35 +49,6 @@ _HEADROOM = 0.9  # the same share of the server's burst that LocalLimiter keeps 
 _log = structlog.get_logger("grok_scheduler")
 
 
-def limiter_key(api_key: str, model: str) -> str:
-    """The Redis key for an API key and model: a digest, never the key itself.
-
-    The braces are a Redis Cluster hash tag, so everything of one limiter lives on one node.
-    """
-    digest = hashlib.sha256(f"{api_key}\0{model}".encode()).hexdigest()[:16]
-    return f"grok-scheduler:{{{digest}}}"
-
-
-def _redis_key(key: str) -> str:
-    if not key:
-        raise ValueError("key must be a non-empty string")
-    opening = key.find("{")
-    if opening >= 0 and key.find("}", opening + 2) > opening:
-        return key
-    return f"grok-scheduler:{{{key}}}"
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
-
-
 def _positive(name: str, value: float) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
@@ -87,86 +57,6 @@ def _positive(name: str, value: float) -> float:
 
 def _rate(value: float | None) -> float | None:
     return None if value is None else _positive("a limit", value)
-
-
-def _arg(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-@dataclass(slots=True)
-class _Report:
-    """What this process has to tell Redis; merged until sent (mutable on purpose)."""
-
-    give_requests: float = 0.0
-    give_tokens: float = 0.0
-    limits: tuple[float | None, float | None, str] | None = None
-    clamp_requests: float | None = None
-    clamp_tokens: float | None = None
-    pause_at: float | None = None  # in the event loop's time
-    pause_reason: str = ""
-
-    @property
-    def urgent(self) -> bool:
-        """Other processes must learn this at once (limits and pauses)."""
-        return self.limits is not None or self.pause_at is not None
-
-    @property
-    def empty(self) -> bool:
-        return (
-            not self.urgent
-            and self.give_requests == 0.0
-            and self.give_tokens == 0.0
-            and self.clamp_requests is None
-            and self.clamp_tokens is None
-        )
-
-    def keep_knowledge(self, other: _Report) -> None:
-        """After a failed send: keep what it learned (idempotent), drop credit (it may be in)."""
-        if self.limits is None:
-            self.limits = other.limits
-        if other.pause_at is not None and (self.pause_at is None or other.pause_at > self.pause_at):
-            self.pause_at, self.pause_reason = other.pause_at, other.pause_reason
-
-    def args(self, loop_now: float) -> list[str]:
-        rps, tpm, reason = self.limits if self.limits is not None else (None, None, "")
-        pause = None if self.pause_at is None else max(0.0, self.pause_at - loop_now)
-        return [
-            repr(self.give_requests),
-            repr(self.give_tokens),
-            "" if self.limits is None else _arg(rps or 0.0),
-            "" if self.limits is None else _arg(tpm or 0.0),
-            reason,
-            _arg(self.clamp_requests),
-            _arg(self.clamp_tokens),
-            _arg(pause),
-            self.pause_reason,
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    status: str
-    wait: float
-    requests_per_second: float | None
-    tokens_per_minute: float | None
-    paused_for: float
-    requests_level: float | None
-    tokens_level: float | None
-    reason: str
-
-    @classmethod
-    def parse(cls, raw: Any) -> _Reply:
-        status, wait, rps, tpm, paused, rl, tl, why = (str(x) for x in raw)
-        return cls(
-            status=status,
-            wait=float(wait),
-            requests_per_second=float(rps) or None,
-            tokens_per_minute=float(tpm) or None,
-            paused_for=float(paused),
-            requests_level=float(rl) if rl else None,
-            tokens_level=float(tl) if tl else None,
-            reason=why,
-        )
 
 
 @dataclass(slots=True)
@@ -248,7 +138,7 @@ class RedisLimiter:
             raise ValueError("fallback_share must be in (0, 1] and reserve_share in [0, 1)")
         if not (max_booking >= 0 and urgent_hold >= 0 and flush_delay >= 0):
             raise ValueError("max_booking, urgent_hold and flush_delay must be >= 0")
-        self._key = _redis_key(key)
+        self._key = redis_key(key)
         self._url = url
         self._rps = _rate(requests_per_second)
         self._tpm = _rate(tokens_per_minute)
@@ -262,13 +152,13 @@ class RedisLimiter:
         self._retry_interval = _positive("retry_interval", retry_interval)
         self._ttl = _positive("ttl", ttl)
         self._flush_delay = float(flush_delay)
-        self._client, self._errors = _connect(url, self._timeout)
+        self._client, self._errors = connect(url, self._timeout)
         self._acquire_script: AsyncScript = self._client.register_script(ACQUIRE)
         self._update_script: AsyncScript = self._client.register_script(UPDATE)
         self._seed_reason = "configured"
         self._seed_empty = False
         self._configured = False
-        self._report = _Report()
+        self._report = Report()
         self._flush_now = False
         self._flusher: asyncio.Task[None] | None = None
         self._wake_flusher: asyncio.Event | None = None
@@ -278,7 +168,7 @@ class RedisLimiter:
         self._local: LocalLimiter | None = None
         self._down_since: float | None = None
         self._probe: asyncio.Task[None] | None = None
-        self._last: _Reply | None = None
+        self._last: Reply | None = None
         self._shared_pause_at = -math.inf
         self._round_trips = 0
         self._closed = False
@@ -342,7 +232,7 @@ class RedisLimiter:
 
     def __repr__(self) -> str:
         return (
-            f"RedisLimiter(url={_redact(self._url)!r}, key={self._key!r}, "
+            f"RedisLimiter(url={redact(self._url)!r}, key={self._key!r}, "
             f"requests_per_second={self._rps}, tokens_per_minute={self._tpm}, "
             f"fallback={self._fallback!r}, using_redis={self.using_redis}, "
             f"round_trips={self._round_trips})"
@@ -507,11 +397,11 @@ class RedisLimiter:
             self._listener()
 
     # -- talking to Redis -------------------------------------------------------------------
-    def _take_report(self) -> _Report:
-        report, self._report = self._report, _Report()
+    def _take_report(self) -> Report:
+        report, self._report = self._report, Report()
         return report
 
-    def _common_args(self, report: _Report) -> list[str]:
+    def _common_args(self, report: Report) -> list[str]:
         seed_rps = self._rps or 0.0
         seed_tpm = self._tpm or 0.0
         return [
@@ -526,13 +416,13 @@ class RedisLimiter:
             *report.args(_loop_time()),
         ]
 
-    async def _call(self, script: AsyncScript, args: list[str], report: _Report) -> _Reply | None:
+    async def _call(self, script: AsyncScript, args: list[str], report: Report) -> Reply | None:
         """Run a script; on Redis trouble switch to the fallback and return None."""
         self._round_trips += 1
         try:
             async with asyncio.timeout(self._timeout * 4):
                 raw = await script(keys=[self._key], args=args)
-            reply = _Reply.parse(raw)
+            reply = Reply.parse(raw)
         except self._errors as exc:
             self._report.keep_knowledge(report)
             self._went_down(exc)
@@ -540,7 +430,7 @@ class RedisLimiter:
         self._absorb(reply)
         return reply
 
-    def _absorb(self, reply: _Reply) -> None:
+    def _absorb(self, reply: Reply) -> None:
         self._last = reply
         self._configured = True
         self._seed_empty = False
@@ -688,24 +578,3 @@ def _loop_time() -> float:
 
 def _share_of(level: float | None, share: float) -> float:
     return max(0.0, level * share) if level is not None else 0.0
-
-
-def _connect(url: str, timeout: float) -> tuple[Redis, tuple[type[BaseException], ...]]:
-    try:
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        from redis.exceptions import RedisError
-    except ImportError as exc:  # the extra is optional: say how to get it
-        raise ImportError(
-            "RedisLimiter needs the redis client: pip install grok-scheduler[redis]"
-        ) from exc
-    # Fail fast, never retry inside the client: the limiter has its own fallback and probe.
-    client = aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
-    return client, (RedisError, OSError, TimeoutError)

@@ -1,0 +1,93 @@
+"""What travels between a process and the scripts: its report, and the script's reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Reply", "Report"]
+
+
+def _arg(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+@dataclass(slots=True)
+class Report:
+    """What this process has to tell Redis; merged until sent (mutable on purpose)."""
+
+    give_requests: float = 0.0
+    give_tokens: float = 0.0
+    limits: tuple[float | None, float | None, str] | None = None
+    clamp_requests: float | None = None
+    clamp_tokens: float | None = None
+    pause_at: float | None = None  # in the event loop's time
+    pause_reason: str = ""
+
+    @property
+    def urgent(self) -> bool:
+        """Other processes must learn this at once (limits and pauses)."""
+        return self.limits is not None or self.pause_at is not None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to tell."""
+        return (
+            not self.urgent
+            and self.give_requests == 0.0
+            and self.give_tokens == 0.0
+            and self.clamp_requests is None
+            and self.clamp_tokens is None
+        )
+
+    def keep_knowledge(self, other: Report) -> None:
+        """After a failed send: keep what it learned (idempotent), drop credit (it may be in)."""
+        if self.limits is None:
+            self.limits = other.limits
+        if other.pause_at is not None and (self.pause_at is None or other.pause_at > self.pause_at):
+            self.pause_at, self.pause_reason = other.pause_at, other.pause_reason
+
+    def args(self, loop_now: float) -> list[str]:
+        """The script arguments 9 to 17 (see ``_lua.py``); a pause becomes seconds from now."""
+        rps, tpm, reason = self.limits if self.limits is not None else (None, None, "")
+        pause = None if self.pause_at is None else max(0.0, self.pause_at - loop_now)
+        return [
+            repr(self.give_requests),
+            repr(self.give_tokens),
+            "" if self.limits is None else _arg(rps or 0.0),
+            "" if self.limits is None else _arg(tpm or 0.0),
+            reason,
+            _arg(self.clamp_requests),
+            _arg(self.clamp_tokens),
+            _arg(pause),
+            self.pause_reason,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A script's answer: the decision (for ACQUIRE) and the shared state after it."""
+
+    status: str
+    wait: float
+    requests_per_second: float | None
+    tokens_per_minute: float | None
+    paused_for: float
+    requests_level: float | None
+    tokens_level: float | None
+    reason: str
+
+    @classmethod
+    def parse(cls, raw: Any) -> Reply:
+        """Decode the script's list of strings."""
+        status, wait, rps, tpm, paused, rl, tl, why = (str(x) for x in raw)
+        return cls(
+            status=status,
+            wait=float(wait),
+            requests_per_second=float(rps) or None,
+            tokens_per_minute=float(tpm) or None,
+            paused_for=float(paused),
+            requests_level=float(rl) if rl else None,
+            tokens_level=float(tl) if tl else None,
+            reason=why,
+        )
