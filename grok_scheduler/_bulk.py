@@ -230,6 +230,13 @@ class OutcomeStream:
                 future.cancel()
         self._wake()
 
+    def ready_nowait(self) -> list[Outcome]:
+        """The outcomes that can be yielded without waiting (e.g. after :meth:`cancel`)."""
+        ready: list[Outcome] = []
+        while (outcome := self._ready()) is not None:
+            ready.append(outcome)
+        return ready
+
     @property
     def outstanding(self) -> int:
         """Jobs submitted and not yet yielded."""

@@ -379,10 +379,19 @@ class _BulkRun:
                 async for outcome in stream:
                     self._record(outcome.metadata, outcome.result, outcome.error)
             finally:
+                self._abandon()
                 with anyio.CancelScope(shield=True):
-                    # Everything recorded is resolved; what is left was interrupted.
                     await scheduler.aclose(cancel=True)
             tg.cancel_scope.cancel()
+
+    def _abandon(self) -> None:
+        """Leaving early (Ctrl-C twice, an error): keep what finished, drop the rest quietly."""
+        stream = self._stream
+        if stream is None:
+            return
+        stream.cancel()  # cancelled jobs leave the scheduler without a failure each
+        for outcome in stream.ready_nowait():
+            self._record(outcome.metadata, outcome.result, outcome.error)
 
     def _jobs(self, source: IO[bytes], done: IdSet) -> Iterator[Prepared]:
         parser = LineParser(priority_field=self.options.priority_field)
