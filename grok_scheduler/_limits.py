@@ -24,7 +24,7 @@ __all__ = ["Limiter", "LimiterState", "LocalLimiter"]
 
 #: Tokens per minute are enforced over a minute, so a minute of tokens is the largest burst.
 TOKEN_WINDOW_SECONDS = 60.0
-_REQUEST_HEADROOM = 0.9
+_HEADROOM = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,7 @@ class LocalLimiter:
         # so without headroom any request that arrives a little early (network or event-loop
         # jitter) finds the server's bucket a fraction short and gets a 429. At least one whole
         # request, or a slow limit could never admit anything.
-        return max(1.0, rps * self._burst_seconds * _REQUEST_HEADROOM)
+        return max(1.0, rps * self._burst_seconds * _HEADROOM)
 
     def _apply(self, rps: float | None, tpm: float | None, now: float) -> None:
         if rps is None:
@@ -157,9 +157,11 @@ class LocalLimiter:
         if tpm is None:
             self._tokens = None
         elif self._tokens is None:
-            self._tokens = Bucket(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm, now=now)
+            self._tokens = Bucket(
+                rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm * _HEADROOM, now=now
+            )
         else:
-            self._tokens.resize(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm, now=now)
+            self._tokens.resize(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm * _HEADROOM, now=now)
 
     def set_limits(
         self,
@@ -226,21 +228,20 @@ class LocalLimiter:
             self._last_reason = reason
 
     def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
-        changed = False
         rps = headers.requests_per_second
-        if rps is not None and rps != self.requests_per_second:
-            self._apply(rps, self.tokens_per_minute, now)
-            changed = True
         tpm = headers.tokens_per_minute
-        if tpm is not None and tpm != self.tokens_per_minute:
-            self._apply(self.requests_per_second, tpm, now)
-            changed = True
-        if changed:
+        if (rps is not None and rps != self.requests_per_second) or (
+            tpm is not None and tpm != self.tokens_per_minute
+        ):
+            self._apply(
+                rps if rps is not None else self.requests_per_second,
+                tpm if tpm is not None else self.tokens_per_minute,
+                now,
+            )
             self._last_reason = "headers"
+            self._notify()
         self._sync(self._requests, headers.requests_remaining, headers.requests_reset, now)
         self._sync(self._tokens, headers.tokens_remaining, headers.tokens_reset, now)
-        if changed:
-            self._notify()
 
     def _sync(
         self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float

@@ -11,6 +11,7 @@ not-before time; the worker moves on to other work.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import math
@@ -21,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from ._adaptive import AdaptivePolicy, RateController
 from ._bulk import Outcome, PromptItem, map_prompts
 from ._classify import Verdict, classify_exception, classify_response
 from ._clock import Clock, LoopClock, TimerHandle
@@ -86,6 +88,7 @@ class Scheduler:
         tokens_per_minute: float | None = None,
         max_concurrency: int = 32,
         retry: RetryPolicy | None = None,
+        adaptive: AdaptivePolicy | None = None,
         endpoint: Endpoint | str = Endpoint.CHAT_COMPLETIONS,
         timeout: float | None = None,
         burst_seconds: float = 1.0,
@@ -113,6 +116,8 @@ class Scheduler:
         self._endpoint = Endpoint(endpoint)
         self._max_concurrency = max_concurrency
         self._retry = retry or RetryPolicy()
+        self._adaptive = adaptive or AdaptivePolicy()
+        self._controller: RateController | None = None
         self._timeout = timeout
         self._default_max_tokens = default_max_tokens
         self._stop_on_fatal = stop_on_fatal
@@ -172,6 +177,13 @@ class Scheduler:
                 now=now,
             )
         self._limiter.set_listener(self._poke)
+        self._controller = RateController(
+            self._adaptive,
+            self._limiter,
+            requests_per_second=self._limiter.requests_per_second,
+            tokens_per_minute=self._limiter.tokens_per_minute,
+            now=now,
+        )
         self._idle = asyncio.Event()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"grok-scheduler-worker-{i}")
@@ -417,6 +429,8 @@ class Scheduler:
                         continue
                     self._queue.pop(now)
                     return job
+                if self._controller is not None:
+                    self._controller.on_limited(now)
                 until = now + max(wait, _MIN_WAIT)
                 eligible = self._queue.next_eligible_at()
                 if eligible is not None:
@@ -482,17 +496,15 @@ class Scheduler:
             headers = parse_rate_limit_headers(response.headers)
         except Exception:  # the parsers promise not to raise; a header must never kill a job
             return
-        if not headers.is_empty:
-            before = (self._limiter.requests_per_second, self._limiter.tokens_per_minute)
-            self._limiter.observe_headers(headers, now)
-            after = (self._limiter.requests_per_second, self._limiter.tokens_per_minute)
-            if after != before:
-                _log.info(
-                    "grok_scheduler.limits_updated",
-                    requests_per_second=after[0],
-                    tokens_per_minute=after[1],
-                    reason="headers",
-                )
+        if headers.is_empty:
+            return
+        # Stated limits go through the controller (it owns the rates); the limiter only
+        # synchronises its level with what the server says remains.
+        if self._controller is not None:
+            self._controller.on_headers(headers, now)
+        self._limiter.observe_headers(
+            dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
+        )
 
     def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
         assert self._limiter is not None
@@ -517,6 +529,8 @@ class Scheduler:
         characters, _ = prompt_characters(job.prompt)
         self._estimators[job.model].observe(characters, usage.prompt_tokens, answer_tokens)
         self._timeouts.observe(elapsed, answer_tokens)
+        if self._controller is not None:
+            self._controller.on_success(used, now)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
         if job.future.done():
@@ -600,13 +614,18 @@ class Scheduler:
     def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
         assert self._limiter is not None
         self._consecutive_429 += 1
+        pause = 0.0
+        if self._controller is not None:
+            pause = self._controller.on_rate_limited(verdict.limit_dimension, now)
         if verdict.retry_after is not None:
             wait = verdict.retry_after
         else:
-            # No server wait given (xAI's usual 429): a short pool-wide pause that grows while
-            # 429s repeat, jittered so that several processes do not resume together.
-            base = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
-            wait = base * self._rng.uniform(0.75, 1.25)
+            # No server wait given (xAI's usual 429): a short pool-wide pause, from the rate
+            # controller or, with adaptation off, growing while 429s repeat; jittered so that
+            # several processes do not resume together.
+            if pause <= 0.0:
+                pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
+            wait = pause * self._rng.uniform(0.75, 1.25)
         self._limiter.pause_until(now + wait, now, "429")
 
     def _fail(self, job: Job, error: SchedulerError, now: float | None) -> None:

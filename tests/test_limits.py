@@ -47,20 +47,20 @@ def test_resize_never_raises_the_level() -> None:
 
 
 def test_limiter_binds_on_tokens_when_they_run_out_first() -> None:
-    """With plenty of requests but 600 tokens/min, a 600-token job empties the minute."""
+    """600 tokens/min keeps 540 (90%) as burst: after 540, 100 more wait 10 s at 10/s."""
     limiter = LocalLimiter(requests_per_second=100, tokens_per_minute=600, now=0.0)
-    assert limiter.try_acquire(600, 0.0) == 0.0
+    assert limiter.try_acquire(540, 0.0) == 0.0
     assert limiter.try_acquire(100, 0.0) == pytest.approx(10.0)
 
 
 def test_settle_returns_unused_tokens_and_refund_returns_everything() -> None:
-    """Settling 600 reserved against 60 used frees 540; a refund frees the request too."""
+    """Settling 540 reserved against 60 used frees 480; a refund frees the request too."""
     limiter = LocalLimiter(requests_per_second=1, tokens_per_minute=600, now=0.0)
-    assert limiter.try_acquire(600, 0.0) == 0.0
-    limiter.settle(600, 60, 0.0)
+    assert limiter.try_acquire(540, 0.0) == 0.0
+    limiter.settle(540, 60, 0.0)
     state = limiter.state(0.0)
-    assert state.tokens_available == pytest.approx(540)
-    limiter.refund(540, 0.0)
+    assert state.tokens_available == pytest.approx(480)
+    limiter.refund(480, 0.0)
     assert limiter.try_acquire(540, 0.0) == 0.0
 
 

@@ -1,0 +1,271 @@
+"""Finding and holding the real limit when the server does not say it (xAI sends no headers).
+
+The controller runs AIMD with a measured cut, per dimension (requests/s and tokens/min):
+
+* **Cut** on a 429, once per congestion event (later 429s within ``cut_cooldown`` are the same
+  event, caused by requests already in flight). The new rate is the lower of ``decrease x rate``
+  and ``0.95 x the rate the server actually accepted`` over the last ``measure_window`` seconds,
+  so one cut lands near the real limit instead of halving blindly again and again.
+* **Recover** after ``quiet_period`` seconds without a 429, but only while the limiter is the
+  bottleneck (raising a rate nobody uses would drift it upward unchecked): climb back linearly to
+  the rate where the last 429 happened within ``recovery_seconds``...
+* **Probe** beyond it slowly, ``probe_fraction`` of the rate per second, never above the ceiling:
+  the configured limit, a limit the server's headers state, or ``max_*`` when nothing is given.
+
+With nothing configured, requests start unlimited (the concurrency bound holds them) and the first
+429 sets the rate from the measured acceptance. A 429 that does not say which limit it hit is
+blamed on the dimension that was closer to its limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from ._headers import RateLimitHeaders
+from ._limits import Limiter
+
+__all__ = ["AdaptivePolicy", "RateController"]
+
+Dimension = Literal["requests", "tokens"]
+_log = structlog.get_logger("grok_scheduler")
+_ADJUST_EVERY = 0.25
+_CHANGE_WORTH_APPLYING = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePolicy:
+    """Constants of the rate discovery (module docstring); ``enabled=False`` turns it off."""
+
+    enabled: bool = True
+    decrease: float = 0.7
+    cut_cooldown: float = 1.0
+    quiet_period: float = 3.0
+    recovery_seconds: float = 8.0
+    probe_fraction: float = 0.01
+    measure_window: float = 2.0
+    max_requests_per_second: float | None = None
+    max_tokens_per_minute: float | None = None
+    min_requests_per_second: float = 0.05
+    min_tokens_per_minute: float = 100.0
+
+
+class _Dimension:
+    """The adaptive state of one limit."""
+
+    __slots__ = ("ceiling", "cut_at", "floor", "last_cut", "rate", "recover_from", "stated")
+
+    def __init__(self, rate: float | None, ceiling: float | None, floor: float) -> None:
+        self.rate = rate  # None: unlimited (nothing known yet)
+        self.ceiling = ceiling
+        self.floor = floor
+        self.last_cut = -math.inf
+        self.cut_at: float | None = None  # the rate at which the last 429 came
+        self.recover_from: float | None = None
+        self.stated = False  # the server's headers gave this limit: no guessing needed
+
+
+class RateController:
+    """Adjusts a limiter's rates from 429s, successes and headers."""
+
+    __slots__ = (
+        "_accepted",
+        "_last_adjust",
+        "_last_limited",
+        "_limiter",
+        "_on_change",
+        "_policy",
+        "_requests",
+        "_started",
+        "_tokens",
+        "last_reason",
+    )
+
+    def __init__(
+        self,
+        policy: AdaptivePolicy,
+        limiter: Limiter,
+        *,
+        requests_per_second: float | None,
+        tokens_per_minute: float | None,
+        now: float,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self._policy = policy
+        self._started = now
+        self._limiter = limiter
+        self._requests = _Dimension(
+            requests_per_second,
+            requests_per_second or policy.max_requests_per_second,
+            policy.min_requests_per_second,
+        )
+        self._tokens = _Dimension(
+            tokens_per_minute,
+            tokens_per_minute or policy.max_tokens_per_minute,
+            policy.min_tokens_per_minute,
+        )
+        # (completion time, total tokens) of recent successes, for the measured cut.
+        self._accepted: deque[tuple[float, int]] = deque()
+        self._last_adjust = -math.inf
+        self._last_limited = -math.inf
+        self._on_change = on_change
+        self.last_reason = "configured"
+
+    # -- observations -----------------------------------------------------------------------
+    def on_limited(self, now: float) -> None:
+        """The gate had to wait for credit: the limiter is the bottleneck right now."""
+        self._last_limited = now
+
+    def on_success(self, tokens: int, now: float) -> None:
+        """A call succeeded; maybe raise the rates."""
+        accepted = self._accepted
+        accepted.append((now, tokens))
+        horizon = now - max(self._policy.measure_window, 60.0)
+        while accepted and accepted[0][0] < horizon:
+            accepted.popleft()
+        if self._policy.enabled and now - self._last_adjust >= _ADJUST_EVERY:
+            elapsed = min(now - self._last_adjust, 1.0)
+            self._last_adjust = now
+            if now - self._last_limited <= 1.0:
+                self._grow(elapsed, now)
+
+    def on_rate_limited(self, dimension: Dimension | None, now: float) -> float:
+        """A 429 came back; cut the guilty dimension. Returns the pool pause to apply."""
+        if not self._policy.enabled:
+            return 0.0
+        dimension = dimension or self._blame(now)
+        state = self._requests if dimension == "requests" else self._tokens
+        if state.stated or now - state.last_cut < self._policy.cut_cooldown:
+            # A stated limit is exact: the 429 came from a burst or a neighbour, which the
+            # pause and the remaining/reset synchronisation already handle.
+            return self._pause(dimension)
+        measured = self._measured(dimension, now)
+        current = state.rate if state.rate is not None else measured
+        if current is None or current <= 0:
+            return self._pause(dimension)
+        candidates = [current * self._policy.decrease]
+        if measured is not None and measured > 0:
+            candidates.append(measured * 0.95)
+        new_rate = max(state.floor, min(candidates))
+        # What the server accepted is the best estimate of the limit we just ran into.
+        state.cut_at = min(current, measured) if measured else current
+        state.recover_from = new_rate
+        state.last_cut = now
+        self._set(dimension, new_rate, now, f"429 on {dimension}")
+        return self._pause(dimension)
+
+    def on_headers(self, headers: RateLimitHeaders, now: float) -> None:
+        """A limit the server states becomes the ceiling (headers win over inference)."""
+        pairs: tuple[tuple[Dimension, float | None], ...] = (
+            ("requests", headers.requests_per_second),
+            ("tokens", headers.tokens_per_minute),
+        )
+        for dimension, limit in pairs:
+            state = self._requests if dimension == "requests" else self._tokens
+            if limit is None or state.ceiling == limit:
+                continue
+            state.ceiling = limit
+            state.stated = True
+            # Until a 429 taught us otherwise, the stated limit is the rate to run at.
+            rate = limit if state.rate is None or state.cut_at is None else state.rate
+            self._set(dimension, min(rate, limit), now, "headers")
+
+    # -- decisions --------------------------------------------------------------------------
+    def _blame(self, now: float) -> Dimension:
+        tpm = self._tokens.rate
+        if tpm is not None:
+            used = self._measured("tokens", now, window=60.0)
+            if used is not None and used >= 0.8 * tpm:
+                return "tokens"
+        return "requests"
+
+    def _measured(
+        self, dimension: Dimension, now: float, window: float | None = None
+    ) -> float | None:
+        """What the server accepted lately: requests per second or tokens per minute."""
+        # Early in a run there is less history than the window: do not dilute the rate.
+        span = max(0.5, min(window or self._policy.measure_window, now - self._started))
+        since = now - span
+        recent = [tokens for when, tokens in self._accepted if when >= since]
+        if not recent:
+            return None
+        if dimension == "requests":
+            return len(recent) / span
+        return sum(recent) / span * 60.0
+
+    def _pause(self, dimension: Dimension) -> float:
+        state = self._requests if dimension == "requests" else self._tokens
+        if state.rate is None:
+            return 0.25
+        if dimension == "requests":
+            return min(1.0, max(0.05, 1.0 / state.rate))
+        return 1.0
+
+    def _grow(self, elapsed: float, now: float) -> None:
+        pairs: tuple[tuple[Dimension, _Dimension], ...] = (
+            ("requests", self._requests),
+            ("tokens", self._tokens),
+        )
+        for dimension, state in pairs:
+            if state.rate is None or now - state.last_cut < self._policy.quiet_period:
+                continue
+            rate = state.rate
+            if (
+                state.cut_at is not None
+                and state.recover_from is not None
+                and rate < (0.98 * state.cut_at)
+            ):
+                step = (state.cut_at - state.recover_from) / self._policy.recovery_seconds
+                rate = min(0.98 * state.cut_at, rate + step * elapsed)
+            else:
+                rate *= 1.0 + self._policy.probe_fraction * elapsed
+            if state.ceiling is not None:
+                rate = min(rate, state.ceiling)
+            if rate > state.rate * (1.0 + _CHANGE_WORTH_APPLYING) or (
+                state.ceiling is not None and rate == state.ceiling and rate != state.rate
+            ):
+                self._set(dimension, rate, now, "probing up")
+
+    def _set(self, dimension: Dimension, rate: float, now: float, reason: str) -> None:
+        state = self._requests if dimension == "requests" else self._tokens
+        state.rate = rate
+        self.last_reason = reason
+        self._limiter.set_limits(
+            requests_per_second=self._requests.rate,
+            tokens_per_minute=self._tokens.rate,
+            now=now,
+            reason=reason,
+        )
+        _log.info(
+            "grok_scheduler.limits_updated",
+            requests_per_second=_round(self._requests.rate),
+            tokens_per_minute=_round(self._tokens.rate),
+            reason=reason,
+        )
+        if self._on_change is not None:
+            self._on_change(reason)
+
+    @property
+    def requests_per_second(self) -> float | None:
+        """The current requests-per-second rate (None: unlimited)."""
+        return self._requests.rate
+
+    @property
+    def tokens_per_minute(self) -> float | None:
+        """The current tokens-per-minute rate (None: unlimited)."""
+        return self._tokens.rate
+
+    def __repr__(self) -> str:
+        return (
+            f"RateController(requests_per_second={_round(self._requests.rate)}, "
+            f"tokens_per_minute={_round(self._tokens.rate)}, last_reason={self.last_reason!r})"
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
