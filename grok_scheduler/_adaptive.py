@@ -2,10 +2,11 @@
 
 The controller runs AIMD with a measured cut, per dimension (requests/s and tokens/min):
 
-* **Cut** on a 429, once per congestion event (later 429s within ``cut_cooldown`` are the same
-  event, caused by requests already in flight). The new rate is the lower of ``decrease x rate``
-  and ``0.95 x the rate the server actually accepted`` over the last ``measure_window`` seconds,
-  so one cut lands near the real limit instead of halving blindly again and again.
+* **Cut** on a 429, once per congestion event (later 429s within about two call latencies, at
+  most ``cut_cooldown``, are the same event: requests already in flight). The new rate is
+  ``0.95 x the rate the server actually accepted`` over the last ``measure_window`` seconds, so
+  one cut lands near the real limit instead of halving blindly again and again; with no such
+  measurement (a limiter shared with other processes) it is ``decrease x rate``.
 * **Recover** after ``quiet_period`` seconds without a 429, but only while the limiter is the
   bottleneck (raising a rate nobody uses would drift it upward unchecked): climb back linearly to
   the rate where the last 429 happened within ``recovery_seconds``...
@@ -36,6 +37,9 @@ Dimension = Literal["requests", "tokens"]
 _log = structlog.get_logger("grok_scheduler")
 _ADJUST_EVERY = 0.25
 _CHANGE_WORTH_APPLYING = 0.01
+# Below this age an episode's acceptance is too few samples to measure a rate from.
+_MIN_EPISODE = 0.5
+_EARLY_CUT = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class AdaptivePolicy:
     cut_cooldown: float = 1.0
     quiet_period: float = 3.0
     recovery_seconds: float = 8.0
-    probe_fraction: float = 0.01
+    probe_fraction: float = 0.03
     measure_window: float = 2.0
     max_requests_per_second: float | None = None
     max_tokens_per_minute: float | None = None
@@ -58,13 +62,25 @@ class AdaptivePolicy:
 class _Dimension:
     """The adaptive state of one limit."""
 
-    __slots__ = ("ceiling", "cut_at", "floor", "last_cut", "rate", "recover_from", "stated")
+    __slots__ = (
+        "ceiling",
+        "cut_at",
+        "episode_start",
+        "floor",
+        "last_429",
+        "last_cut",
+        "rate",
+        "recover_from",
+        "stated",
+    )
 
     def __init__(self, rate: float | None, ceiling: float | None, floor: float) -> None:
         self.rate = rate  # None: unlimited (nothing known yet)
         self.ceiling = ceiling
         self.floor = floor
         self.last_cut = -math.inf
+        self.last_429 = -math.inf
+        self.episode_start = -math.inf  # the first 429 of the current congestion episode
         self.cut_at: float | None = None  # the rate at which the last 429 came
         self.recover_from: float | None = None
         self.stated = False  # the server's headers gave this limit: no guessing needed
@@ -77,7 +93,9 @@ class RateController:
         "_accepted",
         "_last_adjust",
         "_last_limited",
+        "_latency",
         "_limiter",
+        "_measure",
         "_on_change",
         "_policy",
         "_requests",
@@ -94,10 +112,13 @@ class RateController:
         requests_per_second: float | None,
         tokens_per_minute: float | None,
         now: float,
+        measure_acceptance: bool = True,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._policy = policy
         self._started = now
+        self._latency = 0.0
+        self._measure = measure_acceptance
         self._limiter = limiter
         self._requests = _Dimension(
             requests_per_second,
@@ -121,10 +142,14 @@ class RateController:
         """The gate had to wait for credit: the limiter is the bottleneck right now."""
         self._last_limited = now
 
-    def on_success(self, tokens: int, now: float) -> None:
+    def on_success(self, tokens: int, now: float, call_seconds: float = 0.0) -> None:
         """A call succeeded; maybe raise the rates."""
+        # Calls in flight when a 429 comes back belong to the same congestion event: the
+        # cooldown between cuts follows how long a call takes.
+        self._latency += 0.1 * (call_seconds - self._latency)
         accepted = self._accepted
-        accepted.append((now, tokens))
+        # Keyed by when the call was sent: that is when the server counted it.
+        accepted.append((now - call_seconds, tokens))
         horizon = now - max(self._policy.measure_window, 60.0)
         while accepted and accepted[0][0] < horizon:
             accepted.popleft()
@@ -140,20 +165,42 @@ class RateController:
             return 0.0
         dimension = dimension or self._blame(now)
         state = self._requests if dimension == "requests" else self._tokens
-        if state.stated or now - state.last_cut < self._policy.cut_cooldown:
+        if now - state.last_429 > self._policy.quiet_period:
+            state.episode_start = now
+        state.last_429 = now
+        cooldown = min(self._policy.cut_cooldown, max(0.2, 2.0 * self._latency))
+        if state.stated or now - state.last_cut < cooldown:
             # A stated limit is exact: the 429 came from a burst or a neighbour, which the
             # pause and the remaining/reset synchronisation already handle.
             return self._pause(dimension)
-        measured = self._measured(dimension, now)
-        current = state.rate if state.rate is not None else measured
+        # A shared limiter's rate may have been changed by another process: start from it.
+        shared = (
+            self._limiter.requests_per_second
+            if dimension == "requests"
+            else (self._limiter.tokens_per_minute)
+        )
+        if shared is not None:
+            state.rate = shared
+        # Once 429s have started, the server's bucket is empty: what it accepted since then is
+        # exactly its refill rate, the limit we are looking for (before that, its initial burst
+        # would inflate any measurement). What this process saw accepted says nothing about
+        # the key's limit when other processes share it: the measured cut is local only.
+        episode = now - state.episode_start
+        measured = None
+        if self._measure and episode >= _MIN_EPISODE:
+            measured = self._measured(dimension, now, since=state.episode_start)
+        current = state.rate if state.rate is not None else self._measured(dimension, now)
         if current is None or current <= 0:
             return self._pause(dimension)
-        candidates = [current * self._policy.decrease]
         if measured is not None and measured > 0:
-            candidates.append(measured * 0.95)
-        new_rate = max(state.floor, min(candidates))
-        # What the server accepted is the best estimate of the limit we just ran into.
-        state.cut_at = min(current, measured) if measured else current
+            new_rate = min(current, measured) * 0.95
+            state.cut_at = min(current, measured)
+        else:
+            # No measurement yet: back off multiplicatively (mildly while the episode is young).
+            factor = self._policy.decrease if episode >= _MIN_EPISODE else _EARLY_CUT
+            new_rate = current * factor
+            state.cut_at = current
+        new_rate = max(state.floor, new_rate)
         state.recover_from = new_rate
         state.last_cut = now
         self._set(dimension, new_rate, now, f"429 on {dimension}")
@@ -185,13 +232,27 @@ class RateController:
         return "requests"
 
     def _measured(
-        self, dimension: Dimension, now: float, window: float | None = None
+        self,
+        dimension: Dimension,
+        now: float,
+        *,
+        window: float | None = None,
+        since: float | None = None,
     ) -> float | None:
         """What the server accepted lately: requests per second or tokens per minute."""
-        # Early in a run there is less history than the window: do not dilute the rate.
-        span = max(0.5, min(window or self._policy.measure_window, now - self._started))
-        since = now - span
-        recent = [tokens for when, tokens in self._accepted if when >= since]
+        if since is None:
+            # Early in a run there is less history than the window: do not dilute the rate.
+            span = max(0.5, min(window or self._policy.measure_window, now - self._started))
+            since = now - span
+            recent = [tokens for when, tokens in self._accepted if when >= since]
+        else:
+            # Calls sent in the last moments have not answered yet: measure up to the latest
+            # send that has, or the count would be diluted.
+            sent = [(when, tokens) for when, tokens in self._accepted if when >= since]
+            span = max((when for when, _ in sent), default=since) - since
+            if span < _MIN_EPISODE / 2:
+                return None
+            recent = [tokens for _, tokens in sent]
         if not recent:
             return None
         if dimension == "requests":

@@ -22,14 +22,16 @@ class Bucket:
 
     __slots__ = ("_capacity", "_level", "_rate", "_updated")
 
-    def __init__(self, *, rate: float, capacity: float, now: float) -> None:
+    def __init__(
+        self, *, rate: float, capacity: float, now: float, level: float | None = None
+    ) -> None:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive finite number, got {rate!r}")
         if not (capacity > 0 and math.isfinite(capacity)):
             raise ValueError(f"capacity must be a positive finite number, got {capacity!r}")
         self._rate = rate
         self._capacity = capacity
-        self._level = capacity
+        self._level = capacity if level is None else min(level, capacity)
         self._updated = now
 
     @property

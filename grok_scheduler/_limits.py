@@ -151,7 +151,10 @@ class LocalLimiter:
         if rps is None:
             self._requests = None
         elif self._requests is None:
-            self._requests = Bucket(rate=rps, capacity=self._request_capacity(rps), now=now)
+            capacity = self._request_capacity(rps)
+            # Start half full: a first burst of a whole second at a limit that may be set too
+            # high (nothing has been heard from the server yet) would meet a wall of 429s.
+            self._requests = Bucket(rate=rps, capacity=capacity, now=now, level=capacity / 2)
         else:
             self._requests.resize(rate=rps, capacity=self._request_capacity(rps), now=now)
         if tpm is None:

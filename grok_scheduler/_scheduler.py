@@ -183,6 +183,7 @@ class Scheduler:
             requests_per_second=self._limiter.requests_per_second,
             tokens_per_minute=self._limiter.tokens_per_minute,
             now=now,
+            measure_acceptance=isinstance(self._limiter, LocalLimiter),
         )
         self._idle = asyncio.Event()
         self._workers = [
@@ -530,7 +531,7 @@ class Scheduler:
         self._estimators[job.model].observe(characters, usage.prompt_tokens, answer_tokens)
         self._timeouts.observe(elapsed, answer_tokens)
         if self._controller is not None:
-            self._controller.on_success(used, now)
+            self._controller.on_success(used, now, elapsed)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
         if job.future.done():

@@ -55,7 +55,7 @@ def test_limiter_binds_on_tokens_when_they_run_out_first() -> None:
 
 def test_settle_returns_unused_tokens_and_refund_returns_everything() -> None:
     """Settling 540 reserved against 60 used frees 480; a refund frees the request too."""
-    limiter = LocalLimiter(requests_per_second=1, tokens_per_minute=600, now=0.0)
+    limiter = LocalLimiter(requests_per_second=100, tokens_per_minute=600, now=0.0)
     assert limiter.try_acquire(540, 0.0) == 0.0
     limiter.settle(540, 60, 0.0)
     state = limiter.state(0.0)
@@ -85,6 +85,13 @@ def test_headers_resize_and_synchronise_the_limiter() -> None:
     assert limiter.tokens_per_minute == pytest.approx(10000)
     limiter.observe_headers(RateLimitHeaders(requests_remaining=0, requests_reset=1.5), 0.0)
     assert limiter.try_acquire(1, 1.0) == pytest.approx(0.5)
+
+
+def test_request_bucket_starts_half_full() -> None:
+    """Before hearing from the server, only half the burst goes at once (the limit may be wrong)."""
+    limiter = LocalLimiter(requests_per_second=20, tokens_per_minute=None, now=0.0)
+    admitted = sum(limiter.try_acquire(0, 0.0) == 0.0 for _ in range(20))
+    assert admitted == 9
 
 
 def test_unlimited_dimensions_never_wait() -> None:

@@ -50,14 +50,14 @@ async def test_submit_returns_text_usage_and_attempts(clock: FakeClock) -> None:
 
 
 async def test_requests_per_second_paces_dispatch(clock: FakeClock) -> None:
-    """rps=10: a burst of 9 (a tenth of the second's burst kept in hand), then one per 0.1 s."""
+    """rps=10: a first burst of half the bucket (4 of 9), then one request every 0.1 s."""
     server = Server(clock, latency=0.0)
     async with make_scheduler(clock, server, requests_per_second=10) as scheduler:
         futures = [scheduler.submit_nowait(f"p{i}") for i in range(20)]
         await clock.run_until_done(asyncio.gather(*futures))
     times = [t - 1000.0 for t, _ in server.sent]
-    assert times[:9] == [0.0] * 9
-    assert times[9:] == pytest.approx([0.1 * k for k in range(1, 12)])
+    assert times[:4] == [0.0] * 4
+    assert times[4:] == pytest.approx([0.05 + 0.1 * k for k in range(16)])
 
 
 async def test_higher_priority_goes_first_and_fifo_within_level(clock: FakeClock) -> None:
