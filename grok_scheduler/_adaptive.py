@@ -40,6 +40,7 @@ _CHANGE_WORTH_APPLYING = 0.01
 # Below this age an episode's acceptance is too few samples to measure a rate from.
 _MIN_EPISODE = 0.5
 _EARLY_CUT = 0.85
+_PROBE_DOUBLING = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class _Dimension:
     """The adaptive state of one limit."""
 
     __slots__ = (
+        "applied",
         "ceiling",
         "cut_at",
         "episode_start",
@@ -76,6 +78,7 @@ class _Dimension:
 
     def __init__(self, rate: float | None, ceiling: float | None, floor: float) -> None:
         self.rate = rate  # None: unlimited (nothing known yet)
+        self.applied = rate  # what the limiter was last given
         self.ceiling = ceiling
         self.floor = floor
         self.last_cut = -math.inf
@@ -189,7 +192,11 @@ class RateController:
         measured = None
         if self._measure and episode >= _MIN_EPISODE:
             measured = self._measured(dimension, now, since=state.episode_start)
-        current = state.rate if state.rate is not None else self._measured(dimension, now)
+        if state.rate is None and measured is None:
+            # Nothing known and nothing measured yet: guessing from the server's first burst
+            # is noise. Pause, and cut once the episode has lasted long enough to measure.
+            return self._pause(dimension)
+        current = state.rate if state.rate is not None else measured
         if current is None or current <= 0:
             return self._pause(dimension)
         if measured is not None and measured > 0:
@@ -273,28 +280,37 @@ class RateController:
             ("tokens", self._tokens),
         )
         for dimension, state in pairs:
-            if state.rate is None or now - state.last_cut < self._policy.quiet_period:
+            quiet = now - state.last_cut - self._policy.quiet_period
+            if state.rate is None or quiet < 0:
                 continue
             rate = state.rate
             if (
                 state.cut_at is not None
                 and state.recover_from is not None
-                and rate < (0.98 * state.cut_at)
+                and (rate < 0.98 * state.cut_at)
             ):
                 step = (state.cut_at - state.recover_from) / self._policy.recovery_seconds
                 rate = min(0.98 * state.cut_at, rate + step * elapsed)
             else:
-                rate *= 1.0 + self._policy.probe_fraction * elapsed
+                # The longer no 429 has come, the less the old limit holds: probing speeds up,
+                # doubling every few seconds, so a raised limit is found in seconds, not minutes.
+                fraction = self._policy.probe_fraction * 2.0 ** min(quiet / _PROBE_DOUBLING, 3.0)
+                rate *= 1.0 + fraction * elapsed
             if state.ceiling is not None:
                 rate = min(rate, state.ceiling)
-            if rate > state.rate * (1.0 + _CHANGE_WORTH_APPLYING) or (
-                state.ceiling is not None and rate == state.ceiling and rate != state.rate
+            state.rate = rate
+            applied = state.applied
+            if (
+                applied is None
+                or rate > applied * (1.0 + _CHANGE_WORTH_APPLYING)
+                or (rate == state.ceiling and rate != applied)
             ):
                 self._set(dimension, rate, now, "probing up")
 
     def _set(self, dimension: Dimension, rate: float, now: float, reason: str) -> None:
         state = self._requests if dimension == "requests" else self._tokens
         state.rate = rate
+        state.applied = rate
         self.last_reason = reason
         self._limiter.set_limits(
             requests_per_second=self._requests.rate,

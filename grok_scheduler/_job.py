@@ -16,6 +16,7 @@ class Job:
 
     __slots__ = (
         "attempts",
+        "budget_held",
         "cancelled",
         "deadline",
         "eligible_at",
@@ -76,6 +77,7 @@ class Job:
         self.in_flight_seconds = 0.0
         self.cancelled = False
         self.queued = False
+        self.budget_held = False
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""

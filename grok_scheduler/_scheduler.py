@@ -17,16 +17,20 @@ import json
 import math
 import os
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
 from ._adaptive import AdaptivePolicy, RateController
+from ._alerts import Alert, AlertMonitor, AlertPolicy
+from ._breaker import BreakerPolicy, CircuitBreaker
+from ._budget import Budget
 from ._bulk import Outcome, PromptItem, map_prompts
 from ._classify import Verdict, classify_exception, classify_response
 from ._clock import Clock, LoopClock, TimerHandle
 from ._errors import (
+    APIConnectionError,
     APIError,
     APIResponseValidationError,
     AttemptRecord,
@@ -45,7 +49,7 @@ from ._models import Endpoint, Priority, Result, Usage
 from ._queue import JobQueue
 from ._response import extract_answer
 from ._retry import RetryPolicy, backoff_delay, retry_after_delay
-from ._stats import SchedulerStatistics, StatsRecorder
+from ._stats import SchedulerStatistics, StatsRecorder, queue_levels
 from ._timeouts import CallTimeouts
 from ._transport import AiohttpTransport, Transport, TransportResponse
 
@@ -89,6 +93,11 @@ class Scheduler:
         max_concurrency: int = 32,
         retry: RetryPolicy | None = None,
         adaptive: AdaptivePolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        alerts: AlertPolicy | None = None,
+        on_alert: Callable[[Alert], None] | None = None,
+        token_budget: int | None = None,
+        cost_budget_usd: float | None = None,
         endpoint: Endpoint | str = Endpoint.CHAT_COMPLETIONS,
         timeout: float | None = None,
         burst_seconds: float = 1.0,
@@ -117,6 +126,14 @@ class Scheduler:
         self._max_concurrency = max_concurrency
         self._retry = retry or RetryPolicy()
         self._adaptive = adaptive or AdaptivePolicy()
+        self._breaker = CircuitBreaker(breaker)
+        self._breaker.on_transition(lambda _old, _new: self._poke())
+        self._alerts = AlertMonitor(alerts, on_alert=on_alert)
+        self._budget = (
+            Budget(max_tokens=token_budget, max_cost_usd=cost_budget_usd)
+            if token_budget is not None or cost_budget_usd is not None
+            else None
+        )
         self._controller: RateController | None = None
         self._timeout = timeout
         self._default_max_tokens = default_max_tokens
@@ -214,6 +231,11 @@ class Scheduler:
             await self._transport.aclose()
 
     @property
+    def model(self) -> str:
+        """The default model of submitted jobs."""
+        return self._model
+
+    @property
     def max_concurrency(self) -> int:
         """How many calls may be in flight at once."""
         return self._max_concurrency
@@ -262,6 +284,10 @@ class Scheduler:
             metadata=metadata,
             extra_body=extra_body,
         )
+        if self._budget is not None:
+            # Raises BudgetExceededError before anything is queued or sent.
+            self._budget.reserve(job.estimated_tokens)
+            job.budget_held = True
         self._stats.submitted(job.priority)
         if self._queue.push(job, job.submitted_at):
             self._poke()
@@ -376,7 +402,13 @@ class Scheduler:
             self._stats.cancelled()
             if job.queued:
                 self._queue.discard(job)
+                self._release_budget(job)
                 self._poke()
+
+    def _release_budget(self, job: Job) -> None:
+        if self._budget is not None and job.budget_held:
+            job.budget_held = False
+            self._budget.release(job.estimated_tokens)
 
     def _expire(self, job: Job) -> None:
         """A queued job's deadline passed: fail it now rather than when it reaches the front."""
@@ -428,7 +460,14 @@ class Scheduler:
                     if job.cancelled:
                         self._limiter.refund(job.estimated_tokens, now)
                         continue
+                    # Asked only when the job will really go: half-open hands out one probe.
+                    blocked = self._breaker.delay(now)
+                    if blocked > 0.0:
+                        self._limiter.refund(job.estimated_tokens, now)
+                        await self._wait(now + blocked)
+                        continue
                     self._queue.pop(now)
+                    self._alerts.record_queue_wait(now - job.submitted_at, now)
                     return job
                 if self._controller is not None:
                     self._controller.on_limited(now)
@@ -472,8 +511,12 @@ class Scheduler:
         except Exception as exc:
             now = clock.now()
             job.in_flight_seconds += now - started
+            verdict = classify_exception(exc)
+            if isinstance(verdict.error, APIConnectionError):
+                self._breaker.record(False, now)
+            self._alerts.record_call(False, now)
             # The server may have started on it: keep the reservation as spent.
-            self._retry_or_fail(job, classify_exception(exc), now, cause=exc)
+            self._retry_or_fail(job, verdict, now, cause=exc)
             return
         finally:
             self._in_flight -= 1
@@ -489,6 +532,11 @@ class Scheduler:
             verdict = classify_response(
                 response.status, response.headers, response.body, request_id=response.request_id
             )
+            self._breaker.record(response.status < 500, now)
+            if verdict.is_rate_limit:
+                self._alerts.record_rate_limited(now)
+            else:
+                self._alerts.record_call(False, now)
             self._retry_or_fail(job, verdict, now)
 
     def _observe_headers(self, response: TransportResponse, now: float) -> None:
@@ -516,6 +564,8 @@ class Scheduler:
             text, finish_reason = extract_answer(parsed, job.endpoint)
         except ValueError as exc:
             self._limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
+            self._breaker.record(True, now)
+            self._alerts.record_call(False, now)
             error = APIResponseValidationError(
                 f"the server answered {response.status} with an unusable body: {exc}",
                 status_code=response.status,
@@ -526,6 +576,13 @@ class Scheduler:
         usage = Usage.from_body(parsed)
         used = usage.total_tokens or job.estimated_tokens
         self._limiter.settle(job.estimated_tokens, used, now)
+        self._breaker.record(True, now)
+        self._alerts.record_call(True, now)
+        if self._budget is not None:
+            reserved = job.estimated_tokens if job.budget_held else 0
+            job.budget_held = False
+            self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
+            self._alerts.record_budget(self._budget.used_fraction, now)
         answer_tokens = usage.completion_tokens + usage.reasoning_tokens
         characters, _ = prompt_characters(job.prompt)
         self._estimators[job.model].observe(characters, usage.prompt_tokens, answer_tokens)
@@ -634,6 +691,7 @@ class Scheduler:
             error.attempts = job.attempts
             error.history = tuple(job.history)
         self._stats.failed(error)
+        self._release_budget(job)
         if job.future.done():
             return
         _log.warning(
@@ -700,6 +758,12 @@ class Scheduler:
             queued=len(self._queue),
             in_flight=self._in_flight,
             limiter=self._limiter.state(now) if self._limiter else None,
+            queue_by_priority=queue_levels(
+                ((job.priority, job.submitted_at) for job in self._queue.jobs()), now
+            ),
+            breaker_state=self._breaker.state,
+            active_alerts=self._alerts.active(),
+            budget_used_fraction=self._budget.used_fraction if self._budget else None,
         )
 
     def __repr__(self) -> str:

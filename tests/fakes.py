@@ -99,3 +99,39 @@ def make_scheduler(clock: FakeClock, server: Server, **options: Any) -> Schedule
     return Scheduler(
         api_key=TEST_KEY, clock=clock, transport=MockTransport(server, clock=clock), **options
     )
+
+
+class LimitedServer(Server):
+    """A fake API that enforces requests/s strictly (a bucket of one second) and sends no headers.
+
+    ``rps`` can be changed while running; ``rejected`` counts 429s and ``token_limited`` makes
+    every 429 say it was about tokens.
+    """
+
+    def __init__(self, clock: FakeClock, *, rps: float, latency: float = 0.05) -> None:
+        super().__init__(clock, latency=latency)
+        self.rps = rps
+        self._level = rps
+        self._updated = clock.now()
+        self.accepted = 0
+        self.rejected = 0
+        self.token_limited = False
+
+    def _admit(self) -> bool:
+        now = self.clock.now()
+        self._level = min(self.rps, self._level + (now - self._updated) * self.rps)
+        self._updated = now
+        if self._level >= 1.0 - 1e-9:
+            self._level -= 1.0
+            return True
+        return False
+
+    async def __call__(self, path: str, body: dict[str, Any]) -> TransportResponse:
+        self.sent.append((self.clock.now(), _prompt_of(body)))
+        if not self._admit():
+            self.rejected += 1
+            what = "tokens per minute" if self.token_limited else "requests per second"
+            return error(429, f"Rate limit exceeded: {what}")
+        self.accepted += 1
+        await self.clock.sleep(self.latency)
+        return ok(_prompt_of(body))

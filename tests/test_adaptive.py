@@ -1,0 +1,126 @@
+"""Finding and holding the real limit without headers, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fakes import LimitedServer, make_scheduler
+
+from grok_scheduler import FakeClock, Priority, RetryPolicy
+from grok_scheduler._adaptive import AdaptivePolicy, RateController
+from grok_scheduler._limits import LocalLimiter
+
+RETRY = RetryPolicy(max_attempts=30)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def _run(clock: FakeClock, server: LimitedServer, jobs: int, **options: object) -> float:
+    options.setdefault("max_concurrency", 16)
+    async with make_scheduler(clock, server, retry=RETRY, **options) as scheduler:  # type: ignore[arg-type]
+        start = clock.now()
+        futures = [scheduler.submit_nowait(f"job {i}") for i in range(jobs)]
+        await clock.run_until_done(asyncio.gather(*futures))
+        return clock.now() - start
+
+
+async def test_told_twice_the_real_rate_converges(clock: FakeClock) -> None:
+    """Configured 40 rps against a 20 rps server: within 15% of ideal and under 5% 429s."""
+    server = LimitedServer(clock, rps=20)
+    makespan = await _run(clock, server, 600, requests_per_second=40)
+    assert makespan <= 1.15 * 600 / 20
+    assert server.rejected / len(server.sent) < 0.05
+
+
+async def test_no_limit_given_is_discovered(clock: FakeClock) -> None:
+    """With no limit configured the scheduler finds 20 rps: within 20% of ideal."""
+    server = LimitedServer(clock, rps=20)
+    makespan = await _run(clock, server, 600, requests_per_second=None)
+    assert makespan <= 1.2 * 600 / 20
+
+
+async def test_correct_limit_meets_no_429(clock: FakeClock) -> None:
+    """Configured exactly right: no 429 at all, and within 5% of ideal."""
+    server = LimitedServer(clock, rps=20)
+    makespan = await _run(clock, server, 400, requests_per_second=20)
+    assert server.rejected == 0
+    assert makespan <= 1.05 * 400 / 20
+
+
+async def test_follows_a_drop_and_climbs_back(clock: FakeClock) -> None:
+    """The server halves its limit, then restores it: the rate follows down and back up."""
+    server = LimitedServer(clock, rps=20)
+    async with make_scheduler(clock, server, retry=RETRY, max_concurrency=16) as scheduler:
+        futures = [scheduler.submit_nowait(f"job {i}") for i in range(1200)]
+        await clock.advance(10.0)
+        server.rps = 10
+        await clock.advance(5.0)
+        after_drop = scheduler.statistics().limiter
+        assert after_drop is not None and after_drop.requests_per_second is not None
+        assert after_drop.requests_per_second <= 10.5
+        server.rps = 20
+        await clock.advance(25.0)
+        recovered = scheduler.statistics().limiter
+        assert recovered is not None and recovered.requests_per_second is not None
+        assert recovered.requests_per_second >= 17.0
+        await clock.run_until_done(asyncio.gather(*futures))
+    assert server.rejected / len(server.sent) < 0.05
+
+
+async def test_token_429_cuts_tokens_not_requests() -> None:
+    """A 429 that names tokens lowers tokens per minute and leaves requests per second alone."""
+    limiter = LocalLimiter(requests_per_second=50, tokens_per_minute=100_000, now=0.0)
+    controller = RateController(
+        AdaptivePolicy(), limiter, requests_per_second=50, tokens_per_minute=100_000, now=0.0
+    )
+    controller.on_rate_limited("tokens", 1.0)
+    assert limiter.requests_per_second == 50
+    assert limiter.tokens_per_minute is not None and limiter.tokens_per_minute < 100_000
+
+
+async def test_one_cut_per_congestion_event() -> None:
+    """Ten 429s arriving together (one event) cut once, not ten times."""
+    limiter = LocalLimiter(requests_per_second=50, tokens_per_minute=None, now=0.0)
+    controller = RateController(
+        AdaptivePolicy(), limiter, requests_per_second=50, tokens_per_minute=None, now=0.0
+    )
+    for i in range(10):
+        controller.on_rate_limited("requests", 1.0 + i * 0.01)
+    assert limiter.requests_per_second == pytest.approx(50 * 0.85)
+
+
+async def test_headers_win_over_inference() -> None:
+    """A limit stated by headers is the rate; a later 429 does not cut below it."""
+    from grok_scheduler import RateLimitHeaders
+
+    limiter = LocalLimiter(requests_per_second=50, tokens_per_minute=None, now=0.0)
+    controller = RateController(
+        AdaptivePolicy(), limiter, requests_per_second=50, tokens_per_minute=None, now=0.0
+    )
+    controller.on_headers(RateLimitHeaders(requests_limit=1200, requests_window=60), 0.0)
+    assert limiter.requests_per_second == pytest.approx(20)
+    controller.on_rate_limited("requests", 1.0)
+    assert limiter.requests_per_second == pytest.approx(20)
+
+
+async def test_high_priority_queue_time_stays_bounded_under_a_low_flood(
+    clock: FakeClock,
+) -> None:
+    """A steady LOW flood at the limit plus occasional HIGH jobs: each HIGH waits under 1 s."""
+    server = LimitedServer(clock, rps=10, latency=0.2)
+    async with make_scheduler(
+        clock, server, retry=RETRY, requests_per_second=10, max_concurrency=8
+    ) as scheduler:
+        low = [scheduler.submit_nowait(f"low {i}", priority=Priority.LOW) for i in range(300)]
+        high = []
+        for _ in range(10):
+            await clock.advance(2.0)
+            high.append(scheduler.submit_nowait("high", priority=Priority.HIGH))
+        await clock.run_until_done(asyncio.gather(*high))
+        waits = [f.result().queued_seconds for f in high]
+        await clock.run_until_done(asyncio.gather(*low))
+    assert max(waits) < 1.0
