@@ -5,6 +5,10 @@ Every public name is importable from here; the modules behind them are private.
 
 from __future__ import annotations
 
+from ._adaptive import AdaptivePolicy
+from ._alerts import Alert, AlertPolicy
+from ._breaker import BreakerPolicy
+from ._bulk import Outcome
 from ._clock import Clock, FakeClock, LoopClock
 from ._errors import (
     APIConnectionError,
@@ -30,28 +34,34 @@ from ._errors import (
 )
 from ._headers import RateLimitHeaders, parse_rate_limit_headers
 from ._limits import Limiter, LimiterState, LocalLimiter
+from ._metrics import render_metrics, start_metrics_server
 from ._models import Endpoint, Priority, Result, Usage
 from ._retry import RetryPolicy
 from ._scheduler import DEFAULT_BASE_URL, Scheduler
-from ._stats import LatencySummary, SchedulerStatistics
+from ._stats import Histogram, LatencySummary, QueueLevel, SchedulerStatistics
 from ._transport import AiohttpTransport, MockTransport, Transport, TransportResponse
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AdaptivePolicy",
     "AiohttpTransport",
+    "Alert",
+    "AlertPolicy",
     "AttemptRecord",
     "AuthenticationError",
     "BadRequestError",
+    "BreakerPolicy",
     "BudgetExceededError",
     "Clock",
+    "DEFAULT_BASE_URL",
     "DeadlineExceededError",
     "Endpoint",
     "FakeClock",
+    "Histogram",
     "InternalServerError",
     "InvalidJobError",
     "LatencySummary",
@@ -61,8 +71,10 @@ __all__ = [
     "LoopClock",
     "MockTransport",
     "NotFoundError",
+    "Outcome",
     "PermissionDeniedError",
     "Priority",
+    "QueueLevel",
     "QuotaExhaustedError",
     "RateLimitError",
     "RateLimitHeaders",
@@ -78,6 +90,8 @@ __all__ = [
     "UnprocessableEntityError",
     "Usage",
     "parse_rate_limit_headers",
+    "render_metrics",
+    "start_metrics_server",
 ]
 
 __version__ = "0.1.0"

@@ -59,6 +59,8 @@ DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _MAX_TOKENS_LIMIT = 10_000_000
 # When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
 _CONGESTION_PAUSE = 0.25
+# Until the first answer, at most this long with a single call in flight.
+_FIRST_CONTACT = 2.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
 _log = structlog.get_logger("grok_scheduler")
@@ -166,6 +168,8 @@ class Scheduler:
         self._closed = False
         self._started = False
         self._fatal: APIError | None = None
+        self._first_call_at: float | None = None
+        self._heard_back = False
         self._consecutive_429 = 0
         self._idle: asyncio.Event | None = None
 
@@ -450,6 +454,16 @@ class Scheduler:
                         return None
                     await self._wait(self._queue.next_eligible_at())
                     continue
+                if self._first_call_at is not None and not self._heard_back:
+                    # Until the server has answered once, one call at a time: a wrong key or
+                    # an empty account then costs one request, not a whole pool of them, and
+                    # stated limits arrive before the first burst. A slow first answer must
+                    # not stall the run, so this lasts at most _FIRST_CONTACT seconds.
+                    opens_at = self._first_call_at + _FIRST_CONTACT
+                    if now < opens_at:
+                        await self._wait(opens_at)
+                        continue
+                    self._heard_back = True
                 if job.deadline is not None and now >= job.deadline:
                     self._queue.pop(now)
                     self._fail(job, DeadlineExceededError("the job's deadline passed"), now)
@@ -499,6 +513,8 @@ class Scheduler:
         job.attempts += 1
         job.queued_seconds += started - job.eligible_at
         self._in_flight += 1
+        if self._first_call_at is None:
+            self._first_call_at = started
         self._stats.dispatched()
         timeout = job.timeout or self._timeouts.timeout_for(job.max_tokens)
         if job.deadline is not None:
@@ -520,6 +536,9 @@ class Scheduler:
             return
         finally:
             self._in_flight -= 1
+            if not self._heard_back:
+                self._heard_back = True
+                self._poke()
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed

@@ -12,6 +12,7 @@ from conftest import SimulatorFactory
 
 from grok_scheduler import (
     AuthenticationError,
+    BreakerPolicy,
     Endpoint,
     InternalServerError,
     Priority,
@@ -94,6 +95,8 @@ async def test_transient_faults_are_retried_to_success(make_simulator: Simulator
         base_url=sim.base_url,
         max_concurrency=8,
         retry=RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=12),
+        # 35% faults on purpose: this test is about retries, not the circuit breaker.
+        breaker=BreakerPolicy(failure_ratio=0.95),
     ) as scheduler:
         results = await asyncio.gather(*(scheduler.submit(f"job {i}") for i in range(60)))
     assert [f"job {i}" in r.text for i, r in enumerate(results)] == [True] * 60
