@@ -472,7 +472,9 @@ class _BulkRun:
 
     async def _count_total(self) -> None:
         try:
-            total = await anyio.to_thread.run_sync(count_lines, self.options.input)
+            total = await anyio.to_thread.run_sync(
+                count_lines, self.options.input, abandon_on_cancel=True
+            )
         except OSError:
             return
         self.counters.total = total
