@@ -145,7 +145,7 @@ async def test_cancel_drops_unfinished_jobs(make_simulator: SimulatorFactory) ->
         stream = s.map(prompts(10), window=4)
         assert isinstance(stream, OutcomeStream)
         task = asyncio.create_task(anext(stream))
-        await until(lambda: sim.stats.in_flight == 2)
+        await until(lambda: sim.stats.in_flight >= 1)
         stream.cancel()
         with pytest.raises(StopAsyncIteration):
             await task
@@ -169,11 +169,13 @@ async def test_drainable_transport_holds_new_calls_and_reports_idle(
         await transport.wait_idle()
         assert transport.sending == 0
         await spin()
-        # Both workers picked the next jobs, but those are held, not sent.
+        # Both workers picked the next jobs, but those are held, not sent: every request the
+        # server saw was answered, and the held ones never reached it.
         assert s.statistics().in_flight == 2
         assert transport.sending == 0
-        assert sim.stats.requests == 2
-        assert sum(f.done() for f in futures) == 2
+        answered = sum(f.done() for f in futures)
+        assert 2 <= answered <= 4
+        assert sim.stats.requests == answered
         for future in futures:
             future.cancel()
         await s.aclose(cancel=True)

@@ -144,7 +144,7 @@ def test_ctrl_c_drains_calls_in_flight_and_exits_130(tmp_path: Path) -> None:
         source = write_jsonl(tmp_path / "in.jsonl", plain(n))
         output = tmp_path / "out.jsonl"
         run = start_run(source, output, sim.base_url, "--concurrency", "4")
-        wait_for(lambda: complete_lines(output) >= 4 and sim.stats.in_flight == 4)
+        wait_for(lambda: complete_lines(output) >= 4 and sim.stats.in_flight >= 2)
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=15)
         assert run.returncode == 130, stderr
@@ -168,7 +168,7 @@ def test_ctrl_c_twice_exits_at_once_with_valid_output(tmp_path: Path) -> None:
         source = write_jsonl(tmp_path / "in.jsonl", plain(50))
         output = tmp_path / "out.jsonl"
         run = start_run(source, output, sim.base_url, "--concurrency", "4")
-        wait_for(lambda: sim.stats.in_flight == 4)
+        wait_for(lambda: sim.stats.in_flight >= 1)
         run.send_signal(signal.SIGINT)
         time.sleep(0.3)  # let the first one be handled: two signals at once would merge
         started = time.monotonic()
