@@ -1,6 +1,6 @@
 """grok-scheduler side by side with the clients users would pick instead, on the same workloads.
 
-    python benchmarks/compare.py                      # everything, about 10 minutes
+    python benchmarks/compare.py                      # everything, about 11 minutes on 2 cores
     python benchmarks/compare.py --only correct --only faults --peer grok --peer openai
     python benchmarks/compare.py --jobs 2000 --rps 100 --queued 1000000
 
@@ -426,7 +426,7 @@ def run_workload(
         # The token ideal needs tokens per job; estimate before the run, refine from the server.
         estimate = (len(BIG_PROMPT) / 4 + 16) if workload.big_prompts else 20.0
         ideal = workload.ideal(estimate)
-        cap = max(60.0, cap_factor * ideal)
+        cap = max(30.0, cap_factor * ideal)
         settings = {
             "base_url": sim.base_url,
             "requests_per_second": workload.client_rps,
@@ -586,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-call timeout, every peer")
     parser.add_argument(
-        "--cap-factor", type=float, default=4.0, help="global cap = max(60 s, this x ideal)"
+        "--cap-factor", type=float, default=3.0, help="global cap = max(30 s, this x ideal)"
     )
     parser.add_argument("--only", action="append", help="only these workloads (repeatable)")
     parser.add_argument("--peer", action="append", help="only these peers (repeatable)")
@@ -645,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Command: `{command.strip()}`; {args.jobs} jobs per workload, server {args.rps:g} rps "
         f"(token-bound: {args.tpm:g} tpm), latency 0.05 s +-50%, client concurrency "
         f"{args.concurrency}, {args.attempts} attempts per job, {args.timeout:g} s per-call "
-        f"timeout, global cap max(60 s, {args.cap_factor:g} x ideal). {os.cpu_count()} CPUs.",
+        f"timeout, global cap max(30 s, {args.cap_factor:g} x ideal). {os.cpu_count()} CPUs.",
         "",
         *peer_table(rows, titles),
     ]
