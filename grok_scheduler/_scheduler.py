@@ -57,6 +57,8 @@ __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _MAX_TOKENS_LIMIT = 10_000_000
+# Priorities are heap keys multiplied by the aging interval: keep them well inside float range.
+_PRIORITY_LIMIT = 1_000_000
 # When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
 _CONGESTION_PAUSE = 0.25
 # Until the first answer, at most this long with a single call in flight.
@@ -345,8 +347,15 @@ class Scheduler:
         extra_body: Mapping[str, Any] | None,
     ) -> Job:
         messages = _validate_prompt(prompt)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise InvalidJobError(f"priority must be an int or Priority, got {priority!r}")
+        if (
+            not isinstance(priority, int)
+            or isinstance(priority, bool)
+            or not -_PRIORITY_LIMIT <= priority <= _PRIORITY_LIMIT
+        ):
+            raise InvalidJobError(
+                f"priority must be an int from {-_PRIORITY_LIMIT} to {_PRIORITY_LIMIT} "
+                f"or a Priority, got {priority!r}"
+            )
         if max_tokens is None:
             max_tokens = self._default_max_tokens
         if max_tokens is not None and (
@@ -368,6 +377,11 @@ class Scheduler:
             raise InvalidJobError(f"unknown endpoint {endpoint!r}") from None
         model_name = model or self._model
         options: dict[str, Any] = dict(extra_body) if extra_body else {}
+        if options:
+            try:
+                json.dumps(options)
+            except (TypeError, ValueError) as exc:
+                raise InvalidJobError(f"extra_body cannot be sent as JSON: {exc}") from None
         if temperature is not None:
             if not isinstance(temperature, int | float) or not math.isfinite(temperature):
                 raise InvalidJobError(f"temperature must be a number, got {temperature!r}")
@@ -471,7 +485,9 @@ class Scheduler:
                 wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
                 if wait <= 0.0:
                     now = self._clock.now()
-                    if job.cancelled:
+                    # Awaiting a shared limiter lets time pass: the job may have been cancelled,
+                    # or a more urgent retry may have become due and now stand in front.
+                    if job.cancelled or self._queue.peek(now) is not job:
                         self._limiter.refund(job.estimated_tokens, now)
                         continue
                     # Asked only when the job will really go: half-open hands out one probe.
@@ -510,16 +526,22 @@ class Scheduler:
         assert self._limiter is not None
         clock = self._clock
         started = clock.now()
+        try:
+            body = json.dumps(job.payload(), separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            # Checked at submit already; a message list mutated since then still ends cleanly.
+            self._limiter.refund(job.estimated_tokens, started)
+            self._fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"), None)
+            return
         job.attempts += 1
         job.queued_seconds += started - job.eligible_at
         self._in_flight += 1
         if self._first_call_at is None:
             self._first_call_at = started
         self._stats.dispatched()
-        timeout = job.timeout or self._timeouts.timeout_for(job.max_tokens)
+        timeout = job.timeout or self._timeout or self._timeouts.timeout_for(job.max_tokens)
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
-        body = json.dumps(job.payload(), separators=(",", ":")).encode()
         try:
             response = await self._transport.send(job.endpoint.value, body, timeout=timeout)
         except asyncio.CancelledError:
@@ -694,12 +716,13 @@ class Scheduler:
         pause = 0.0
         if self._controller is not None:
             pause = self._controller.on_rate_limited(verdict.limit_dimension, now)
-        if verdict.retry_after is not None:
+        if verdict.retry_after is not None and verdict.retry_after <= self._retry.max_retry_after:
             wait = verdict.retry_after
         else:
-            # No server wait given (xAI's usual 429): a short pool-wide pause, from the rate
-            # controller or, with adaptation off, growing while 429s repeat; jittered so that
-            # several processes do not resume together.
+            # No server wait given (xAI's usual 429), or one beyond max_retry_after: that fails
+            # the job that got it, but must not hold every other job for a day.
+            # A short pool-wide pause, from the rate controller or, with adaptation off,
+            # growing while 429s repeat; jittered so that processes do not resume together.
             if pause <= 0.0:
                 pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
             wait = pause * self._rng.uniform(0.75, 1.25)
