@@ -625,7 +625,8 @@ output lines (JSONL, batch output shape), one per input line:
   {"id": ..., "custom_id": "a2", "response": null, "error": {"type": ..., "message": ...}}
 
 resume: when OUTPUT already has lines, successes are kept and never sent again; failed and
-bad lines are removed and redone. Use --overwrite to start over.
+bad lines are removed and redone, so the finished file holds one line per input line.
+--ordered orders the lines written by this run. Use --overwrite to start over.
 
 The API key is read from XAI_API_KEY only. Exit status: 0 all succeeded, 1 some failed,
 2 usage error, 130 interrupted (Ctrl-C once drains calls in flight, twice stops at once).
@@ -666,7 +667,7 @@ def _add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="NAME",
         help="line field holding the priority (lower is more urgent; default 'priority')",
     )
-    add("--ordered", action="store_true", help="write results in input order")
+    add("--ordered", action="store_true", help="write this run's results in input order")
     add("--summary-json", metavar="PATH", help="also write the final summary as JSON")
     add("--max-attempts", type=_positive_int, default=8, metavar="N", help="calls per job")
     add("--timeout", type=_positive_float, metavar="SECONDS", help="timeout of each call")
