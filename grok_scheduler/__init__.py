@@ -8,7 +8,7 @@ from __future__ import annotations
 from ._adaptive import AdaptivePolicy
 from ._alerts import Alert, AlertPolicy
 from ._breaker import BreakerPolicy
-from ._bulk import Outcome
+from ._bulk import Outcome, OutcomeStream
 from ._clock import Clock, FakeClock, LoopClock
 from ._errors import (
     APIConnectionError,
@@ -72,6 +72,7 @@ __all__ = [
     "MockTransport",
     "NotFoundError",
     "Outcome",
+    "OutcomeStream",
     "PermissionDeniedError",
     "Priority",
     "QueueLevel",

@@ -41,6 +41,7 @@ _CHANGE_WORTH_APPLYING = 0.01
 _MIN_EPISODE = 0.5
 _EARLY_CUT = 0.85
 _PROBE_DOUBLING = 4.0
+_SLOT = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ class RateController:
             policy.min_tokens_per_minute,
         )
         # (completion time, total tokens) of recent successes, for the measured cut.
-        self._accepted: deque[tuple[float, int]] = deque()
+        self._accepted: deque[list[float]] = deque()  # [sent at, calls, tokens]
         self._last_adjust = -math.inf
         self._last_limited = -math.inf
         self._on_change = on_change
@@ -151,8 +152,15 @@ class RateController:
         # cooldown between cuts follows how long a call takes.
         self._latency += 0.1 * (call_seconds - self._latency)
         accepted = self._accepted
-        # Keyed by when the call was sent: that is when the server counted it.
-        accepted.append((now - call_seconds, tokens))
+        # Keyed by when the call was sent: that is when the server counted it. Calls sent within
+        # _SLOT seconds share one entry, so memory stays flat at thousands of calls a second.
+        sent = now - call_seconds
+        if accepted and abs(sent - accepted[-1][0]) < _SLOT:
+            slot = accepted[-1]
+            slot[1] += 1
+            slot[2] += tokens
+        else:
+            accepted.append([sent, 1, tokens])
         horizon = now - max(self._policy.measure_window, 60.0)
         while accepted and accepted[0][0] < horizon:
             accepted.popleft()
@@ -251,20 +259,19 @@ class RateController:
             # Early in a run there is less history than the window: do not dilute the rate.
             span = max(0.5, min(window or self._policy.measure_window, now - self._started))
             since = now - span
-            recent = [tokens for when, tokens in self._accepted if when >= since]
+            recent = [slot for slot in self._accepted if slot[0] >= since]
         else:
             # Calls sent in the last moments have not answered yet: measure up to the latest
             # send that has, or the count would be diluted.
-            sent = [(when, tokens) for when, tokens in self._accepted if when >= since]
-            span = max((when for when, _ in sent), default=since) - since
+            recent = [slot for slot in self._accepted if slot[0] >= since]
+            span = max((slot[0] for slot in recent), default=since) - since
             if span < _MIN_EPISODE / 2:
                 return None
-            recent = [tokens for _, tokens in sent]
         if not recent:
             return None
         if dimension == "requests":
-            return len(recent) / span
-        return sum(recent) / span * 60.0
+            return sum(slot[1] for slot in recent) / span
+        return sum(slot[2] for slot in recent) / span * 60.0
 
     def _pause(self, dimension: Dimension) -> float:
         state = self._requests if dimension == "requests" else self._tokens

@@ -11,13 +11,14 @@ not-before time; the worker moves on to other work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -26,7 +27,7 @@ from ._adaptive import AdaptivePolicy, RateController
 from ._alerts import Alert, AlertMonitor, AlertPolicy
 from ._breaker import BreakerPolicy, CircuitBreaker
 from ._budget import Budget
-from ._bulk import Outcome, PromptItem, map_prompts
+from ._bulk import OutcomeStream, PromptItem, map_prompts
 from ._classify import Verdict, classify_exception, classify_response
 from ._clock import Clock, LoopClock, TimerHandle
 from ._errors import (
@@ -518,8 +519,9 @@ class Scheduler:
                 self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"), None)
                 raise
             except Exception as exc:  # a bug must fail one job, never kill a worker
-                _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
                 self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"), None)
+                with contextlib.suppress(Exception):
+                    _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
 
     # -- one attempt ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
@@ -700,6 +702,9 @@ class Scheduler:
             return
         job.eligible_at = retry_at
         self._stats.retried()
+        # Queue first: nothing after this point may lose the job, not even a broken log sink.
+        self._queue.push(job, now)
+        self._poke()
         _log.info(
             "grok_scheduler.retry_scheduled",
             attempt=job.attempts,
@@ -707,8 +712,6 @@ class Scheduler:
             error_type=type(error).__name__,
             status_code=error.status_code,
         )
-        self._queue.push(job, now)
-        self._poke()
 
     def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
         assert self._limiter is not None
@@ -736,15 +739,15 @@ class Scheduler:
         self._release_budget(job)
         if job.future.done():
             return
+        job.future.set_exception(error)
+        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
+        job.future.exception()
         _log.warning(
             "grok_scheduler.failed",
             error_type=type(error).__name__,
             status_code=getattr(error, "status_code", None),
             attempts=job.attempts,
         )
-        job.future.set_exception(error)
-        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
-        job.future.exception()
 
     def _stop_everything(self, error: APIError, job: Job, now: float) -> None:
         """A failure that will fail every job (bad key, no credits) ends the whole run."""
@@ -782,7 +785,7 @@ class Scheduler:
         ordered: bool = False,
         window: int | None = None,
         **defaults: Any,
-    ) -> AsyncIterator[Outcome]:
+    ) -> OutcomeStream:
         """Run every prompt of a (possibly endless) iterable, yielding outcomes as they finish.
 
         Items are prompts, message lists, or mappings of submit options (``prompt`` or

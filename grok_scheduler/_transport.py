@@ -8,6 +8,7 @@ place, :mod:`grok_scheduler._classify`.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import aiohttp
 from ._clock import Clock
 
 __all__ = ["AiohttpTransport", "MockTransport", "Transport", "TransportResponse"]
+
+_LARGE_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,10 @@ class AiohttpTransport:
     async def send(self, path: str, body: bytes, *, timeout: float) -> TransportResponse:
         session = self._session or self._open()
         client_timeout = aiohttp.ClientTimeout(total=timeout)
+        # aiohttp warns about raw bytes over 1 MiB; a file-like payload says the same thing quietly.
+        data: bytes | io.BytesIO = body if len(body) < _LARGE_BODY else io.BytesIO(body)
         async with session.post(
-            self._base_url + path, data=body, timeout=client_timeout
+            self._base_url + path, data=data, timeout=client_timeout
         ) as response:
             payload = await response.read()
             return TransportResponse(status=response.status, body=payload, headers=response.headers)
