@@ -2,13 +2,13 @@
 
 | input                                   | documented behaviour                                |
 |-----------------------------------------|-----------------------------------------------------|
-| priority not an int (str, float, bool)  | InvalidJobError at submit                           |
+| priority not an int, or beyond float    | InvalidJobError at submit                           |
 | max_tokens <= 0, > 10M, not an int      | InvalidJobError at submit                           |
 | empty / blank prompt, empty message list| InvalidJobError at submit                           |
 | metadata that JSON cannot encode        | tolerated: never sent, handed back on the Result    |
-| extra_body that JSON cannot encode      | a typed error for that job (see the xfail below)    |
+| extra_body that JSON cannot encode      | InvalidJobError; no call is left counted in flight  |
 | garbage Retry-After                     | ignored: normal backoff, the job succeeds           |
-| Retry-After above max_retry_after       | RateLimitError at once, with .retry_after           |
+| Retry-After above max_retry_after       | that job: RateLimitError at once; others not stalled|
 | negative x-ratelimit-remaining-*        | ignored: the job succeeds, the pool is not paused   |
 | 200 that is not JSON / lacks choices    | retried, then APIResponseValidationError            |
 | a 200 far larger than expected          | tolerated: the whole text is returned               |
@@ -99,11 +99,6 @@ async def test_empty_or_malformed_prompts_raise_invalid_job_error(
             scheduler.submit_nowait(prompt)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a priority too large for a float (10**400) raises OverflowError from "
-    "JobQueue.key_for instead of InvalidJobError",
-)
 async def test_astronomical_priority_is_a_typed_error(clock: FakeClock) -> None:
     """An int priority beyond float range is refused with InvalidJobError."""
     async with make_scheduler(clock, _tolerant_server(clock)) as scheduler:
@@ -120,12 +115,6 @@ async def test_metadata_json_cannot_encode_is_returned_untouched(clock: FakeCloc
     assert future.result().metadata is metadata
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="extra_body that json cannot encode fails in Scheduler._run after in_flight was "
-    "incremented and outside the try/finally: the job ends as 'internal error: TypeError' "
-    "and statistics().in_flight stays at 1 forever",
-)
 async def test_extra_body_json_cannot_encode_is_refused_cleanly(clock: FakeClock) -> None:
     """A non-serialisable extra_body is a typed InvalidJobError and leaves no call in flight."""
     async with make_scheduler(clock, _tolerant_server(clock)) as scheduler:
@@ -182,12 +171,6 @@ async def test_retry_after_above_the_policy_fails_that_job_at_once(clock: FakeCl
         await scheduler.aclose(cancel=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 429 whose Retry-After exceeds max_retry_after fails its own job but still "
-    "pauses the whole limiter for the full wait (Scheduler._pause_for_rate_limit): "
-    "every other job silently waits a day",
-)
 async def test_retry_after_above_the_policy_does_not_stall_other_jobs(clock: FakeClock) -> None:
     """After a too-long Retry-After, other jobs still run within max_retry_after."""
     server = _tolerant_server(clock)
@@ -267,7 +250,8 @@ async def test_a_response_far_larger_than_expected_is_returned_whole(clock: Fake
     assert len(future.result().text) == len(text)
 
 
-# --------------------------------------------------------------------------- core bugs found
+# --------------------------------------------------------------------------- regressions
+# Each test below first failed against the core (reported from issue 7, fixed in c3206e0).
 
 
 class _SlowLimiter(LocalLimiter):
@@ -282,13 +266,6 @@ class _SlowLimiter(LocalLimiter):
         return self.try_acquire(tokens, self.clock.now())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Scheduler._next_job peeks job A, awaits limiter.acquire, re-reads the clock and "
-    "calls queue.pop(now), which may promote a more urgent retry B that became eligible "
-    "meanwhile and pop B instead; A is returned and sent while still queued (sent twice), "
-    "B is dropped and its future never resolves",
-)
 async def test_a_retry_due_during_acquisition_is_neither_lost_nor_duplicated(
     clock: FakeClock,
 ) -> None:
@@ -309,12 +286,6 @@ async def test_a_retry_due_during_acquisition_is_neither_lost_nor_duplicated(
         await scheduler.aclose(cancel=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Scheduler(timeout=...) is stored in __init__ (self._timeout) but never read: "
-    "each call uses the per-job timeout or the derived one (about 100 s before 8 calls "
-    "were observed)",
-)
 async def test_the_scheduler_wide_timeout_bounds_each_call(clock: FakeClock) -> None:
     """Scheduler(timeout=0.5): a call that never answers is given up after 0.5 s."""
     server = Server(clock, latency=0.01)

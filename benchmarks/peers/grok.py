@@ -35,8 +35,8 @@ class GrokScheduler:
         ) as scheduler:
             futures = []
             for index, job in enumerate(jobs):
-                # The per-call timeout is passed per job: Scheduler(timeout=...) is ignored by the
-                # core at the time of writing (see tests/test_hardening.py).
+                # Per job as well as per scheduler: the result does not depend on which one
+                # the core reads first.
                 future = scheduler.submit_nowait(
                     job.prompt, max_tokens=job.max_tokens, timeout=settings.call_timeout
                 )
