@@ -84,13 +84,14 @@ class BreakerPolicy:
 
     window: float = 30.0
     """Seconds of recent calls the failure ratio is computed over."""
-    min_calls: int = 10
+    min_calls: int = 20
     """Fewer calls than this in the window never open the breaker (too little evidence)."""
-    failure_ratio: float = 0.5
-    """Open when at least this fraction of the window's calls failed server-side."""
-    cooldown: float = 15.0
-    """Seconds to stay open before the first probe."""
-    max_cooldown: float = 120.0
+    failure_ratio: float = 0.8
+    """Open when at least this fraction of the window's calls failed server-side ("most")."""
+    cooldown: float = 2.0
+    """Seconds to stay open before the first probe: short, since it doubles while probes fail
+    (a cluster of transient faults must not hold a healthy run for long)."""
+    max_cooldown: float = 60.0
     """Upper bound for the cooldown, which doubles each time a probe fails."""
 
     def __post_init__(self) -> None:

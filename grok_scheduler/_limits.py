@@ -24,7 +24,12 @@ __all__ = ["Limiter", "LimiterState", "LocalLimiter"]
 
 #: Tokens per minute are enforced over a minute, so a minute of tokens is the largest burst.
 TOKEN_WINDOW_SECONDS = 60.0
-_HEADROOM = 0.9
+# Our buckets drain in step with the server's, so without headroom a request that arrives a
+# little early (network or event-loop jitter) finds the server a fraction short: a 429. Keep this
+# much refill time in hand in each dimension: a tenth of the one-second request burst, and a
+# quarter second of tokens (a minute's burst minus 0.25 s, not minus a tenth of a minute).
+_REQUEST_HEADROOM_SECONDS = 0.1
+_TOKEN_HEADROOM_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +146,13 @@ class LocalLimiter:
         return self._tokens.rate * TOKEN_WINDOW_SECONDS if self._tokens else None
 
     def _request_capacity(self, rps: float) -> float:
-        # Keep a tenth of the server's burst in hand: our bucket and the server's drain in step,
-        # so without headroom any request that arrives a little early (network or event-loop
-        # jitter) finds the server's bucket a fraction short and gets a 429. At least one whole
-        # request, or a slow limit could never admit anything.
-        return max(1.0, rps * self._burst_seconds * _HEADROOM)
+        # At least one whole request, or a slow limit could never admit anything.
+        headroom = min(_REQUEST_HEADROOM_SECONDS, 0.1 * self._burst_seconds)
+        return max(1.0, rps * (self._burst_seconds - headroom))
+
+    @staticmethod
+    def _token_capacity(tpm: float) -> float:
+        return tpm * (1.0 - _TOKEN_HEADROOM_SECONDS / TOKEN_WINDOW_SECONDS)
 
     def _apply(self, rps: float | None, tpm: float | None, now: float) -> None:
         if rps is None:
@@ -161,10 +168,12 @@ class LocalLimiter:
             self._tokens = None
         elif self._tokens is None:
             self._tokens = Bucket(
-                rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm * _HEADROOM, now=now
+                rate=tpm / TOKEN_WINDOW_SECONDS, capacity=self._token_capacity(tpm), now=now
             )
         else:
-            self._tokens.resize(rate=tpm / TOKEN_WINDOW_SECONDS, capacity=tpm * _HEADROOM, now=now)
+            self._tokens.resize(
+                rate=tpm / TOKEN_WINDOW_SECONDS, capacity=self._token_capacity(tpm), now=now
+            )
 
     def set_limits(
         self,

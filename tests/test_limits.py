@@ -47,10 +47,10 @@ def test_resize_never_raises_the_level() -> None:
 
 
 def test_limiter_binds_on_tokens_when_they_run_out_first() -> None:
-    """600 tokens/min keeps 540 (90%) as burst: after 540, 100 more wait 10 s at 10/s."""
+    """600 tokens/min keeps 0.25 s of refill in hand: after 597, 100 more wait 9.95 s at 10/s."""
     limiter = LocalLimiter(requests_per_second=100, tokens_per_minute=600, now=0.0)
-    assert limiter.try_acquire(540, 0.0) == 0.0
-    assert limiter.try_acquire(100, 0.0) == pytest.approx(10.0)
+    assert limiter.try_acquire(597, 0.0) == 0.0
+    assert limiter.try_acquire(100, 0.0) == pytest.approx(9.95)
 
 
 def test_settle_returns_unused_tokens_and_refund_returns_everything() -> None:
@@ -59,7 +59,7 @@ def test_settle_returns_unused_tokens_and_refund_returns_everything() -> None:
     assert limiter.try_acquire(540, 0.0) == 0.0
     limiter.settle(540, 60, 0.0)
     state = limiter.state(0.0)
-    assert state.tokens_available == pytest.approx(480)
+    assert state.tokens_available == pytest.approx(537.5)
     limiter.refund(480, 0.0)
     assert limiter.try_acquire(540, 0.0) == 0.0
 

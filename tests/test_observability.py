@@ -11,6 +11,7 @@ from grok_scheduler import (
     Alert,
     AlertPolicy,
     AuthenticationError,
+    BreakerPolicy,
     BudgetExceededError,
     FakeClock,
     Priority,
@@ -29,7 +30,10 @@ async def test_breaker_stops_sending_during_an_outage_then_probes(clock: FakeClo
     """Ten straight 503s open the breaker: nothing is sent for the cool-down, then one probe."""
     server = Server(clock, latency=0.0)
     server.script += [error(503, "The model is at capacity")] * 10
-    async with make_scheduler(clock, server, requests_per_second=100, retry=FAST) as scheduler:
+    policy = BreakerPolicy(min_calls=10, failure_ratio=0.5, cooldown=15.0)
+    async with make_scheduler(
+        clock, server, requests_per_second=100, retry=FAST, breaker=policy
+    ) as scheduler:
         futures = [scheduler.submit_nowait(f"job {i}") for i in range(5)]
         await clock.advance(5.0)
         assert len(server.sent) == 10
