@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["Clock", "FakeClock", "LoopClock", "TimerHandle"]
 
@@ -133,7 +133,7 @@ class FakeClock:
         await self.settle()
 
     async def run_until_done(
-        self, awaitable: asyncio.Future[object] | asyncio.Task[object], *, limit: float = 3600.0
+        self, awaitable: asyncio.Future[Any], *, limit: float = 3600.0
     ) -> None:
         """Jump from timer to timer until ``awaitable`` is done (or ``limit`` seconds pass)."""
         end = self._now + limit

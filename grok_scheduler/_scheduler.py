@@ -85,6 +85,11 @@ class Scheduler:
     Priorities: a LOWER number is MORE urgent (``Priority.CRITICAL`` = 0 ... ``Priority.LOW`` = 3,
     any int allowed). A job that has waited ``aging_seconds`` counts as one level more urgent, so
     low-priority work is never starved forever (``aging_seconds=None`` turns aging off).
+
+    Capacity for urgent work: credit is always granted in priority order, and while CRITICAL or
+    HIGH jobs keep arriving (one in the last ``urgent_window`` seconds), ``urgent_share`` of the
+    workers is kept free of NORMAL/LOW calls, so an urgent job never waits for a slow call to
+    finish. With no urgent work about, LOW gets everything.
     """
 
     def __init__(
@@ -109,6 +114,8 @@ class Scheduler:
         aging_seconds: float | None = 60.0,
         default_max_tokens: int | None = None,
         stop_on_fatal: bool = True,
+        urgent_share: float = 0.1,
+        urgent_window: float = 60.0,
         limiter: Limiter | None = None,
         transport: Transport | None = None,
         clock: Clock | None = None,
@@ -124,6 +131,9 @@ class Scheduler:
         _check_positive("tokens_per_minute", tokens_per_minute)
         _check_positive("timeout", timeout)
         _check_positive("aging_seconds", aging_seconds)
+        _check_positive("urgent_window", urgent_window)
+        if not 0.0 <= urgent_share < 1.0:
+            raise ValueError(f"urgent_share must be in [0, 1), got {urgent_share!r}")
         if not isinstance(model, str) or not model:
             raise ValueError("model must be a non-empty string")
         self._model = model
@@ -172,6 +182,10 @@ class Scheduler:
         self._started = False
         self._fatal: APIError | None = None
         self._first_call_at: float | None = None
+        self._urgent_slots = int(urgent_share * max_concurrency)
+        self._urgent_window = urgent_window
+        self._last_urgent_at = -math.inf
+        self._waiting_for_slot = False
         self._heard_back = False
         self._consecutive_429 = 0
         self._idle: asyncio.Event | None = None
@@ -291,6 +305,8 @@ class Scheduler:
             metadata=metadata,
             extra_body=extra_body,
         )
+        if job.priority <= Priority.HIGH:
+            self._last_urgent_at = job.submitted_at
         if self._budget is not None:
             # Raises BudgetExceededError before anything is queued or sent.
             self._budget.reserve(job.estimated_tokens)
@@ -424,6 +440,14 @@ class Scheduler:
                 self._release_budget(job)
                 self._poke()
 
+    def _holding_for_urgent(self, now: float) -> bool:
+        """True when non-urgent work must leave the reserved slots free."""
+        return (
+            self._urgent_slots > 0
+            and now - self._last_urgent_at < self._urgent_window
+            and self._in_flight >= self._max_concurrency - self._urgent_slots
+        )
+
     def _release_budget(self, job: Job) -> None:
         if self._budget is not None and job.budget_held:
             job.budget_held = False
@@ -468,6 +492,13 @@ class Scheduler:
                         self._poke()
                         return None
                     await self._wait(self._queue.next_eligible_at())
+                    continue
+                if job.priority > Priority.HIGH and self._holding_for_urgent(now):
+                    # The last slots are kept for urgent work while it keeps arriving; the
+                    # next call to finish wakes the gate.
+                    self._waiting_for_slot = True
+                    await self._wait(self._last_urgent_at + self._urgent_window)
+                    self._waiting_for_slot = False
                     continue
                 if self._first_call_at is not None and not self._heard_back:
                     # Until the server has answered once, one call at a time: a wrong key or
@@ -560,7 +591,7 @@ class Scheduler:
             return
         finally:
             self._in_flight -= 1
-            if not self._heard_back:
+            if not self._heard_back or self._waiting_for_slot:
                 self._heard_back = True
                 self._poke()
         now = clock.now()

@@ -124,3 +124,25 @@ async def test_high_priority_queue_time_stays_bounded_under_a_low_flood(
         waits = [f.result().queued_seconds for f in high]
         await clock.run_until_done(asyncio.gather(*low))
     assert max(waits) < 1.0
+
+
+@pytest.mark.parametrize(("share", "bounded"), [(0.2, True), (0.0, False)])
+async def test_reserved_slots_keep_urgent_work_from_waiting_on_slow_calls(
+    clock: FakeClock, share: float, bounded: bool
+) -> None:
+    """Slow LOW calls fill the pool; with a reserved share HIGH jobs start at once."""
+    server = LimitedServer(clock, rps=1000, latency=5.0)
+    async with make_scheduler(
+        clock, server, retry=RETRY, max_concurrency=10, urgent_share=share
+    ) as scheduler:
+        scheduler.submit_nowait("warm-up", priority=Priority.HIGH)
+        await clock.advance(6.0)
+        low = [scheduler.submit_nowait(f"low {i}", priority=Priority.LOW) for i in range(100)]
+        high = []
+        for _ in range(5):  # about two HIGH calls in flight at a time
+            await clock.advance(2.6)
+            high.append(scheduler.submit_nowait("high", priority=Priority.HIGH))
+        await clock.run_until_done(asyncio.gather(*high))
+        worst = max(f.result().queued_seconds for f in high)
+        await clock.run_until_done(asyncio.gather(*low))
+    assert (worst < 0.5) is bounded
