@@ -199,7 +199,9 @@ class RateController:
         episode = now - state.episode_start
         measured = None
         if self._measure and episode >= _MIN_EPISODE:
-            measured = self._measured(dimension, now, since=state.episode_start)
+            # A long episode measures its recent part only: the limit may have moved within it.
+            since = max(state.episode_start, now - self._policy.measure_window)
+            measured = self._measured(dimension, now, since=since)
         if state.rate is None and measured is None:
             # Nothing known and nothing measured yet: guessing from the server's first burst
             # is noise. Pause, and cut once the episode has lasted long enough to measure.

@@ -107,3 +107,5 @@ class Result:
     body: Mapping[str, Any] = field(repr=False)
     metadata: Any = None
     status_code: int = 200
+    raw_body: bytes = field(default=b"", repr=False, compare=False)
+    """The response body exactly as the server sent it (lets bulk output skip re-encoding)."""

@@ -679,6 +679,7 @@ class Scheduler:
                 in_flight_seconds=job.in_flight_seconds,
                 finish_reason=finish_reason,
                 body=parsed,
+                raw_body=response.body,
                 metadata=job.metadata,
                 status_code=response.status,
             )

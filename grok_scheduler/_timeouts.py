@@ -14,6 +14,7 @@ __all__ = ["CallTimeouts"]
 
 _WINDOW = 64
 _MIN_SAMPLES = 8
+_REFRESH = 8
 
 
 class CallTimeouts:
@@ -21,9 +22,11 @@ class CallTimeouts:
 
     __slots__ = (
         "_base",
+        "_cached",
         "_floor",
         "_maximum",
         "_minimum",
+        "_observed",
         "_per_token",
         "_prior_base",
         "_prior_per_token",
@@ -48,6 +51,10 @@ class CallTimeouts:
         self._prior_per_token = prior_per_token
         self._base: deque[float] = deque(maxlen=_WINDOW)
         self._per_token: deque[float] = deque(maxlen=_WINDOW)
+        # (fastest call, slowest seconds per token), refreshed every few observations: a scan
+        # of the window on every call would cost more than the timeout is worth.
+        self._cached: tuple[float, float] | None = None
+        self._observed = 0
 
     def observe(self, seconds: float, answer_tokens: int) -> None:
         """Record one successful call's duration and answer size (completion + reasoning)."""
@@ -56,6 +63,9 @@ class CallTimeouts:
         self._base.append(seconds)
         if answer_tokens > 0:
             self._per_token.append(seconds / answer_tokens)
+        self._observed += 1
+        if self._observed % _REFRESH == 0 or self._observed <= _MIN_SAMPLES:
+            self._cached = None
 
     def timeout_for(self, max_tokens: int | None) -> float:
         """The bound for a call allowed ``max_tokens`` answer tokens (None: the default size)."""
@@ -63,10 +73,13 @@ class CallTimeouts:
         if len(self._base) < _MIN_SAMPLES:
             estimate = self._prior_base + self._prior_per_token * tokens
         else:
-            per_token = max(self._per_token) if self._per_token else 0.0
-            # Latency already includes the tokens of the observed answers, so the base is the
-            # smallest observation and the per-token slope the largest: a safe upper line.
-            estimate = min(self._base) + per_token * tokens
+            if self._cached is None:
+                # Latency already includes the tokens of the observed answers, so the base is
+                # the smallest observation and the per-token slope the largest: a safe line.
+                per_token = max(self._per_token) if self._per_token else 0.0
+                self._cached = (min(self._base), per_token)
+            fastest, per_token = self._cached
+            estimate = fastest + per_token * tokens
         bound = self._slack * estimate + self._floor
         return max(self._minimum, min(self._maximum, bound))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,8 @@ def _prompt_of(body: dict[str, Any]) -> str:
 def make_scheduler(clock: FakeClock, server: Server, **options: Any) -> Scheduler:
     """A scheduler on virtual time talking to ``server`` through a MockTransport."""
     options.setdefault("max_concurrency", 4)
+    # Jitter is random by design; a fixed seed keeps virtual-time tests deterministic.
+    options.setdefault("rng", random.Random(0))
     return Scheduler(
         api_key=TEST_KEY, clock=clock, transport=MockTransport(server, clock=clock), **options
     )
