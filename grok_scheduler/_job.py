@@ -18,6 +18,7 @@ class Job:
         "attempts",
         "budget_held",
         "cancelled",
+        "characters",
         "deadline",
         "eligible_at",
         "endpoint",
@@ -52,6 +53,7 @@ class Job:
         timeout: float | None,
         deadline: float | None,
         estimated_tokens: int,
+        characters: int,
         key: float,
         now: float,
         future: asyncio.Future[Result],
@@ -66,6 +68,7 @@ class Job:
         self.timeout = timeout
         self.deadline = deadline
         self.estimated_tokens = estimated_tokens
+        self.characters = characters  # of prompt text, for learning the token ratio
         self.key = key
         self.submitted_at = now
         self.enqueued_at = now

@@ -28,12 +28,14 @@ class Endpoint(enum.StrEnum):
     RESPONSES = "responses"
 
 
-def _int_field(source: Mapping[str, Any] | None, name: str) -> int:
-    if not isinstance(source, Mapping):
+def _int_field(source: object, name: str) -> int:
+    # Bodies come from json.loads, so a plain dict check (much cheaper than an ABC check on
+    # the per-call path) is enough.
+    if type(source) is not dict:
         return 0
     value = source.get(name)
     # bool is an int subclass; a server sending true/false here is malformed, not a count.
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if type(value) is int and value >= 0:
         return value
     if isinstance(value, float) and value >= 0 and value.is_integer():
         return int(value)
@@ -62,7 +64,7 @@ class Usage:
     def from_body(cls, body: Mapping[str, Any]) -> Usage:
         """Read chat-completions or responses usage; missing or malformed fields count as 0."""
         usage = body.get("usage")
-        if not isinstance(usage, Mapping):
+        if type(usage) is not dict:
             return cls()
         if "input_tokens" in usage or "output_tokens" in usage:
             prompt = _int_field(usage, "input_tokens")
@@ -79,9 +81,7 @@ class Usage:
             # xAI keeps reasoning outside completion_tokens but inside total_tokens.
             total = prompt + completion + reasoning
         ticks_raw = usage.get("cost_in_usd_ticks")
-        ticks = (
-            ticks_raw if isinstance(ticks_raw, int) and not isinstance(ticks_raw, bool) else None
-        )
+        ticks = ticks_raw if type(ticks_raw) is int else None
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,

@@ -19,12 +19,12 @@ def extract_answer(body: Mapping[str, Any], endpoint: Endpoint) -> tuple[str, st
 
 def _chat_text(body: Mapping[str, Any]) -> tuple[str, str | None]:
     choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+    if type(choices) is not list or not choices or type(choices[0]) is not dict:
         raise ValueError("no 'choices' in the response")
     choice = choices[0]
     message = choice.get("message")
     content: object = None
-    if isinstance(message, Mapping):
+    if type(message) is dict:
         content = message.get("content")
     elif "text" in choice:
         content = choice.get("text")

@@ -426,6 +426,7 @@ class Scheduler:
             timeout=timeout,
             deadline=now + deadline if deadline is not None else None,
             estimated_tokens=estimate,
+            characters=characters,
             key=self._queue.key_for(int(priority), now),
             now=now,
             future=asyncio.get_running_loop().create_future(),
@@ -658,8 +659,7 @@ class Scheduler:
             self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
             self._alerts.record_budget(self._budget.used_fraction, now)
         answer_tokens = usage.completion_tokens + usage.reasoning_tokens
-        characters, _ = prompt_characters(job.prompt)
-        self._estimators[job.model].observe(characters, usage.prompt_tokens, answer_tokens)
+        self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
         self._timeouts.observe(elapsed, answer_tokens)
         if self._controller is not None:
             self._controller.on_success(used, now, elapsed)
