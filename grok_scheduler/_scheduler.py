@@ -115,6 +115,7 @@ class Scheduler:
         default_max_tokens: int | None = None,
         stop_on_fatal: bool = True,
         urgent_share: float = 0.1,
+        log_jobs: bool = False,
         urgent_window: float = 60.0,
         limiter: Limiter | None = None,
         transport: Transport | None = None,
@@ -184,6 +185,8 @@ class Scheduler:
         self._first_call_at: float | None = None
         self._urgent_slots = int(urgent_share * max_concurrency)
         self._urgent_window = urgent_window
+        # Per-job events cost on every job and would flood an unconfigured structlog: opt-in.
+        self._log_jobs = log_jobs
         self._last_urgent_at = -math.inf
         self._waiting_for_slot = False
         self._heard_back = False
@@ -312,6 +315,14 @@ class Scheduler:
             self._budget.reserve(job.estimated_tokens)
             job.budget_held = True
         self._stats.submitted(job.priority)
+        if self._log_jobs:
+            _log.debug(
+                "grok_scheduler.submitted",
+                priority=job.priority,
+                model=job.model,
+                estimated_tokens=job.estimated_tokens,
+                queued=len(self._queue) + 1,
+            )
         if self._queue.push(job, job.submitted_at):
             self._poke()
         job.future.add_done_callback(functools.partial(self._on_future_done, job))
@@ -573,6 +584,14 @@ class Scheduler:
         if self._first_call_at is None:
             self._first_call_at = started
         self._stats.dispatched()
+        if self._log_jobs:
+            _log.debug(
+                "grok_scheduler.dispatched",
+                priority=job.priority,
+                attempt=job.attempts,
+                queued_seconds=round(job.queued_seconds, 4),
+                in_flight=self._in_flight,
+            )
         timeout = job.timeout or self._timeout or self._timeouts.timeout_for(job.max_tokens)
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
@@ -665,6 +684,15 @@ class Scheduler:
             self._controller.on_success(used, now, elapsed)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
+        if self._log_jobs:
+            _log.debug(
+                "grok_scheduler.completed",
+                priority=job.priority,
+                attempts=job.attempts,
+                total_tokens=usage.total_tokens,
+                call_seconds=round(elapsed, 4),
+                request_id=response.request_id,
+            )
         if job.future.done():
             return
         model = parsed.get("model")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import functools
 import importlib
 import json
@@ -113,6 +114,8 @@ class RunOptions:
     timeout: float | None = None
     progress: str = "auto"
     progress_interval: float = 10.0
+    log_jobs: bool = False
+    """Emit per-job debug events (submitted, dispatched, completed): on with --log-level debug."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,7 @@ class _BulkRun:
             timeout=opts.timeout,
             limiter=limiter,
             transport=transport,
+            log_jobs=opts.log_jobs,
         )
         self._transport, self._scheduler = transport, scheduler
         source = _open_input(opts.input)
@@ -717,6 +721,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def execute(options: RunOptions, *, log_level: str, prefix: str) -> int:
     """Run ``options`` in a fresh event loop; map errors to exit statuses."""
     restore = configure_logging(log_level)
+    options = dataclasses.replace(options, log_jobs=log_level == "debug")
     try:
         report = anyio.run(functools.partial(run_bulk, options), backend="asyncio")
     except UsageError as exc:

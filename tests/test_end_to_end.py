@@ -192,3 +192,24 @@ async def test_api_key_never_logged_at_debug(make_simulator: SimulatorFactory) -
     for haystack in (logged, text, str(caught.value), repr(caught.value)):
         assert KEY not in haystack
         assert KEY[4:20] not in haystack
+
+
+async def test_job_events_are_logged_when_asked(make_simulator: SimulatorFactory) -> None:
+    """With log_jobs=True each job logs submitted, dispatched and completed, without the key."""
+    sim = await make_simulator(SimulatorConfig(latency=0.0, requests_per_second=None))
+    stream = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        async with Scheduler(api_key=KEY, base_url=sim.base_url, log_jobs=True) as scheduler:
+            await scheduler.submit("job")
+    finally:
+        structlog.reset_defaults()
+    logged = stream.getvalue()
+    for event in ("submitted", "dispatched", "completed"):
+        assert f"grok_scheduler.{event}" in logged
+    assert KEY not in logged
