@@ -290,6 +290,16 @@ class RateController:
         )
         for dimension, state in pairs:
             quiet = now - state.last_cut - self._policy.quiet_period
+            if not self._measure:
+                # A shared limiter: grow from the rate every process sees, so that a cut made
+                # by another process is not overwritten by this one's older figure.
+                shared = (
+                    self._limiter.requests_per_second
+                    if dimension == "requests"
+                    else self._limiter.tokens_per_minute
+                )
+                if shared is not None:
+                    state.rate = state.applied = shared
             if state.rate is None or quiet < 0:
                 continue
             rate = state.rate
