@@ -34,42 +34,53 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
-class OutcomeWindow:
-    """Counts of ok and failed calls over the last ``seconds`` (one deque append per call)."""
+_SLOTS_PER_WINDOW = 300
 
-    __slots__ = ("_entries", "failures", "seconds")
+
+class OutcomeWindow:
+    """Counts of ok and failed calls over the last ``seconds``.
+
+    Calls are grouped in slots of ``seconds / 300``: memory stays at a few hundred entries
+    whatever the call rate (one entry per call would hold tens of MB at thousands of calls a
+    second), at the price of a slot's calls leaving the window together.
+    """
+
+    __slots__ = ("_entries", "_slot", "calls", "failures", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._entries: deque[tuple[float, bool]] = deque()
+        self._slot = seconds / _SLOTS_PER_WINDOW
+        self._entries: deque[list[float]] = deque()  # [slot start, calls, failures]
+        self.calls = 0
         self.failures = 0
-
-    @property
-    def calls(self) -> int:
-        """Calls inside the window as of the last :meth:`add`."""
-        return len(self._entries)
 
     @property
     def ratio(self) -> float:
         """Failures per call (0.0 when empty)."""
-        calls = len(self._entries)
-        return self.failures / calls if calls else 0.0
+        return self.failures / self.calls if self.calls else 0.0
 
     def add(self, ok: bool, now: float) -> None:
         """Count one call at ``now`` and forget those older than the window."""
         entries = self._entries
-        entries.append((now, ok))
-        if not ok:
-            self.failures += 1
+        failed = 0 if ok else 1
+        if entries and 0.0 <= now - entries[-1][0] < self._slot:
+            last = entries[-1]
+            last[1] += 1
+            last[2] += failed
+        else:
+            entries.append([now, 1, failed])
+        self.calls += 1
+        self.failures += failed
         horizon = now - self.seconds
         while entries[0][0] <= horizon:
-            _, old_ok = entries.popleft()
-            if not old_ok:
-                self.failures -= 1
+            _, calls, failures = entries.popleft()
+            self.calls -= int(calls)
+            self.failures -= int(failures)
 
     def clear(self) -> None:
         """Forget every call."""
         self._entries.clear()
+        self.calls = 0
         self.failures = 0
 
     def __repr__(self) -> str:
