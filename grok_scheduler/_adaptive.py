@@ -231,7 +231,7 @@ class RateController:
         )
         for dimension, limit in pairs:
             state = self._requests if dimension == "requests" else self._tokens
-            if limit is None or state.ceiling == limit:
+            if limit is None or not 0.0 < limit < math.inf or state.ceiling == limit:
                 continue
             state.ceiling = limit
             state.stated = True
@@ -345,6 +345,11 @@ class RateController:
         )
         if self._on_change is not None:
             self._on_change(reason)
+
+    @property
+    def tokens_ceiling(self) -> float | None:
+        """The most tokens per minute this controller will ever allow (None: no ceiling)."""
+        return self._tokens.ceiling
 
     @property
     def requests_per_second(self) -> float | None:

@@ -68,7 +68,8 @@ class Bucket:
     def take(self, cost: float, now: float) -> None:
         """Take ``cost`` credit (the caller checked :meth:`delay`); may leave debt."""
         self._refill(now)
-        self._level -= cost
+        # Debt is capped at one bucket: a server reporting absurd usage must not stall us forever.
+        self._level = max(self._level - cost, -self._capacity)
 
     def give_back(self, amount: float, now: float) -> None:
         """Return unused credit, never above capacity."""

@@ -69,7 +69,9 @@ def _rate(limit: float | None, window: float | None, per: float) -> float | None
     if limit is None or window is None or limit <= 0 or window <= 0:
         return None
     # Multiply first so that 150000 per 60 s comes back as exactly 150000 per minute.
-    return limit * per / window
+    rate = limit * per / window
+    # 1e308 per second overflows, 1e-300 per 1e300 s underflows: neither is a usable limit.
+    return rate if 0.0 < rate < math.inf else None
 
 
 _EMPTY = RateLimitHeaders()

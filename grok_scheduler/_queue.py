@@ -23,13 +23,28 @@ __all__ = ["JobQueue"]
 
 
 class JobQueue:
-    """Ready jobs by urgency, delayed jobs by eligibility time."""
+    """Ready jobs by urgency, delayed jobs by eligibility time.
 
-    __slots__ = ("_aging_seconds", "_delayed", "_live", "_ready", "_sequence")
+    Urgent jobs (priority <= ``urgent_at_most``) wait in their own ready heap, so the scheduler can
+    find the most urgent of them at once when the head of the queue is an aged, less urgent job
+    that must leave the reserved workers free.
+    """
 
-    def __init__(self, *, aging_seconds: float | None) -> None:
+    __slots__ = (
+        "_aging_seconds",
+        "_delayed",
+        "_live",
+        "_rest",
+        "_sequence",
+        "_urgent",
+        "_urgent_at_most",
+    )
+
+    def __init__(self, *, aging_seconds: float | None, urgent_at_most: int = 1) -> None:
         self._aging_seconds = aging_seconds
-        self._ready: list[tuple[float, int, Job]] = []
+        self._urgent_at_most = urgent_at_most
+        self._urgent: list[tuple[float, int, Job]] = []
+        self._rest: list[tuple[float, int, Job]] = []
         self._delayed: list[tuple[float, int, Job]] = []
         self._sequence = itertools.count()
         self._live = 0
@@ -40,6 +55,9 @@ class JobQueue:
             return float(priority)
         return priority * self._aging_seconds + enqueued_at
 
+    def _ready_heap(self, job: Job) -> list[tuple[float, int, Job]]:
+        return self._urgent if job.priority <= self._urgent_at_most else self._rest
+
     def push(self, job: Job, now: float) -> bool:
         """Add ``job``; True when it is now the most urgent eligible job."""
         self._live += 1
@@ -47,20 +65,34 @@ class JobQueue:
         if job.eligible_at > now:
             heapq.heappush(self._delayed, (job.eligible_at, next(self._sequence), job))
             return False
-        heapq.heappush(self._ready, (job.key, next(self._sequence), job))
-        return self._ready[0][2] is job
+        heapq.heappush(self._ready_heap(job), (job.key, next(self._sequence), job))
+        return self.peek(now) is job
 
-    def peek(self, now: float) -> Job | None:
-        """The most urgent eligible job, or None."""
+    @staticmethod
+    def _head(heap: list[tuple[float, int, Job]]) -> tuple[float, int, Job] | None:
+        while heap:
+            if not heap[0][2].cancelled:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _best(self, now: float, urgent_only: bool) -> list[tuple[float, int, Job]] | None:
         if self._delayed:
             self._promote_due(now)
-        ready = self._ready
-        while ready:
-            job = ready[0][2]
-            if not job.cancelled:
-                return job
-            heapq.heappop(ready)
-        return None
+        urgent = self._head(self._urgent)
+        if urgent_only:
+            return self._urgent if urgent is not None else None
+        rest = self._head(self._rest)
+        if rest is None:
+            return self._urgent if urgent is not None else None
+        if urgent is None or rest[:2] < urgent[:2]:
+            return self._rest
+        return self._urgent
+
+    def peek(self, now: float, *, urgent_only: bool = False) -> Job | None:
+        """The most urgent eligible job (only among urgent ones if asked), or None."""
+        heap = self._best(now, urgent_only)
+        return heap[0][2] if heap else None
 
     def _promote_due(self, now: float) -> None:
         # The delayed heap is keyed by eligibility time, not by urgency.
@@ -68,14 +100,14 @@ class JobQueue:
         while delayed and delayed[0][0] <= now:
             _, sequence, job = heapq.heappop(delayed)
             if not job.cancelled:
-                heapq.heappush(self._ready, (job.key, sequence, job))
+                heapq.heappush(self._ready_heap(job), (job.key, sequence, job))
 
-    def pop(self, now: float) -> Job:
-        """Remove and return the job :meth:`peek` returned."""
-        job = self.peek(now)
-        if job is None:
+    def pop(self, now: float, *, urgent_only: bool = False) -> Job:
+        """Remove and return the job :meth:`peek` returned (with the same ``urgent_only``)."""
+        heap = self._best(now, urgent_only)
+        if not heap:
             raise IndexError("no eligible job")
-        heapq.heappop(self._ready)
+        job = heapq.heappop(heap)[2]
         self._live -= 1
         job.queued = False
         return job
@@ -95,7 +127,7 @@ class JobQueue:
 
     def drain(self) -> Iterator[Job]:
         """Remove and yield every live job (for shutdown and fatal stops)."""
-        for heap in (self._ready, self._delayed):
+        for heap in (self._urgent, self._rest, self._delayed):
             while heap:
                 job = heapq.heappop(heap)[2]
                 if not job.cancelled:
@@ -105,7 +137,7 @@ class JobQueue:
 
     def jobs(self) -> Iterator[Job]:
         """Every live job, in no particular order (for statistics)."""
-        for heap in (self._ready, self._delayed):
+        for heap in (self._urgent, self._rest, self._delayed):
             for _, _, job in heap:
                 if not job.cancelled:
                     yield job

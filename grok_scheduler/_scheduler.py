@@ -21,6 +21,7 @@ import random
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import structlog
 
 from ._adaptive import AdaptivePolicy, RateController
@@ -66,6 +67,8 @@ _CONGESTION_PAUSE = 0.25
 _FIRST_CONTACT = 2.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
+# After an unexpected error at the gate (a custom limiter failing), wait this long, then retry.
+_GATE_ERROR_PAUSE = 0.1
 _log = structlog.get_logger("grok_scheduler")
 
 
@@ -156,7 +159,7 @@ class Scheduler:
         self._stop_on_fatal = stop_on_fatal
         self._clock: Clock = clock or LoopClock()
         self._rng = rng or random.Random()
-        self._queue = JobQueue(aging_seconds=aging_seconds)
+        self._queue = JobQueue(aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH)
         self._limiter_arg = limiter
         self._limiter: Limiter | None = limiter
         self._requests_per_second = requests_per_second
@@ -323,7 +326,10 @@ class Scheduler:
                 estimated_tokens=job.estimated_tokens,
                 queued=len(self._queue) + 1,
             )
-        if self._queue.push(job, job.submitted_at):
+        # Wake the gate for a new head, or for an urgent job while it holds the reserved slots.
+        if self._queue.push(job, job.submitted_at) or (
+            self._waiting_for_slot and job.priority <= Priority.HIGH
+        ):
             self._poke()
         job.future.add_done_callback(functools.partial(self._on_future_done, job))
         if job.deadline is not None:
@@ -419,7 +425,15 @@ class Scheduler:
         if estimator is None:
             estimator = self._estimators[model_name] = TokenEstimator()
         estimate = estimator.estimate(characters, count, max_tokens)
-        tokens_per_minute = self._limiter.tokens_per_minute if self._limiter else None
+        # The ceiling, not the current adaptive rate: a job that fits the limit must not be
+        # refused because a 429 lowered the pace for a while.
+        tokens_per_minute = (
+            self._controller.tokens_ceiling
+            if self._controller is not None
+            else self._limiter.tokens_per_minute
+            if self._limiter
+            else None
+        )
         if tokens_per_minute is not None and estimate > tokens_per_minute:
             raise RequestTooLargeError(
                 f"this job needs about {estimate} tokens but the limit is "
@@ -471,6 +485,7 @@ class Scheduler:
             job.cancelled = True
             self._queue.discard(job)
             self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"), None)
+            self._poke()
 
     # -- the gate ---------------------------------------------------------------------------
     def _poke(self) -> None:
@@ -505,13 +520,20 @@ class Scheduler:
                         return None
                     await self._wait(self._queue.next_eligible_at())
                     continue
+                urgent_only = False
                 if job.priority > Priority.HIGH and self._holding_for_urgent(now):
-                    # The last slots are kept for urgent work while it keeps arriving; the
-                    # next call to finish wakes the gate.
-                    self._waiting_for_slot = True
-                    await self._wait(self._last_urgent_at + self._urgent_window)
-                    self._waiting_for_slot = False
-                    continue
+                    # The last slots are kept for urgent work while it keeps arriving. An urgent
+                    # job behind an aged one may take them; otherwise the next call to finish,
+                    # or a retry falling due, wakes the gate.
+                    urgent = self._queue.peek(now, urgent_only=True)
+                    if urgent is None:
+                        self._waiting_for_slot = True
+                        until = self._last_urgent_at + self._urgent_window
+                        eligible = self._queue.next_eligible_at()
+                        await self._wait(until if eligible is None else min(until, eligible))
+                        self._waiting_for_slot = False
+                        continue
+                    job, urgent_only = urgent, True
                 if self._first_call_at is not None and not self._heard_back:
                     # Until the server has answered once, one call at a time: a wrong key or
                     # an empty account then costs one request, not a whole pool of them, and
@@ -523,7 +545,7 @@ class Scheduler:
                         continue
                     self._heard_back = True
                 if job.deadline is not None and now >= job.deadline:
-                    self._queue.pop(now)
+                    self._queue.pop(now, urgent_only=urgent_only)
                     self._fail(job, DeadlineExceededError("the job's deadline passed"), now)
                     continue
                 wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
@@ -531,7 +553,7 @@ class Scheduler:
                     now = self._clock.now()
                     # Awaiting a shared limiter lets time pass: the job may have been cancelled,
                     # or a more urgent retry may have become due and now stand in front.
-                    if job.cancelled or self._queue.peek(now) is not job:
+                    if job.cancelled or self._queue.peek(now, urgent_only=urgent_only) is not job:
                         self._limiter.refund(job.estimated_tokens, now)
                         continue
                     # Asked only when the job will really go: half-open hands out one probe.
@@ -540,7 +562,7 @@ class Scheduler:
                         self._limiter.refund(job.estimated_tokens, now)
                         await self._wait(now + blocked)
                         continue
-                    self._queue.pop(now)
+                    self._queue.pop(now, urgent_only=urgent_only)
                     self._alerts.record_queue_wait(now - job.submitted_at, now)
                     return job
                 if self._controller is not None:
@@ -553,7 +575,15 @@ class Scheduler:
 
     async def _worker(self) -> None:
         while True:
-            job = await self._next_job()
+            try:
+                job = await self._next_job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. a custom limiter failing: keep the worker alive
+                with contextlib.suppress(Exception):
+                    _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
+                await self._clock.sleep(_GATE_ERROR_PAUSE)
+                continue
             if job is None:
                 return
             try:
@@ -642,12 +672,17 @@ class Scheduler:
         if headers.is_empty:
             return
         # Stated limits go through the controller (it owns the rates); the limiter only
-        # synchronises its level with what the server says remains.
-        if self._controller is not None:
-            self._controller.on_headers(headers, now)
-        self._limiter.observe_headers(
-            dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-        )
+        # synchronises its level with what the server says remains. Whatever a header holds,
+        # the answer it came with still counts.
+        try:
+            if self._controller is not None:
+                self._controller.on_headers(headers, now)
+            self._limiter.observe_headers(
+                dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
+            )
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
 
     def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
         assert self._limiter is not None
@@ -668,7 +703,8 @@ class Scheduler:
             self._retry_or_fail(job, Verdict(error, True, None, None, False), now)
             return
         usage = Usage.from_body(parsed)
-        used = usage.total_tokens or job.estimated_tokens
+        # A usage figure beyond any model's reach is a server bug, not tokens to account.
+        used = min(usage.total_tokens or job.estimated_tokens, _MAX_TOKENS_LIMIT)
         self._limiter.settle(job.estimated_tokens, used, now)
         self._breaker.record(True, now)
         self._alerts.record_call(True, now)
@@ -677,7 +713,7 @@ class Scheduler:
             job.budget_held = False
             self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
             self._alerts.record_budget(self._budget.used_fraction, now)
-        answer_tokens = usage.completion_tokens + usage.reasoning_tokens
+        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, _MAX_TOKENS_LIMIT)
         self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
         self._timeouts.observe(elapsed, answer_tokens)
         if self._controller is not None:
@@ -719,7 +755,9 @@ class Scheduler:
     ) -> None:
         assert self._limiter is not None
         error = verdict.error
-        if cause is not None:
+        # aiohttp's response errors carry the request's headers (Authorization included):
+        # such a cause is not chained, so no traceback can show the key.
+        if cause is not None and not isinstance(cause, aiohttp.ClientResponseError):
             error.__cause__ = cause
         self._stats.failed_attempt(verdict)
         if verdict.is_rate_limit:
@@ -746,6 +784,10 @@ class Scheduler:
         )
         if error.fails_every_job and self._stop_on_fatal:
             self._stop_everything(error, job, now)
+            return
+        if self._fatal is not None:
+            # The run was stopped while this job was on the wire: it must not go again.
+            self._fail(job, self._copy_fatal(), now)
             return
         if delay is None or job.future.done():
             self._fail(job, error, now)

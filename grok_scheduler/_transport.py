@@ -85,7 +85,11 @@ class AiohttpTransport:
         # aiohttp warns about raw bytes over 1 MiB; a file-like payload says the same thing quietly.
         data: bytes | io.BytesIO = body if len(body) < _LARGE_BODY else io.BytesIO(body)
         async with session.post(
-            self._base_url + path, data=data, timeout=client_timeout
+            # No redirects: a redirect would carry the Authorization header to another URL.
+            self._base_url + path,
+            data=data,
+            timeout=client_timeout,
+            allow_redirects=False,
         ) as response:
             payload = await response.read()
             return TransportResponse(status=response.status, body=payload, headers=response.headers)

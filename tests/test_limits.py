@@ -31,9 +31,16 @@ def test_bucket_float_dust_counts_as_available() -> None:
 def test_oversized_request_goes_when_full_and_leaves_debt() -> None:
     """A cost above capacity is admitted from a full bucket and the debt delays the next one."""
     bucket = Bucket(rate=1.0, capacity=10.0, now=0.0)
-    assert bucket.delay(25.0, 0.0) == 0.0
-    bucket.take(25.0, 0.0)
-    assert bucket.delay(1.0, 0.0) == pytest.approx(16.0)
+    assert bucket.delay(15.0, 0.0) == 0.0
+    bucket.take(15.0, 0.0)
+    assert bucket.delay(1.0, 0.0) == pytest.approx(6.0)
+
+
+def test_debt_is_capped_at_one_bucket() -> None:
+    """Absurd usage (a server bug) leaves at most one bucket of debt, not a stall forever."""
+    bucket = Bucket(rate=1.0, capacity=10.0, now=0.0)
+    bucket.take(10.0**12, 0.0)
+    assert bucket.delay(1.0, 0.0) == pytest.approx(11.0)
 
 
 def test_resize_never_raises_the_level() -> None:
