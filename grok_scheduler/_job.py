@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ._clock import TimerHandle
 from ._errors import AttemptRecord
 from ._models import Endpoint, Result
 
@@ -20,6 +21,7 @@ class Job:
         "cancelled",
         "characters",
         "deadline",
+        "deadline_timer",
         "eligible_at",
         "endpoint",
         "enqueued_at",
@@ -81,6 +83,7 @@ class Job:
         self.cancelled = False
         self.queued = False
         self.budget_held = False
+        self.deadline_timer: TimerHandle | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""

@@ -253,9 +253,11 @@ class Scheduler:
             self._closed = True
             # Anything still unresolved (workers cancelled mid-call) fails rather than hangs.
             self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
-            if self._limiter is not None:
-                await self._limiter.aclose()
-            await self._transport.aclose()
+            try:
+                if self._limiter is not None:
+                    await self._limiter.aclose()
+            finally:
+                await self._transport.aclose()
 
     @property
     def model(self) -> str:
@@ -333,7 +335,9 @@ class Scheduler:
             self._poke()
         job.future.add_done_callback(functools.partial(self._on_future_done, job))
         if job.deadline is not None:
-            self._clock.call_at(job.deadline, functools.partial(self._expire, job))
+            job.deadline_timer = self._clock.call_at(
+                job.deadline, functools.partial(self._expire, job)
+            )
         return job.future
 
     async def submit(
@@ -458,6 +462,10 @@ class Scheduler:
         )
 
     def _on_future_done(self, job: Job, _future: object) -> None:
+        if job.deadline_timer is not None:
+            # A finished job must not stay alive in the loop's timers until its deadline.
+            job.deadline_timer.cancel()
+            job.deadline_timer = None
         if job.future.cancelled() and not job.cancelled:
             job.cancelled = True
             self._stats.cancelled()

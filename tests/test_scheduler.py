@@ -335,3 +335,14 @@ async def test_api_key_never_in_repr(clock: FakeClock) -> None:
     assert TEST_KEY not in repr(scheduler)
     assert TEST_KEY not in repr(transport)
     assert TEST_KEY[4:] not in repr(vars(scheduler) if hasattr(scheduler, "__dict__") else "")
+
+
+async def test_a_finished_job_leaves_no_deadline_timer(clock: FakeClock) -> None:
+    """A job that ends before its deadline cancels its deadline timer (nothing stays alive)."""
+    server = Server(clock, latency=0.1)
+    async with make_scheduler(clock, server, requests_per_second=10) as scheduler:
+        future = scheduler.submit_nowait("p", deadline=3600.0)
+        await clock.run_until_done(future)
+        assert future.result().text == "p"
+        pending = clock.next_deadline()
+        assert pending is None or pending < clock.now() + 3000.0
