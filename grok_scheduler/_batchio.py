@@ -348,7 +348,7 @@ def success_line(ref: LineRef, result: Result) -> bytes:
             "id": request_id or str(uuid.uuid4()),
             "custom_id": ref.custom_id,
         }
-        line = b"".join(
+        return b"".join(
             (
                 _dump(head)[:-2],
                 b',"response":{"status_code":',
@@ -364,7 +364,6 @@ def success_line(ref: LineRef, result: Result) -> bytes:
                 b"}\n",
             )
         )
-        return line
     record: dict[str, Any] = {
         "id": result.request_id or str(uuid.uuid4()),
         "custom_id": ref.custom_id,

@@ -492,7 +492,7 @@ class Scheduler:
         if job.queued and not job.cancelled and not job.future.done():
             job.cancelled = True
             self._queue.discard(job)
-            self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"), None)
+            self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
             self._poke()
 
     # -- the gate ---------------------------------------------------------------------------
@@ -554,7 +554,7 @@ class Scheduler:
                     self._heard_back = True
                 if job.deadline is not None and now >= job.deadline:
                     self._queue.pop(now, urgent_only=urgent_only)
-                    self._fail(job, DeadlineExceededError("the job's deadline passed"), now)
+                    self._fail(job, DeadlineExceededError("the job's deadline passed"))
                     continue
                 wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
                 if wait <= 0.0:
@@ -597,10 +597,10 @@ class Scheduler:
             try:
                 await self._run(job)
             except asyncio.CancelledError:
-                self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"), None)
+                self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"))
                 raise
             except Exception as exc:  # a bug must fail one job, never kill a worker
-                self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"), None)
+                self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"))
                 with contextlib.suppress(Exception):
                     _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
 
@@ -614,7 +614,7 @@ class Scheduler:
         except (TypeError, ValueError) as exc:
             # Checked at submit already; a message list mutated since then still ends cleanly.
             self._limiter.refund(job.estimated_tokens, started)
-            self._fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"), None)
+            self._fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"))
             return
         job.attempts += 1
         job.queued_seconds += started - job.eligible_at
@@ -791,24 +791,24 @@ class Scheduler:
             )
         )
         if error.fails_every_job and self._stop_on_fatal:
-            self._stop_everything(error, job, now)
+            self._stop_everything(error, job)
             return
         if self._fatal is not None:
             # The run was stopped while this job was on the wire: it must not go again.
-            self._fail(job, self._copy_fatal(), now)
+            self._fail(job, self._copy_fatal())
             return
         if delay is None or job.future.done():
-            self._fail(job, error, now)
+            self._fail(job, error)
             return
         if job.attempts >= self._retry.max_attempts:
-            self._fail(job, error, now)
+            self._fail(job, error)
             return
         retry_at = now + delay
         total = self._retry.total_timeout
         if (job.deadline is not None and retry_at >= job.deadline) or (
             total is not None and retry_at - job.submitted_at > total
         ):
-            self._fail(job, error, now)
+            self._fail(job, error)
             return
         job.eligible_at = retry_at
         self._stats.retried()
@@ -841,7 +841,7 @@ class Scheduler:
             wait = pause * self._rng.uniform(0.75, 1.25)
         self._limiter.pause_until(now + wait, now, "429")
 
-    def _fail(self, job: Job, error: SchedulerError, now: float | None) -> None:
+    def _fail(self, job: Job, error: SchedulerError) -> None:
         if isinstance(error, APIError):
             error.attempts = job.attempts
             error.history = tuple(job.history)
@@ -859,7 +859,7 @@ class Scheduler:
             attempts=job.attempts,
         )
 
-    def _stop_everything(self, error: APIError, job: Job, now: float) -> None:
+    def _stop_everything(self, error: APIError, job: Job) -> None:
         """A failure that will fail every job (bad key, no credits) ends the whole run."""
         self._fatal = error
         _log.error(
@@ -868,23 +868,22 @@ class Scheduler:
             status_code=error.status_code,
             reason="this error would fail every job",
         )
-        self._fail(job, error, now)
+        self._fail(job, error)
         self._fail_queued(None)
 
     def _copy_fatal(self) -> APIError:
         assert self._fatal is not None
         fatal = self._fatal
-        copy = type(fatal)(
+        return type(fatal)(
             f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
             status_code=fatal.status_code,
             code=fatal.code,
             request_id=fatal.request_id,
         )
-        return copy
 
     def _fail_queued(self, error: SchedulerError | None) -> None:
         for job in self._queue.drain():
-            self._fail(job, error if error is not None else self._copy_fatal(), None)
+            self._fail(job, error if error is not None else self._copy_fatal())
         self._poke()
 
     # -- bulk -------------------------------------------------------------------------------
