@@ -5,11 +5,10 @@ Every public name is importable from here; the modules behind them are private.
 
 from __future__ import annotations
 
-from ._adaptive import AdaptivePolicy
-from ._alerts import Alert, AlertPolicy
-from ._breaker import BreakerPolicy
-from ._bulk import Outcome, OutcomeStream
 from ._clock import Clock, FakeClock, LoopClock
+from ._core._map import Outcome, OutcomeStream
+from ._core._retry import RetryPolicy
+from ._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -32,14 +31,15 @@ from ._errors import (
     SchedulerError,
     UnprocessableEntityError,
 )
-from ._headers import RateLimitHeaders, parse_rate_limit_headers
-from ._limits import Limiter, LimiterState, LocalLimiter
-from ._metrics import render_metrics, start_metrics_server
+from ._guards._breaker import BreakerPolicy
+from ._limits._adaptive import AdaptivePolicy
+from ._limits._local import Limiter, LimiterState, LocalLimiter
 from ._models import Endpoint, Priority, Result, Usage
-from ._retry import RetryPolicy
-from ._scheduler import DEFAULT_BASE_URL, Scheduler
-from ._stats import Histogram, LatencySummary, QueueLevel, SchedulerStatistics
-from ._transport import AiohttpTransport, MockTransport, Transport, TransportResponse
+from ._observe._alerts import Alert, AlertPolicy
+from ._observe._metrics import render_metrics, start_metrics_server
+from ._observe._stats import Histogram, LatencySummary, QueueLevel, SchedulerStatistics
+from ._transports._base import AiohttpTransport, MockTransport, Transport, TransportResponse
+from ._wire._headers import RateLimitHeaders, parse_rate_limit_headers
 
 __all__ = [
     "APIConnectionError",

@@ -8,8 +8,8 @@ import pytest
 from fakes import LimitedServer, make_scheduler
 
 from grok_scheduler import FakeClock, Priority, RetryPolicy
-from grok_scheduler._adaptive import AdaptivePolicy, RateController
-from grok_scheduler._limits import LocalLimiter
+from grok_scheduler._limits._adaptive import AdaptivePolicy, RateController
+from grok_scheduler._limits._local import LocalLimiter
 
 RETRY = RetryPolicy(max_attempts=30)
 

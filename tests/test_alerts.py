@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from grok_scheduler._alerts import Alert, AlertMonitor, AlertPolicy
+from grok_scheduler._observe._alerts import Alert, AlertMonitor, AlertPolicy
 
 POLICY = AlertPolicy(
     error_rate=0.2,

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grok_scheduler import AuthenticationError, Endpoint, Result, Usage
-from grok_scheduler._batchio import (
+from grok_scheduler._core._map import Rejected
+from grok_scheduler.cli._batchio import (
     IdSet,
     InvalidLineError,
     LineParser,
@@ -22,7 +23,6 @@ from grok_scheduler._batchio import (
     prepare_output,
     success_line,
 )
-from grok_scheduler._bulk import Rejected
 
 
 def parse(line: object, number: int = 1, **kwargs: Any) -> Any:

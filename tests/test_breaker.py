@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grok_scheduler._breaker import BreakerPolicy, CircuitBreaker
+from grok_scheduler._guards._breaker import BreakerPolicy, CircuitBreaker
 
 POLICY = BreakerPolicy(
     window=30.0, min_calls=10, failure_ratio=0.5, cooldown=15.0, max_cooldown=120.0

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grok_scheduler import BudgetExceededError
-from grok_scheduler._budget import Budget
+from grok_scheduler._guards._budget import Budget
 
 TICKS_PER_USD = 10_000_000_000
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import SimulatorFactory
 
 from grok_scheduler import InvalidJobError, Scheduler
-from grok_scheduler._bulk import DrainableTransport, OutcomeStream, Rejected
+from grok_scheduler._core._map import DrainableTransport, OutcomeStream, Rejected
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
 KEY = "test-key"

@@ -15,13 +15,6 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from grok_scheduler._classify import (
-    MAX_BODY_BYTES,
-    Verdict,
-    classify_exception,
-    classify_response,
-    parse_error_body,
-)
 from grok_scheduler._errors import (
     APIConnectionError,
     APIError,
@@ -36,6 +29,13 @@ from grok_scheduler._errors import (
     QuotaExhaustedError,
     RateLimitError,
     UnprocessableEntityError,
+)
+from grok_scheduler._wire._classify import (
+    MAX_BODY_BYTES,
+    Verdict,
+    classify_exception,
+    classify_response,
+    parse_error_body,
 )
 
 INVALID_ARGUMENT = "Client specified an invalid argument"

@@ -335,7 +335,7 @@ def test_metrics_port_without_metrics_module_warns_and_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """--metrics-port when the metrics module is missing: a warning, and the run goes on."""
-    monkeypatch.setitem(sys.modules, "grok_scheduler._metrics", None)
+    monkeypatch.setitem(sys.modules, "grok_scheduler._observe._metrics", None)
     source = write_jsonl(tmp_path / "in.jsonl", plain(3))
     args = ("--base-url", sim.base_url, "--metrics-port", "9")
     assert run(source, "-o", tmp_path / "out.jsonl", *args) == 0

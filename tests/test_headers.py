@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from grok_scheduler._headers import (
+from grok_scheduler._wire._headers import (
     RateLimitHeaders,
     parse_go_duration,
     parse_rate_limit_headers,

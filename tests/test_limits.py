@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grok_scheduler import LocalLimiter, RateLimitHeaders
-from grok_scheduler._bucket import Bucket
+from grok_scheduler._limits._bucket import Bucket
 
 
 def test_bucket_waits_exactly_for_the_missing_credit() -> None:

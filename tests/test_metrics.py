@@ -20,9 +20,9 @@ from grok_scheduler import (
     TransportResponse,
     Usage,
 )
-from grok_scheduler._classify import Verdict
-from grok_scheduler._metrics import render_metrics, start_metrics_server
-from grok_scheduler._stats import SchedulerStatistics, StatsRecorder
+from grok_scheduler._observe._metrics import render_metrics, start_metrics_server
+from grok_scheduler._observe._stats import SchedulerStatistics, StatsRecorder
+from grok_scheduler._wire._classify import Verdict
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402

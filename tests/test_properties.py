@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from grok_scheduler import LocalLimiter, RateLimitHeaders
-from grok_scheduler._classify import classify_response
-from grok_scheduler._headers import (
+from grok_scheduler._core._queue import JobQueue
+from grok_scheduler._wire._classify import classify_response
+from grok_scheduler._wire._headers import (
     parse_go_duration,
     parse_rate_limit_headers,
     parse_retry_after,
     parse_should_retry,
 )
-from grok_scheduler._queue import JobQueue
 
 if TYPE_CHECKING:
-    from grok_scheduler._job import Job
+    from grok_scheduler._core._job import Job
 
 # --------------------------------------------------------------------------- header parsers
 

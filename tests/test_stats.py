@@ -16,9 +16,8 @@ from grok_scheduler import (
     RateLimitError,
     Usage,
 )
-from grok_scheduler._classify import Verdict
 from grok_scheduler._errors import APIError, APIResponseValidationError, QuotaExhaustedError
-from grok_scheduler._stats import (
+from grok_scheduler._observe._stats import (
     CALL_TIME_BUCKETS,
     QUEUE_WAIT_BUCKETS,
     Histogram,
@@ -28,6 +27,7 @@ from grok_scheduler._stats import (
     attempt_outcome,
     queue_levels,
 )
+from grok_scheduler._wire._classify import Verdict
 
 
 def verdict(error: APIError, *, rate_limit: bool = False, dimension: str | None = None) -> Verdict:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from .._headers import RateLimitHeaders
-from .._limits import TOKEN_WINDOW_SECONDS, LimiterState, LocalLimiter
+from .._limits._local import TOKEN_WINDOW_SECONDS, LimiterState, LocalLimiter
+from .._wire._headers import RateLimitHeaders
 from ._connection import connect, limiter_key, redact, redis_key
 from ._lua import ACQUIRE, UPDATE
 from ._messages import Reply, Report

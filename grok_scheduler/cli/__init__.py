@@ -33,6 +33,11 @@ from urllib.parse import urlparse
 import anyio
 import anyio.abc
 
+from .._core._map import DrainableTransport, OutcomeStream, Prepared, Rejected
+from .._core._retry import RetryPolicy
+from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
+from .._errors import InvalidJobError, redact
+from .._transports._base import AiohttpTransport
 from ._batchio import (
     DuplicateCustomIdError,
     IdSet,
@@ -46,8 +51,6 @@ from ._batchio import (
     prepare_output,
     success_line,
 )
-from ._bulk import DrainableTransport, OutcomeStream, Prepared, Rejected
-from ._errors import InvalidJobError, redact
 from ._logging import LOG_LEVELS, configure_logging
 from ._progress import (
     ProgressReporter,
@@ -57,9 +60,6 @@ from ._progress import (
     format_summary,
     make_reporter,
 )
-from ._retry import RetryPolicy
-from ._scheduler import DEFAULT_BASE_URL, Scheduler
-from ._transport import AiohttpTransport
 
 __all__ = [
     "EXIT_FAILURES",
@@ -306,7 +306,7 @@ class _BulkRun:
         if port is None:
             return
         try:
-            module = importlib.import_module("grok_scheduler._metrics")
+            module = importlib.import_module("grok_scheduler._observe._metrics")
         except ImportError as exc:
             self._warn(f"metrics are not available ({exc}); continuing without --metrics-port")
             return
@@ -693,8 +693,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``grok-scheduler`` argument parser."""
+    from ..simulator._cli import add_simulate_parser, run_simulate
     from ._demo import add_demo_parser
-    from .simulator._cli import add_simulate_parser, run_simulate
 
     parser = argparse.ArgumentParser(
         prog="grok-scheduler",
@@ -753,7 +753,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("grok-scheduler: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

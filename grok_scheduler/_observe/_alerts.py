@@ -26,7 +26,7 @@ from typing import Literal
 
 import structlog
 
-from ._breaker import OutcomeWindow
+from .._guards._breaker import OutcomeWindow
 
 __all__ = ["Alert", "AlertKind", "AlertMonitor", "AlertPolicy"]
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from ._clock import Clock
+from .._clock import Clock
 
 __all__ = ["AiohttpTransport", "MockTransport", "Transport", "TransportResponse"]
 

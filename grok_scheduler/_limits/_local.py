@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .._wire._headers import RateLimitHeaders
 from ._bucket import Bucket
-from ._headers import RateLimitHeaders
 
 __all__ = ["Limiter", "LimiterState", "LocalLimiter"]
 

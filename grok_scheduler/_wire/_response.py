@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._models import Endpoint
+from .._models import Endpoint
 
 __all__ = ["extract_answer"]
 

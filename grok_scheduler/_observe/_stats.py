@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._errors import (
+from .._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -21,11 +21,11 @@ from ._errors import (
     APITimeoutError,
     RateLimitError,
 )
-from ._limits import LimiterState
-from ._models import USD_TICKS_PER_USD, Usage
+from .._limits._local import LimiterState
+from .._models import USD_TICKS_PER_USD, Usage
 
 if TYPE_CHECKING:
-    from ._classify import Verdict
+    from .._wire._classify import Verdict
 
 __all__ = [
     "CALL_TIME_BUCKETS",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ._clock import TimerHandle
-from ._errors import AttemptRecord
-from ._models import Endpoint, Result
+from .._clock import TimerHandle
+from .._errors import AttemptRecord
+from .._models import Endpoint, Result
 
 __all__ = ["Job"]
 

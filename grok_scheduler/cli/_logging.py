@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ._errors import redact
+from .._errors import redact
 
 __all__ = ["LOG_LEVELS", "configure_logging"]
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 import aiohttp
 
-from grok_scheduler._errors import (
+from .._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -35,7 +35,7 @@ from grok_scheduler._errors import (
     UnprocessableEntityError,
     redact,
 )
-from grok_scheduler._headers import parse_retry_after, parse_should_retry
+from ._headers import parse_retry_after, parse_should_retry
 
 __all__ = ["Verdict", "classify_exception", "classify_response", "parse_error_body"]
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ._bulk import Prepared, Rejected
-from ._errors import APIError, InvalidJobError, redact
-from ._models import Endpoint, Priority, Result
+from .._core._map import Prepared, Rejected
+from .._errors import APIError, InvalidJobError, redact
+from .._models import Endpoint, Priority, Result
 
 __all__ = [
     "DuplicateCustomIdError",

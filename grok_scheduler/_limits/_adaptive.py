@@ -28,8 +28,8 @@ from typing import Literal
 
 import structlog
 
-from ._headers import RateLimitHeaders
-from ._limits import Limiter
+from .._wire._headers import RateLimitHeaders
+from ._local import Limiter
 
 __all__ = ["AdaptivePolicy", "RateController"]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import anyio
 
+from .._core._scheduler import DEFAULT_BASE_URL
 from ._logging import LOG_LEVELS, configure_logging
-from ._scheduler import DEFAULT_BASE_URL
 
 __all__ = ["add_demo_parser", "run_demo", "write_sample_prompts"]
 
@@ -97,7 +97,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; return the exit status of the run (0 when every prompt succeeded)."""
-    from .cli import EXIT_USAGE, RunOptions
+    from . import EXIT_USAGE, RunOptions
 
     if args.prompts < 1:
         print("grok-scheduler demo: error: --prompts must be at least 1", file=sys.stderr)
@@ -140,8 +140,8 @@ def run_demo(args: argparse.Namespace) -> int:
 async def _demo(options: object, *, real: bool) -> int:
     from dataclasses import replace
 
-    from .cli import RunOptions, run_bulk
-    from .simulator import Simulator, SimulatorConfig
+    from ..simulator import Simulator, SimulatorConfig
+    from . import RunOptions, run_bulk
 
     assert isinstance(options, RunOptions)
     if real:

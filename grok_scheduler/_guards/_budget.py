@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-from ._errors import BudgetExceededError
-from ._models import USD_TICKS_PER_USD
+from .._errors import BudgetExceededError
+from .._models import USD_TICKS_PER_USD
 
 __all__ = ["Budget"]
 

@@ -24,14 +24,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ._adaptive import AdaptivePolicy, RateController
-from ._alerts import Alert, AlertMonitor, AlertPolicy
-from ._breaker import BreakerPolicy, CircuitBreaker
-from ._budget import Budget
-from ._bulk import OutcomeStream, PromptItem, map_prompts
-from ._classify import Verdict, classify_exception, classify_response
-from ._clock import Clock, LoopClock, TimerHandle
-from ._errors import (
+from .._clock import Clock, LoopClock, TimerHandle
+from .._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -43,17 +37,23 @@ from ._errors import (
     SchedulerClosedError,
     SchedulerError,
 )
-from ._estimate import TokenEstimator, prompt_characters
-from ._headers import parse_rate_limit_headers
+from .._guards._breaker import BreakerPolicy, CircuitBreaker
+from .._guards._budget import Budget
+from .._guards._estimate import TokenEstimator, prompt_characters
+from .._guards._timeouts import CallTimeouts
+from .._limits._adaptive import AdaptivePolicy, RateController
+from .._limits._local import Limiter, LocalLimiter
+from .._models import Endpoint, Priority, Result, Usage
+from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
+from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
+from .._transports._base import AiohttpTransport, Transport, TransportResponse
+from .._wire._classify import Verdict, classify_exception, classify_response
+from .._wire._headers import parse_rate_limit_headers
+from .._wire._response import extract_answer
 from ._job import Job
-from ._limits import Limiter, LocalLimiter
-from ._models import Endpoint, Priority, Result, Usage
+from ._map import OutcomeStream, PromptItem, map_prompts
 from ._queue import JobQueue
-from ._response import extract_answer
 from ._retry import RetryPolicy, backoff_delay, retry_after_delay
-from ._stats import SchedulerStatistics, StatsRecorder, queue_levels
-from ._timeouts import CallTimeouts
-from ._transport import AiohttpTransport, Transport, TransportResponse
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 

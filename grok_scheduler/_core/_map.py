@@ -27,12 +27,12 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._errors import InvalidJobError, SchedulerError
-from ._models import Result
+from .._errors import InvalidJobError, SchedulerError
+from .._models import Result
 
 if TYPE_CHECKING:
+    from .._transports._base import Transport, TransportResponse
     from ._scheduler import Scheduler
-    from ._transport import Transport, TransportResponse
 
 __all__ = [
     "DrainableTransport",
