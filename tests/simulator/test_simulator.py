@@ -643,7 +643,7 @@ def test_cli_options_build_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_module_runs_until_interrupted() -> None:
     """python -m grok_scheduler.simulator prints its URL, serves, and exits 0 on Ctrl-C."""
     command = [sys.executable, "-m", "grok_scheduler.simulator", "--port", "0", "--latency", "0"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         try:
             assert process.stdout is not None

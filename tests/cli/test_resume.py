@@ -20,7 +20,7 @@ from test_cli import SimulatorThread, plain, read_jsonl, write_jsonl
 from grok_scheduler.cli import main
 from grok_scheduler.simulator import SimulatorConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_run(source: Path, output: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
