@@ -22,7 +22,6 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-import structlog
 
 from .._clock import Clock, LoopClock, TimerHandle
 from .._errors import (
@@ -45,6 +44,7 @@ from .._limits._adaptive import AdaptivePolicy, RateController
 from .._limits._local import Limiter, LocalLimiter
 from .._models import Endpoint, Priority, Result, Usage
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
+from .._observe._events import events as _log
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
 from .._transports._base import AiohttpTransport, Transport, TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
@@ -69,7 +69,6 @@ _FIRST_CONTACT = 2.0
 _MIN_WAIT = 1e-6
 # After an unexpected error at the gate (a custom limiter failing), wait this long, then retry.
 _GATE_ERROR_PAUSE = 0.1
-_log = structlog.get_logger("grok_scheduler")
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -188,7 +187,7 @@ class Scheduler:
         self._first_call_at: float | None = None
         self._urgent_slots = int(urgent_share * max_concurrency)
         self._urgent_window = urgent_window
-        # Per-job events cost on every job and would flood an unconfigured structlog: opt-in.
+        # Per-job events cost on every job and would flood a configured log: opt-in.
         self._log_jobs = log_jobs
         self._last_urgent_at = -math.inf
         self._waiting_for_slot = False

@@ -20,13 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
+from .._observe._events import events as _log
 
 __all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker", "OutcomeWindow"]
 
 BreakerState = Literal["closed", "open", "half_open"]
-
-_log = structlog.get_logger("grok_scheduler")
 
 
 def _positive(name: str, value: float) -> None:

@@ -26,15 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
+from .._observe._events import events as _log
 from .._wire._headers import RateLimitHeaders
 from ._local import Limiter
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
 Dimension = Literal["requests", "tokens"]
-_log = structlog.get_logger("grok_scheduler")
 _ADJUST_EVERY = 0.25
 _CHANGE_WORTH_APPLYING = 0.01
 # Below this age an episode's acceptance is too few samples to measure a rate from.

@@ -24,15 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
 from .._guards._breaker import OutcomeWindow
+from ._events import events as _log
 
 __all__ = ["Alert", "AlertKind", "AlertMonitor", "AlertPolicy"]
 
 AlertKind = Literal["error_rate", "rate_limited", "queue_wait", "budget"]
 
-_log = structlog.get_logger("grok_scheduler")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,12 @@ from urllib.parse import urlparse
 import anyio
 import anyio.abc
 
-from .._core._map import DrainableTransport, OutcomeStream, Prepared, Rejected
+from .._core._map import OutcomeStream, Prepared, Rejected
 from .._core._retry import RetryPolicy
 from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from .._errors import InvalidJobError, redact
 from .._transports._base import AiohttpTransport
+from .._transports._drain import DrainableTransport
 from ._batchio import (
     DuplicateCustomIdError,
     IdSet,

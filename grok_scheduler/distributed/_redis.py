@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-
 from .._limits._local import TOKEN_WINDOW_SECONDS, LimiterState, LocalLimiter
+from .._observe._events import events as _log
 from .._wire._headers import RateLimitHeaders
 from ._connection import connect, limiter_key, redact, redis_key
 from ._lua import ACQUIRE, UPDATE
@@ -46,7 +45,6 @@ FallbackPolicy = Literal["local", "pause"]
 
 _URGENT_PRIORITY = 1  # Priority.HIGH: this and more urgent keep credit from less urgent work.
 _HEADROOM = 0.9  # the same share of the server's burst that LocalLimiter keeps in hand
-_log = structlog.get_logger("grok_scheduler")
 
 
 def _positive(name: str, value: float) -> float:

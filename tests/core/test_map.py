@@ -10,7 +10,8 @@ import pytest
 from conftest import SimulatorFactory
 
 from grok_scheduler import InvalidJobError, Scheduler
-from grok_scheduler._core._map import DrainableTransport, OutcomeStream, Rejected
+from grok_scheduler._core._map import OutcomeStream, Rejected
+from grok_scheduler._transports._drain import DrainableTransport
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
 KEY = "test-key"
