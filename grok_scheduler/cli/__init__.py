@@ -1,9 +1,9 @@
 """The command line: ``grok-scheduler run | demo | simulate``.
 
 ``run`` streams a JSONL file of prompts through the scheduler and appends one result line per
-input line to the output, durably and resumably (see :mod:`grok_scheduler._batchio` for the
-file formats and the resume rule). Exit codes: 0 every job succeeded, 1 some failed (the output
-says which), 2 usage error, 130 interrupted.
+input line to the output, durably and resumably (see :mod:`._lines`, :mod:`._output` and
+:mod:`._resume` for the file formats and the resume rule). Exit codes: 0 every job succeeded,
+1 some failed (the output says which), 2 usage error, 130 interrupted.
 
 Ctrl-C once: stop reading input, let the calls on the wire finish and record them, exit 130.
 Ctrl-C twice: stop at once (the output holds whole lines only). A third one exits immediately.
@@ -39,20 +39,9 @@ from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from .._errors import InvalidJobError, redact
 from .._transports._base import AiohttpTransport
 from .._transports._drain import DrainableTransport
-from ._batchio import (
-    DuplicateCustomIdError,
-    IdSet,
-    LineParser,
-    LineRef,
-    OutputWriter,
-    ResumeState,
-    count_lines,
-    failure_line,
-    iter_lines,
-    prepare_output,
-    success_line,
-)
+from ._lines import DuplicateCustomIdError, IdSet, LineParser, LineRef, count_lines, iter_lines
 from ._logging import LOG_LEVELS, configure_logging
+from ._output import OutputWriter, failure_line, success_line
 from ._progress import (
     ProgressReporter,
     ProgressSnapshot,
@@ -61,6 +50,7 @@ from ._progress import (
     format_summary,
     make_reporter,
 )
+from ._resume import ResumeState, prepare_output
 
 __all__ = [
     "EXIT_FAILURES",

@@ -1,4 +1,4 @@
-"""Batch files: reading input lines, writing result lines durably, and resuming.
+"""Input lines -> jobs: parsing each JSONL line of a bulk run into a ``submit`` call.
 
 Input lines come in two shapes and both become a ``(prompt, submit options)`` pair:
 
@@ -10,32 +10,22 @@ Input lines come in two shapes and both become a ``(prompt, submit options)`` pa
   ``max_tokens``, ``temperature``, ``priority``, ``model``, ``metadata``.
 
 A line without an id gets ``line-<n>``. A line that cannot become a job is an error result with
-its line number; it never stops the run.
-
-Output lines use the batch output shape, one per input line, appended and flushed as results
-come in (fsync in batches). Resume rule: a success line is final and its ``custom_id`` is never
-sent again; every other line (a failure, a bad input line, a torn last line) is dropped before
-the run starts and its input line is redone, so the finished file holds exactly one line per
-input line. Dropping rewrites the file through a temporary file and an atomic rename, so a
-crash during resume loses nothing either.
+its line number; it never stops the run. :class:`IdSet` remembers custom_ids compactly (for
+duplicates within an input and for what earlier runs finished).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
-import time
-import uuid
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from .._core._map import Prepared, Rejected
-from .._errors import APIError, InvalidJobError, redact
-from .._models import Endpoint, Priority, Result
+from .._errors import InvalidJobError
+from .._models import Endpoint, Priority
 
 __all__ = [
     "DuplicateCustomIdError",
@@ -43,13 +33,8 @@ __all__ = [
     "InvalidLineError",
     "LineParser",
     "LineRef",
-    "OutputWriter",
-    "ResumeState",
     "count_lines",
-    "failure_line",
     "iter_lines",
-    "prepare_output",
-    "success_line",
 ]
 
 _URLS = {
@@ -328,250 +313,3 @@ def _options(
 
 def _reject(custom_id: str, line: int, message: str, code: str) -> Rejected:
     return Rejected(InvalidLineError(message, code=code), LineRef(custom_id, line))
-
-
-# -- output lines ----------------------------------------------------------------------------
-def _dump(obj: dict[str, Any]) -> bytes:
-    # backslashreplace turns a lone surrogate into a valid JSON escape instead of failing.
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text.encode("utf-8", "backslashreplace") + b"\n"
-
-
-def success_line(ref: LineRef, result: Result) -> bytes:
-    """The output line of a job that succeeded."""
-    raw = result.raw_body.strip()
-    # The server's JSON goes in as sent: it parsed already, and re-encoding every answer is
-    # the bulk path's largest cost. Not when it spans lines (a JSONL line must not).
-    if raw and b"\n" not in raw and b"\r" not in raw:
-        request_id = result.request_id
-        head = {
-            "id": request_id or str(uuid.uuid4()),
-            "custom_id": ref.custom_id,
-        }
-        return b"".join(
-            (
-                _dump(head)[:-2],
-                b',"response":{"status_code":',
-                str(result.status_code).encode(),
-                b',"request_id":',
-                json.dumps(request_id).encode(),
-                b',"body":',
-                raw,
-                b'},"error":null',
-                b',"metadata":' + _dump({"m": ref.metadata})[5:-2]
-                if ref.metadata is not None
-                else b"",
-                b"}\n",
-            )
-        )
-    record: dict[str, Any] = {
-        "id": result.request_id or str(uuid.uuid4()),
-        "custom_id": ref.custom_id,
-        "response": {
-            "status_code": result.status_code,
-            "request_id": result.request_id,
-            "body": result.body,
-        },
-        "error": None,
-    }
-    if ref.metadata is not None:
-        record["metadata"] = ref.metadata
-    return _dump(record)
-
-
-def failure_line(ref: LineRef, error: BaseException) -> bytes:
-    """The output line of a job that failed (or of a bad input line)."""
-    status = getattr(error, "status_code", None)
-    request_id = error.request_id if isinstance(error, APIError) else None
-    response = None
-    if status is not None:
-        body = error.body if isinstance(error, APIError) else None
-        response = {"status_code": status, "request_id": request_id, "body": body}
-    message = error.message if isinstance(error, APIError) else str(error)
-    record: dict[str, Any] = {
-        "id": request_id or str(uuid.uuid4()),
-        "custom_id": ref.custom_id,
-        "response": response,
-        "error": {
-            "type": type(error).__name__,
-            "code": getattr(error, "code", None),
-            "message": message,
-            "status_code": status,
-            "attempts": getattr(error, "attempts", 0),
-            "line": ref.line,
-        },
-    }
-    if ref.metadata is not None:
-        record["metadata"] = ref.metadata
-    # Failure text comes from servers and exceptions: mask anything that looks like a key.
-    return redact(_dump(record).decode("utf-8")).encode("utf-8")
-
-
-# -- durable appends -------------------------------------------------------------------------
-class OutputWriter:
-    """Appends whole lines to the output: one ``write`` per line, fsync in batches.
-
-    A line reaches the kernel as soon as it is written, so a killed process loses nothing that
-    was written; fsync (for power loss) runs every ``sync_lines`` lines or ``sync_seconds``
-    seconds in a helper thread, so the event loop never waits for the disk, and at close.
-    """
-
-    __slots__ = (
-        "_executor",
-        "_fd",
-        "_last_sync",
-        "_pending",
-        "_sync_lines",
-        "_sync_seconds",
-        "_unsynced",
-        "lines",
-        "path",
-    )
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        sync_lines: int = 100,
-        sync_seconds: float = 1.0,
-    ) -> None:
-        self.path = Path(path)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "grok-scheduler-fsync")
-        self._pending: concurrent.futures.Future[None] | None = None
-        self._unsynced = 0
-        self._last_sync = time.monotonic()
-        self.lines = 0
-        self._sync_lines = sync_lines
-        self._sync_seconds = sync_seconds
-
-    def write(self, line: bytes) -> None:
-        """Append one complete line (must end with a newline)."""
-        fd = self._fd
-        if fd is None:
-            raise ValueError("the output is closed")
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        self.lines += 1
-        self._unsynced += 1
-        if self._unsynced >= self._sync_lines:
-            self._sync_soon()
-
-    def sync_if_due(self) -> None:
-        """fsync in the background if lines have waited longer than ``sync_seconds``."""
-        if self._unsynced and time.monotonic() - self._last_sync >= self._sync_seconds:
-            self._sync_soon()
-
-    def _sync_soon(self) -> None:
-        if self._pending is not None and not self._pending.done():
-            return  # the running fsync will be followed by another at the next trigger
-        self._unsynced = 0
-        self._last_sync = time.monotonic()
-        assert self._fd is not None
-        self._pending = self._executor.submit(os.fsync, self._fd)
-
-    def close(self) -> None:
-        """fsync what was written and close the file."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if self._pending is not None:
-                self._pending.result()
-            os.fsync(fd)
-        finally:
-            self._executor.shutdown(wait=True)
-            os.close(fd)
-
-    def __repr__(self) -> str:
-        return f"OutputWriter(path={str(self.path)!r}, lines={self.lines})"
-
-
-# -- resume ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ResumeState:
-    """What an existing output already holds when a run starts."""
-
-    done: IdSet
-    """custom_ids with a success line: never sent again."""
-    kept: int
-    """Success lines kept."""
-    dropped: int
-    """Failure, bad or duplicate lines removed so their jobs are redone."""
-    torn: bool
-    """A torn last line (a write cut short) was cut away."""
-    resumed: bool
-    """True when the output existed with content (a resumed run)."""
-
-
-def prepare_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> ResumeState:
-    """Make ``path`` ready for appending and return what it already holds (see module doc)."""
-    target = Path(path)
-    if overwrite or not target.exists() or target.stat().st_size == 0:
-        with open(target, "wb"):
-            pass
-        return ResumeState(IdSet(), 0, 0, False, False)
-    done = IdSet()
-    dropped_at = array("Q")
-    kept = 0
-    torn_at: int | None = None
-    offset = 0
-    with open(target, "rb") as stream:
-        for raw in stream:
-            if not raw.endswith(b"\n"):
-                torn_at = offset
-                break
-            custom_id = _recorded_success(raw)
-            if custom_id is not None and done.add(custom_id):
-                kept += 1
-            elif raw.strip():
-                dropped_at.append(offset)
-            offset += len(raw)
-    if dropped_at:
-        _rewrite_without(target, dropped_at, end=torn_at)
-    elif torn_at is not None:
-        with open(target, "r+b") as stream:
-            stream.truncate(torn_at)
-            os.fsync(stream.fileno())
-    return ResumeState(done, kept, len(dropped_at), torn_at is not None, True)
-
-
-def _recorded_success(raw: bytes) -> str | None:
-    """The custom_id of a success line, or None for anything else."""
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(record, dict) or record.get("error") is not None:
-        return None
-    custom_id = record.get("custom_id")
-    response = record.get("response")
-    if not isinstance(custom_id, str) or not isinstance(response, dict):
-        return None
-    return custom_id
-
-
-def _rewrite_without(target: Path, dropped_at: array[int], *, end: int | None) -> None:
-    """Copy every line but the dropped ones to a temporary file, then rename it over ``target``."""
-    temporary = target.with_name(f".{target.name}.resume-{os.getpid()}.tmp")
-    drops = iter(dropped_at)
-    next_drop = next(drops, None)
-    offset = 0
-    with open(target, "rb") as source, open(temporary, "wb") as sink:
-        for raw in source:
-            if end is not None and offset >= end:
-                break
-            if offset == next_drop:
-                next_drop = next(drops, None)
-            else:
-                sink.write(raw)
-            offset += len(raw)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(temporary, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
