@@ -17,12 +17,16 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 
 from .._core._scheduler import DEFAULT_BASE_URL
+from ._exit import EXIT_INTERRUPTED, EXIT_USAGE
 from ._logging import LOG_LEVELS, configure_logging
+from ._options import RunOptions
+from ._run import run_bulk
 
 __all__ = ["add_demo_parser", "run_demo", "write_sample_prompts"]
 
@@ -97,8 +101,6 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; return the exit status of the run (0 when every prompt succeeded)."""
-    from . import EXIT_USAGE, RunOptions
-
     if args.prompts < 1:
         print("grok-scheduler demo: error: --prompts must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -129,7 +131,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         code = anyio.run(functools.partial(_demo, options, real=args.real), backend="asyncio")
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         restore()
     print(f"grok-scheduler demo: results in {output}", file=sys.stderr)
@@ -137,13 +139,9 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
-async def _demo(options: object, *, real: bool) -> int:
-    from dataclasses import replace
-
+async def _demo(options: RunOptions, *, real: bool) -> int:
     from ..simulator import Simulator, SimulatorConfig
-    from . import RunOptions, run_bulk
 
-    assert isinstance(options, RunOptions)
     if real:
         return (await run_bulk(options)).exit_code
     config = SimulatorConfig(

@@ -1,0 +1,227 @@
+"""The options of ``run``: its flags, their validation into :class:`RunOptions`, the API key.
+
+The key is read from ``XAI_API_KEY`` only (there is no flag for it); a local base URL runs with
+a placeholder key when it is not set, as the simulator accepts any key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .._core._scheduler import DEFAULT_BASE_URL
+from ._exit import UsageError
+from ._logging import LOG_LEVELS
+
+__all__ = [
+    "PLACEHOLDER_KEY",
+    "RunOptions",
+    "build_run_parser",
+    "is_local_url",
+    "options_from_args",
+    "resolve_api_key",
+]
+
+PLACEHOLDER_KEY = "local-simulator-placeholder-key"
+"""Sent to a local base URL when XAI_API_KEY is not set (the simulator accepts any key)."""
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``run`` needs, validated."""
+
+    input: str
+    """A path, or ``-`` for standard input."""
+    output: Path
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    model: str = "grok-4"
+    requests_per_second: float | None = None
+    tokens_per_minute: float | None = None
+    concurrency: int = 32
+    window: int | None = None
+    overwrite: bool = False
+    redis_url: str | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    priority_field: str = "priority"
+    ordered: bool = False
+    summary_json: Path | None = None
+    max_attempts: int = 8
+    timeout: float | None = None
+    progress: str = "auto"
+    progress_interval: float = 10.0
+    log_jobs: bool = False
+    """Emit per-job debug events (submitted, dispatched, completed): on with --log-level debug."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return value
+
+
+def is_local_url(base_url: str) -> bool:
+    """True for a base URL on this machine (127.0.0.1, localhost, ::1)."""
+    return (urlparse(base_url).hostname or "") in _LOCAL_HOSTS
+
+
+def resolve_api_key(base_url: str, environ: Mapping[str, str]) -> str:
+    """The key from ``XAI_API_KEY``; a placeholder for a local server; else a usage error."""
+    key = environ.get("XAI_API_KEY", "").strip()
+    if key:
+        return key
+    if is_local_url(base_url):
+        return PLACEHOLDER_KEY
+    raise UsageError(
+        "XAI_API_KEY is not set: export your xAI API key in XAI_API_KEY "
+        "(or point --base-url at a local server such as `grok-scheduler simulate`)"
+    )
+
+
+def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RunOptions:
+    """Validate parsed ``run`` arguments (raises :class:`UsageError`)."""
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other")
+    base_url = args.base_url
+    if urlparse(base_url).scheme not in {"http", "https"} or not urlparse(base_url).hostname:
+        raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
+    if args.input != "-":
+        source = Path(args.input)
+        if not source.is_file():
+            raise UsageError(f"input file not found: {args.input}")
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise UsageError(f"the output's directory does not exist: {output.parent}")
+    if output.is_dir():
+        raise UsageError(f"the output is a directory: {output}")
+    if args.input != "-" and output.exists() and output.samefile(args.input):
+        raise UsageError("the output must not be the input file")
+    summary = Path(args.summary_json) if args.summary_json else None
+    if summary is not None and not summary.parent.is_dir():
+        raise UsageError(f"the --summary-json directory does not exist: {summary.parent}")
+    if not args.priority_field:
+        raise UsageError("--priority-field must not be empty")
+    return RunOptions(
+        input=args.input,
+        output=output,
+        api_key=resolve_api_key(base_url, environ),
+        base_url=base_url,
+        model=args.model,
+        requests_per_second=args.rps,
+        tokens_per_minute=args.tpm,
+        concurrency=args.concurrency,
+        window=args.window,
+        overwrite=args.overwrite,
+        redis_url=args.redis_url,
+        metrics_port=args.metrics_port,
+        priority_field=args.priority_field,
+        ordered=args.ordered,
+        summary_json=summary,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        progress=args.progress,
+        progress_interval=args.progress_interval,
+    )
+
+
+_RUN_EPILOG = """\
+input lines (JSONL), either shape:
+  {"custom_id": "a1", "method": "POST", "url": "/v1/chat/completions",
+   "body": {"model": "grok-4", "messages": [{"role": "user", "content": "Hi"}]}}
+  {"id": "a2", "prompt": "Hi", "max_tokens": 100, "priority": 1}
+
+output lines (JSONL, batch output shape), one per input line:
+  {"id": ..., "custom_id": "a1", "response": {"status_code": 200, "body": {...}}, "error": null}
+  {"id": ..., "custom_id": "a2", "response": null, "error": {"type": ..., "message": ...}}
+
+resume: when OUTPUT already has lines, successes are kept and never sent again; failed and
+bad lines are removed and redone, so the finished file holds one line per input line.
+--ordered orders the lines written by this run. Use --overwrite to start over.
+
+The API key is read from XAI_API_KEY only. Exit status: 0 all succeeded, 1 some failed,
+2 usage error, 130 interrupted (Ctrl-C once drains calls in flight, twice stops at once).
+"""
+
+
+def build_run_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``run`` parser with every flag; the caller sets its handler."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run every prompt of a JSONL file and write the results as JSONL",
+        description="Run every prompt of a JSONL file through the scheduler, appending one "
+        "result line per input line to OUTPUT (resumable).",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("input", metavar="INPUT.jsonl", help="input file of prompts ('-' for standard input)")
+    add("--output", "-o", required=True, metavar="OUTPUT.jsonl", help="results file (appended)")
+    add("--base-url", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
+    add("--model", default="grok-4", help="model for lines that name none (default grok-4)")
+    add("--rps", type=_positive_float, metavar="N", help="requests per second limit")
+    add("--tpm", type=_positive_float, metavar="N", help="tokens per minute limit")
+    add("--concurrency", type=_positive_int, default=32, metavar="N", help="calls in flight")
+    add("--window", type=_positive_int, metavar="N", help="look-ahead: jobs held at once")
+    add("--resume", action="store_true", help="continue OUTPUT (the default when it has lines)")
+    add("--overwrite", action="store_true", help="start over: empty OUTPUT first")
+    add("--redis-url", metavar="URL", help="share the rate limits through Redis")
+    add("--metrics-port", type=_port, metavar="PORT", help="serve Prometheus metrics")
+    add(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="log level (logs go to stderr; JSON when not a terminal)",
+    )
+    add(
+        "--priority-field",
+        default="priority",
+        metavar="NAME",
+        help="line field holding the priority (lower is more urgent; default 'priority')",
+    )
+    add("--ordered", action="store_true", help="write this run's results in input order")
+    add("--summary-json", metavar="PATH", help="also write the final summary as JSON")
+    add("--max-attempts", type=_positive_int, default=8, metavar="N", help="calls per job")
+    add("--timeout", type=_positive_float, metavar="SECONDS", help="timeout of each call")
+    add(
+        "--progress",
+        choices=("auto", "live", "plain", "off"),
+        default="auto",
+        help="live display on a terminal, plain lines otherwise (default auto)",
+    )
+    add(
+        "--progress-interval",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between plain progress lines (default 10)",
+    )
+    return parser
