@@ -37,7 +37,7 @@ from .._core._map import OutcomeStream, Prepared, Rejected
 from .._core._retry import RetryPolicy
 from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from .._errors import InvalidJobError, redact
-from .._transports._base import AiohttpTransport
+from .._transports._aiohttp import AiohttpTransport
 from .._transports._drain import DrainableTransport
 from ._batchio import (
     DuplicateCustomIdError,
