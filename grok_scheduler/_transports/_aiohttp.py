@@ -128,6 +128,12 @@ def _response_verdict(exc: aiohttp.ClientResponseError) -> Verdict:
     """``raise_for_status()`` errors carry a status; classify them like the response."""
     if isinstance(exc, aiohttp.ContentTypeError) or exc.status < 400:
         error = APIResponseValidationError(describe_exception(exc), status_code=exc.status)
-        return Verdict(error, False, None, None, False)
+        return Verdict(
+            error=error,
+            retryable=False,
+            retry_after=None,
+            limit_dimension=None,
+            is_rate_limit=False,
+        )
     headers = exc.headers if exc.headers is not None else {}
     return classify_response(exc.status, headers, exc.message.encode("utf-8", "replace"))
