@@ -38,7 +38,9 @@ from ._models import Endpoint, Priority, Result, Usage
 from ._observe._alerts import Alert, AlertPolicy
 from ._observe._metrics import render_metrics, start_metrics_server
 from ._observe._stats import Histogram, LatencySummary, QueueLevel, SchedulerStatistics
-from ._transports._base import AiohttpTransport, MockTransport, Transport, TransportResponse
+from ._transports._aiohttp import AiohttpTransport
+from ._transports._base import Transport, TransportResponse
+from ._transports._mock import MockTransport
 from ._wire._headers import RateLimitHeaders, parse_rate_limit_headers
 
 __all__ = [

@@ -8,6 +8,7 @@ from typing import Any
 from .._clock import TimerHandle
 from .._errors import AttemptRecord
 from .._models import Endpoint, Result
+from .._wire._request import request_body
 
 __all__ = ["Job"]
 
@@ -87,21 +88,13 @@ class Job:
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""
-        body: dict[str, Any] = {"model": self.model}
-        if self.endpoint is Endpoint.RESPONSES:
-            body["input"] = self.prompt
-            if self.max_tokens is not None:
-                body["max_output_tokens"] = self.max_tokens
-        else:
-            prompt = self.prompt
-            body["messages"] = (
-                [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            )
-            if self.max_tokens is not None:
-                body["max_tokens"] = self.max_tokens
-        if self.options:
-            body.update(self.options)
-        return body
+        return request_body(
+            endpoint=self.endpoint,
+            model=self.model,
+            prompt=self.prompt,
+            max_tokens=self.max_tokens,
+            options=self.options,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -46,7 +46,8 @@ from .._models import Endpoint, Priority, Result, Usage
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._events import events as _log
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
-from .._transports._base import AiohttpTransport, Transport, TransportResponse
+from .._transports._aiohttp import AiohttpTransport
+from .._transports._base import Transport, TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
 from .._wire._headers import parse_rate_limit_headers
 from .._wire._response import extract_answer

@@ -4,12 +4,16 @@ The rules follow the xAI error table (docs: xai-api.md): error bodies are flat
 ``{"code": <gRPC status text>, "error": <message>}``, a bad key is a 400, and billing exhaustion
 is a 429 that must never be retried. OpenAI-shaped nested bodies, HTML from proxies and empty
 bodies are understood too. Nothing here raises, whatever the input.
+
+No HTTP client is imported here: a client's own exceptions are mapped where the client is
+imported (the aiohttp transport), which builds its errors with :func:`connection_error`,
+:func:`timeout_error` and :func:`carry` so that :func:`classify_exception` gives its verdict
+back unchanged. Plain :class:`TimeoutError` and :class:`OSError` from simple transports are
+classified here.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
 import ssl
 from collections.abc import Mapping
@@ -17,12 +21,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
 
-import aiohttp
-
 from .._errors import (
     APIConnectionError,
     APIError,
-    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -35,17 +36,29 @@ from .._errors import (
     UnprocessableEntityError,
     redact,
 )
+from ._error_body import (
+    MAX_BODY_BYTES,
+    MAX_TEXT_REASON_CHARS,
+    decode_body,
+    parse_error_body,
+    read_error,
+)
 from ._headers import parse_retry_after, parse_should_retry
+from ._response import read_request_id
 
-__all__ = ["Verdict", "classify_exception", "classify_response", "parse_error_body"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Verdict",
+    "carry",
+    "classify_exception",
+    "classify_response",
+    "connection_error",
+    "describe_exception",
+    "parse_error_body",
+    "timeout_error",
+]
 
 LimitDimension = Literal["requests", "tokens"]
-
-MAX_BODY_BYTES = 64 * 1024
-"""How much of a response body is decoded and kept; an error body is never legitimately bigger."""
-
-_MAX_MESSAGE_CHARS = 1000
-_MAX_TEXT_REASON_CHARS = 200
 
 _BAD_KEY = re.compile(
     r"\b(incorrect|invalid|malformed|wrong)\s+(x-)?api[\s_-]?key"
@@ -67,9 +80,6 @@ _MODEL = re.compile(r"\bmodels?\b", re.IGNORECASE)
 _TOO_MANY_REQUESTS = re.compile(r"too\s+many\s+requests", re.IGNORECASE)
 _TOKENS = re.compile(r"\btokens?\b|\btpm\b|\bitpm\b|\botpm\b", re.IGNORECASE)
 _REQUESTS = re.compile(r"\brequests\b|\brp[sm]\b|\brequests?\s+per\b", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
-_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_SPACE = re.compile(r"\s+")
 
 _RETRYABLE_4XX = frozenset({408, 409})
 _BAD_REQUEST_STATUSES = frozenset({400, 405, 413, 415})
@@ -88,96 +98,6 @@ class Verdict:
     """Which limit a 429 hit, when the body or headers say."""
     is_rate_limit: bool
     """A 429 rate limit, which should slow the whole pool (not capacity, not a 5xx)."""
-
-
-# --- bodies -----------------------------------------------------------------------------------
-
-
-def _as_bytes(body: object) -> bytes:
-    """Accept what callers actually pass (bytes-like, str, None) without ever raising."""
-    if isinstance(body, bytes):
-        return body[:MAX_BODY_BYTES]
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body[:MAX_BODY_BYTES])
-    if isinstance(body, str):
-        return body[:MAX_BODY_BYTES].encode("utf-8", "replace")
-    return b""
-
-
-def _decode(body: object) -> tuple[str, object]:
-    """Return (capped, redacted text, parsed JSON or None) of a response body."""
-    text = redact(_as_bytes(body).decode("utf-8", "replace"))
-    stripped = text.strip()
-    if not stripped or stripped[0] not in '{["':
-        return text, None
-    try:
-        return text, json.loads(stripped)
-    except (ValueError, RecursionError):
-        return text, None
-
-
-def _short(value: object, limit: int = _MAX_MESSAGE_CHARS) -> str:
-    """A message string from any JSON value, bounded in length."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(type(value))
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _code_text(value: object) -> str | None:
-    """A code field as text; JSON null or an empty string means no code."""
-    if value is None or value == "":
-        return None
-    return _short(value, 200)
-
-
-def _from_json(parsed: object) -> tuple[str | None, str] | None:
-    """(code, message) from the JSON shapes seen in the wild, or None when unrecognised."""
-    if not isinstance(parsed, dict):
-        return None if parsed is None else (None, _short(parsed))
-    error = parsed.get("error")
-    if isinstance(error, dict):  # OpenAI: {"error": {"message", "type", "code"}}
-        code = _code_text(error.get("code")) or _code_text(error.get("type"))
-        message = error.get("message")
-        return code, _short(message if message is not None else error)
-    code = _code_text(parsed.get("code"))
-    for key in ("error", "message", "detail", "msg"):
-        value = parsed.get(key)
-        if value is not None and value != "":
-            return code, _short(value)
-    return code, _short(parsed) if parsed else ""
-
-
-def _text_reason(text: str) -> str:
-    """A short reason from a non-JSON body: HTML without tags, whitespace collapsed."""
-    text = _SCRIPT.sub(" ", text)
-    text = html.unescape(_TAG.sub(" ", text))
-    text = _SPACE.sub(" ", text).strip()
-    return text[:_MAX_TEXT_REASON_CHARS]
-
-
-def _parse(text: str, parsed: object) -> tuple[str | None, str]:
-    found = _from_json(parsed)
-    if found is not None:
-        return found[0], redact(found[1])
-    return None, redact(_text_reason(text))
-
-
-def parse_error_body(body: bytes) -> tuple[str | None, str]:
-    """Return ``(code, message)`` from an error body.
-
-    Understands xAI's flat ``{"code", "error"}``, ``{"error": "..."}``, OpenAI's nested
-    ``{"error": {"message", "type", "code"}}``; for HTML or plain text the message is the first
-    200 characters of text without tags. The message is ``""`` when the body says nothing, and is
-    always redacted.
-    """
-    text, parsed = _decode(body)
-    return _parse(text, parsed)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -290,11 +210,6 @@ def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
         return {}
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("x-request-id") or headers.get("request-id")
-    return redact(value)[:200] if value else None
-
-
 def classify_response(
     status: int,
     headers: Mapping[str, str],
@@ -308,14 +223,14 @@ def classify_response(
     exhaustion, which are never retried.
     """
     lowered = _lower_keys(headers)
-    text, parsed = _decode(body)
-    code, message = _parse(text, parsed)
+    text, parsed = decode_body(body)
+    code, message = read_error(text, parsed)
     facts = _Facts(
         status=status,
         code=code,
         message=message or _status_reason(status),
         body=parsed if parsed is not None else (text or None),
-        request_id=request_id or _request_id(lowered),
+        request_id=request_id or read_request_id(lowered),
         retry_after=parse_retry_after(headers),
         said=f"{message} {code or ''}",
     )
@@ -339,30 +254,29 @@ def classify_response(
 
 # --- exceptions -------------------------------------------------------------------------------
 
-# Raised for a request that can never succeed as written: retrying only repeats the failure.
-_FATAL_CLIENT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.InvalidURL,
-    aiohttp.TooManyRedirects,
-    aiohttp.ClientConnectorCertificateError,
-    ssl.SSLCertVerificationError,
-)
-# asyncio.TimeoutError is TimeoutError since Python 3.11; aiohttp's is a subclass of it.
-_TIMEOUTS: tuple[type[BaseException], ...] = (TimeoutError, aiohttp.ServerTimeoutError)
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientError,
-    ConnectionError,
-    OSError,
-)
+# The verdict a transport decided travels on its error under this name (a plain attribute, so it
+# survives pickling like the rest of the error's state), never as a client library's type.
+_CARRIED = "_grok_scheduler_verdict"
 
 
-def _describe(exc: BaseException) -> str:
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """A verdict without its error (the error holds this: no reference cycle)."""
+
+    retryable: bool
+    retry_after: float | None
+    limit_dimension: LimitDimension | None
+    is_rate_limit: bool
+
+
+def describe_exception(exc: BaseException) -> str:
     """The exception's type name and its redacted, bounded text."""
     name = type(exc).__name__
     try:
         detail = redact(str(exc)).strip()
     except Exception:  # a broken __str__ must not hide the original failure
         detail = ""
-    detail = detail[:_MAX_TEXT_REASON_CHARS]
+    detail = detail[:MAX_TEXT_REASON_CHARS]
     return f"{name}: {detail}" if detail else name
 
 
@@ -376,8 +290,44 @@ def _quiet(error: APIError, *, retryable: bool) -> Verdict:
     )
 
 
+def carry(verdict: Verdict) -> APIError:
+    """The verdict's error, carrying the rest of the verdict for :func:`classify_exception`.
+
+    A transport raises the result; classifying it later gives back this very verdict, so the
+    transport decides retries for the exceptions only it knows.
+    """
+    carried = _Carried(
+        verdict.retryable, verdict.retry_after, verdict.limit_dimension, verdict.is_rate_limit
+    )
+    setattr(verdict.error, _CARRIED, carried)
+    return verdict.error
+
+
+def connection_error(exc: BaseException, *, retryable: bool) -> APIConnectionError:
+    """An :class:`APIConnectionError` naming ``exc`` (redacted), carrying ``retryable``."""
+    error = APIConnectionError(describe_exception(exc))
+    carry(_quiet(error, retryable=retryable))
+    return error
+
+
+def timeout_error(exc: BaseException) -> APITimeoutError:
+    """A retryable :class:`APITimeoutError` naming ``exc`` (redacted)."""
+    error = APITimeoutError(f"Request timed out ({describe_exception(exc)}).")
+    carry(_quiet(error, retryable=True))
+    return error
+
+
 def _reclassify(exc: APIError) -> Verdict:
     """A verdict for an error that is already typed (e.g. raised by the transport)."""
+    carried = getattr(exc, _CARRIED, None)
+    if isinstance(carried, _Carried):
+        return Verdict(
+            error=exc,
+            retryable=carried.retryable,
+            retry_after=carried.retry_after,
+            limit_dimension=carried.limit_dimension,
+            is_rate_limit=carried.is_rate_limit,
+        )
     if isinstance(exc, RateLimitError):
         return Verdict(
             error=exc,
@@ -392,34 +342,27 @@ def _reclassify(exc: APIError) -> Verdict:
     return _quiet(exc, retryable=retryable)
 
 
-def _from_response_error(exc: aiohttp.ClientResponseError) -> Verdict:
-    """``raise_for_status()`` errors carry a status; classify them like the response."""
-    if isinstance(exc, aiohttp.ContentTypeError) or exc.status < 400:
-        return _quiet(
-            APIResponseValidationError(_describe(exc), status_code=exc.status), retryable=False
-        )
-    headers: Mapping[str, str] = exc.headers if exc.headers is not None else {}
-    return classify_response(exc.status, headers, exc.message.encode("utf-8", "replace"))
-
-
 def classify_exception(exc: BaseException) -> Verdict:
     """Classify an exception raised while calling the API.
 
-    Timeouts become a retryable :class:`APITimeoutError`; connection-level failures a retryable
-    :class:`APIConnectionError`; a bad URL, certificate failure or anything else (a programming
-    error) a fatal :class:`APIConnectionError`. The message names the exception's type; chaining
-    the original as ``__cause__`` is the caller's job. Cancellation is classified as fatal but
-    must be re-raised by the caller, never swallowed.
+    An :class:`APIError` (what the aiohttp transport raises) keeps its identity and the verdict
+    it carries, or gets one from its type. Otherwise: a timeout becomes a retryable
+    :class:`APITimeoutError`; an OS-level connection failure a retryable
+    :class:`APIConnectionError`; a certificate failure or anything else (a programming error) a
+    fatal :class:`APIConnectionError`. The message names the exception's type; chaining the
+    original as ``__cause__`` is the caller's job. Cancellation is classified as fatal but must
+    be re-raised by the caller, never swallowed.
     """
     if isinstance(exc, APIError):
         return _reclassify(exc)
-    message = _describe(exc)
-    if isinstance(exc, _FATAL_CLIENT_ERRORS):
+    message = describe_exception(exc)
+    # A certificate that fails verification fails every retry the same way.
+    if isinstance(exc, ssl.SSLCertVerificationError):
         return _quiet(APIConnectionError(message), retryable=False)
-    if isinstance(exc, _TIMEOUTS):
+    # asyncio.TimeoutError is TimeoutError since Python 3.11.
+    if isinstance(exc, TimeoutError):
         return _quiet(APITimeoutError(f"Request timed out ({message})."), retryable=True)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return _from_response_error(exc)
-    if isinstance(exc, _CONNECTION_ERRORS):
+    # Refused, reset, DNS (socket.gaierror) and TLS failures are all OSErrors.
+    if isinstance(exc, OSError):
         return _quiet(APIConnectionError(message), retryable=True)
     return _quiet(APIConnectionError(message), retryable=False)

@@ -1,13 +1,50 @@
-"""Reading the answer out of a successful response body, for either endpoint."""
+"""Reading a response: the answer in a successful body (either endpoint) and the request id.
+
+Usage figures are read by :meth:`grok_scheduler.Usage.from_body`, next to the value they fill.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from .._errors import redact
 from .._models import Endpoint
 
-__all__ = ["extract_answer"]
+__all__ = ["REQUEST_ID_HEADERS", "extract_answer", "read_request_id"]
+
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-xai-request-id")
+"""Where servers put the request id, the first non-empty one wins (xAI, OpenAI-style, gateways)."""
+
+_MAX_REQUEST_ID_CHARS = 200
+
+
+def read_request_id(headers: Mapping[str, str]) -> str | None:
+    """The server's request id from response headers, redacted and bounded; None when absent.
+
+    Header names match case-insensitively even in a plain ``dict``. Never raises: a request id
+    is a courtesy for support tickets, never a reason to lose the answer or the error.
+    """
+    try:
+        value = _first_request_id(headers)
+    except Exception:  # a broken mapping must not turn a call into a crash
+        return None
+    # The value travels into errors and result files: mask anything shaped like a key.
+    return redact(value)[:_MAX_REQUEST_ID_CHARS] if value else None
+
+
+def _first_request_id(headers: Mapping[str, str]) -> str | None:
+    # Fast path: aiohttp's headers are case-insensitive, and most dicts use these spellings.
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return str(value)
+    found: dict[str, str] = {}
+    for key, value in headers.items():
+        name = str(key).lower()
+        if name in REQUEST_ID_HEADERS and value and name not in found:
+            found[name] = str(value)
+    return next((found[name] for name in REQUEST_ID_HEADERS if name in found), None)
 
 
 def extract_answer(body: Mapping[str, Any], endpoint: Endpoint) -> tuple[str, str | None]:

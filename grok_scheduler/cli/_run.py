@@ -31,7 +31,7 @@ from .._core._map import OutcomeStream, Prepared, Rejected
 from .._core._retry import RetryPolicy
 from .._core._scheduler import Scheduler
 from .._errors import InvalidJobError, redact
-from .._transports._base import AiohttpTransport
+from .._transports._aiohttp import AiohttpTransport
 from .._transports._drain import DrainableTransport
 from ._exit import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._lines import DuplicateCustomIdError, IdSet, LineParser, LineRef, count_lines, iter_lines
