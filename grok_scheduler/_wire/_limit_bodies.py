@@ -58,9 +58,11 @@ _MODEL = re.compile(
     r"\bmodel\s*[:=]?\s*[\"'`]?(?P<name>[A-Za-z0-9][A-Za-z0-9._:/-]{0,99})", re.IGNORECASE
 )
 # Billing exhaustion shares the 429 and the "resource-exhausted" code; the wording tells it apart.
+# A bare "quota exceeded" is left out: gateways say it of per-minute limits too, and a body that
+# states a per-window limit is one of those (as _classify decides it).
 _BILLING = re.compile(
     r"\bcredits?\b|spending[\s_-]?limit|\bbilling\b|insufficient[\s_-]?(?:quota|funds|balance)"
-    r"|usage\s+quota|quota\s+(?:exceeded|exhausted)|payment\s+required|out\s+of\s+funds",
+    r"|usage\s+quota|exceeded\s+your\s+(?:current\s+)?quota|payment\s+required|out\s+of\s+funds",
     re.IGNORECASE,
 )
 

@@ -192,6 +192,14 @@ def test_model_name(message: str, model: str | None) -> None:
     assert result.model == model
 
 
+def test_bare_quota_exceeded_with_a_window_is_a_rate_limit() -> None:
+    """Gateways say "quota exceeded" of per-minute limits: a stated window makes it a rate limit."""
+    result = parse_limit_body("Quota exceeded: Requests per Minute (actual/limit): 61/60")
+    assert result is not None
+    assert result.limits == (requests(60, 61, 60),)
+    assert parse_limit_body("You exceeded your current quota. RPM: 61/60") is None
+
+
 def test_huge_numbers_are_dropped_not_infinite() -> None:
     """A number too large for a float is no limit: that entry is skipped, nothing raises."""
     assert parse_limit_body("Requests per Second: " + "9" * 400 + "/2") is None
