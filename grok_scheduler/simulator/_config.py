@@ -109,7 +109,8 @@ class ModelLimits:
 class LimitChange:
     """From ``after`` seconds into the run on, multiply the limits by ``factor``.
 
-    ``model=None`` changes every model. Changes compound: two halvings leave a quarter.
+    The run starts when the ``Simulator`` or ``VirtualServer`` is constructed. ``model=None``
+    changes every model. Changes compound: two halvings leave a quarter.
     """
 
     after: float
