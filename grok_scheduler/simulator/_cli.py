@@ -9,7 +9,15 @@ import os
 import signal
 import sys
 
-from ._config import FAULT_KINDS, HEADER_MODES, SimulatorConfig
+from ._config import (
+    FAULT_KINDS,
+    HEADER_MODES,
+    LATENCY_DISTS,
+    RATE_LIMIT_BODIES,
+    LimitChange,
+    ModelLimits,
+    SimulatorConfig,
+)
 from ._server import Simulator
 
 
@@ -40,6 +48,44 @@ def _fault(text: str) -> tuple[str, float]:
     return kind, value
 
 
+def _model_limits(text: str) -> tuple[str, ModelLimits]:
+    """``MODEL=RPS:TPM[:RPM]``; ``none`` for unlimited, ``0:0`` for a model the team lacks."""
+    model, sep, spec = text.partition("=")
+    parts = spec.split(":")
+    if not sep or not model or len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError("expected MODEL=RPS:TPM[:RPM], e.g. grok-4=5:16000")
+    try:
+        values = [_limit_value(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a limit in {spec!r}") from None
+    limits = ModelLimits(*values)
+    try:
+        limits.validate()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return model, limits
+
+
+def _limit_value(text: str) -> float | None:
+    # Unlike --rps, a 0 here means "not available to the team", so only words mean unlimited.
+    if text.strip().lower() in {"none", "unlimited", "-", ""}:
+        return None
+    return float(text)
+
+
+def _limit_change(text: str) -> LimitChange:
+    """``AFTER:FACTOR[:MODEL]``: from AFTER seconds on, multiply the limits by FACTOR."""
+    after, _, rest = text.partition(":")
+    factor, _, model = rest.partition(":")
+    try:
+        change = LimitChange(float(after), float(factor), model or None)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected AFTER:FACTOR[:MODEL], e.g. 60:0.5") from None
+    if not (change.after >= 0 and change.factor > 0):
+        raise argparse.ArgumentTypeError("AFTER must be >= 0 and FACTOR positive")
+    return change
+
+
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to ``parser``."""
     add = parser.add_argument
@@ -49,9 +95,41 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--tpm", type=_optional_rate, default=None, help="tokens/min limit (default unlimited)")
     add("--burst-seconds", type=float, default=1.0, help="request bucket = rps * this (>= 1)")
     add("--headers", choices=HEADER_MODES, default="none", help="rate-limit header family")
-    add("--latency", type=float, default=0.05, help="base seconds per request")
+    add("--rpm", type=_optional_rate, default=None, help="requests/min limit (default none)")
+    add(
+        "--model-limits",
+        type=_model_limits,
+        action="append",
+        default=[],
+        metavar="MODEL=RPS:TPM[:RPM]",
+        help="limits of one model (repeatable; 'none' = unlimited, 0:0 = not available)",
+    )
+    add(
+        "--limit-change",
+        type=_limit_change,
+        action="append",
+        default=[],
+        metavar="AFTER:FACTOR[:MODEL]",
+        help="from AFTER seconds on, multiply the limits by FACTOR (repeatable)",
+    )
+    add(
+        "--rate-limit-body",
+        choices=RATE_LIMIT_BODIES,
+        default="plain",
+        help="429 wording: plain, or xai's limit-stating text",
+    )
+    add("--rate-limit-dash", choices=("em", "hyphen"), default="em", help="dash in xai bodies")
+    add(
+        "--no-rate-limit-preamble",
+        action="store_true",
+        help='leave "Your team\'s rate limit is" out of xai bodies',
+    )
+    add("--latency", type=float, default=0.05, help="base (median) seconds per request")
     add("--latency-per-token", type=float, default=0.0, help="extra seconds per output token")
     add("--latency-jitter", type=float, default=0.0, help="uniform +- fraction of the latency")
+    add("--latency-dist", choices=LATENCY_DISTS, default="uniform", help="latency distribution")
+    add("--latency-sigma", type=float, default=0.0, help="lognormal shape (1 = heavy tail)")
+    add("--latency-max", type=float, default=3600.0, help="no call takes longer than this")
     add("--completion-tokens", type=int, default=16, help="tokens each answer generates")
     add("--reasoning-tokens", type=int, default=0, help="reasoning tokens each answer uses")
     add(
@@ -107,6 +185,15 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         model_names=tuple(args.model),
         neighbour_share=args.neighbour_share,
+        requests_per_minute=args.rpm,
+        model_limits=dict(args.model_limits),
+        limit_changes=tuple(args.limit_change),
+        rate_limit_body=args.rate_limit_body,
+        rate_limit_dash="\u2014" if args.rate_limit_dash == "em" else "-",
+        rate_limit_preamble=not args.no_rate_limit_preamble,
+        latency_dist=args.latency_dist,
+        latency_sigma=args.latency_sigma,
+        latency_max=args.latency_max,
     )
     config.validate()
     return config

@@ -1,11 +1,14 @@
-"""Server-side rate limits: the simulator's honest referee.
+"""Server-side rate limits of one model: the simulator's honest referee.
 
-Two token buckets, as a real provider enforces them:
+Token buckets, as a real provider enforces them (xAI keeps a set per team and model):
 
 * requests: capacity ``max(1, rps * burst_seconds)``, refilled at ``rps`` per second;
+* requests per minute (optional): capacity ``rpm``, refilled at ``rpm / 60`` per second;
 * tokens: capacity ``tpm``, refilled at ``tpm / 60`` per second.
 
-A request is admitted only if both buckets can pay for it; a rejected request pays nothing.
+A request is admitted only if every bucket can pay for it; a rejected request pays nothing
+and learns which buckets refused it, with xAI's *actual* (what the request would have made the
+use of that window) and *limit*.
 The token bucket is charged a *reservation* at admission (prompt plus the most the answer may
 use) and later settled down to the real total, like a server that must decide before it knows
 how long the answer will be.
@@ -25,7 +28,7 @@ Dimension = Literal["requests", "tokens"]
 
 
 class Bucket:
-    """A token bucket measured in time from ``time.monotonic()``."""
+    """A token bucket measured in seconds of the world's clock."""
 
     __slots__ = ("capacity", "level", "limit", "refill_per_second", "stamp")
 
@@ -69,6 +72,19 @@ class Bucket:
         self.level = min(self.level, capacity)
 
 
+Window = Literal["second", "minute"]
+
+
+@dataclass(frozen=True, slots=True)
+class Exceeded:
+    """One limit a refused request ran into, as xAI states it: ``actual/limit`` per window."""
+
+    dimension: Dimension
+    window: Window
+    actual: float
+    limit: float
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a request was refused and when it could have been admitted."""
@@ -76,12 +92,25 @@ class Rejection:
     dimension: Dimension
     retry_after: float
     reserved_tokens: int
+    exceeded: tuple[Exceeded, ...] = ()
+
+
+def _actual(bucket: Bucket, amount: float) -> float:
+    # What this request would have made the use of the window: spent so far plus itself. The
+    # epsilon keeps float dust (2.0000000001) from rounding a count up.
+    return float(math.ceil(bucket.capacity - bucket.level + amount - 1e-9))
 
 
 class ServerLimits:
-    """Both buckets of one API key; ``None`` for a dimension means unlimited."""
+    """The buckets of one model of one API key; ``None`` for a limit means unlimited."""
 
-    __slots__ = ("burst_seconds", "neighbour_share", "requests", "tokens")
+    __slots__ = (
+        "burst_seconds",
+        "neighbour_share",
+        "requests",
+        "requests_per_minute",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -91,21 +120,29 @@ class ServerLimits:
         burst_seconds: float,
         neighbour_share: float,
         now: float,
+        requests_per_minute: float | None = None,
     ) -> None:
         self.requests: Bucket | None = None
+        self.requests_per_minute: Bucket | None = None
         self.tokens: Bucket | None = None
         self.burst_seconds = burst_seconds
         self.neighbour_share = neighbour_share
         self.configure(
             requests_per_second=requests_per_second,
             tokens_per_minute=tokens_per_minute,
+            requests_per_minute=requests_per_minute,
             burst_seconds=burst_seconds,
             neighbour_share=neighbour_share,
             now=now,
         )
 
     def __repr__(self) -> str:
-        return f"ServerLimits(requests={self.requests!r}, tokens={self.tokens!r})"
+        extra = (
+            f", requests_per_minute={self.requests_per_minute!r}"
+            if self.requests_per_minute is not None
+            else ""
+        )
+        return f"ServerLimits(requests={self.requests!r}, tokens={self.tokens!r}{extra})"
 
     def matches(
         self,
@@ -113,13 +150,16 @@ class ServerLimits:
         tokens_per_minute: float | None,
         burst_seconds: float,
         neighbour_share: float,
+        requests_per_minute: float | None = None,
     ) -> bool:
         """True if the buckets already implement these settings (checked on every request)."""
         rps = self.requests.limit if self.requests is not None else None
         tpm = self.tokens.limit if self.tokens is not None else None
+        rpm = self.requests_per_minute.limit if self.requests_per_minute is not None else None
         return (
             rps == requests_per_second
             and tpm == tokens_per_minute
+            and rpm == requests_per_minute
             and burst_seconds == self.burst_seconds
             and neighbour_share == self.neighbour_share
         )
@@ -132,6 +172,7 @@ class ServerLimits:
         burst_seconds: float,
         neighbour_share: float,
         now: float,
+        requests_per_minute: float | None = None,
     ) -> None:
         """Apply new limits immediately, keeping (and clamping) what the buckets hold."""
         self.burst_seconds = burst_seconds
@@ -144,6 +185,13 @@ class ServerLimits:
             (requests_per_second or 0.0) * keep,
             now,
         )
+        self.requests_per_minute = _reshape(
+            self.requests_per_minute,
+            requests_per_minute,
+            max(1.0, requests_per_minute or 0.0),
+            (requests_per_minute or 0.0) / 60.0 * keep,
+            now,
+        )
         self.tokens = _reshape(
             self.tokens,
             tokens_per_minute,
@@ -154,21 +202,26 @@ class ServerLimits:
 
     def try_admit(self, reserved_tokens: int, now: float) -> Rejection | None:
         """Charge one request and ``reserved_tokens``, or refuse and charge nothing."""
-        requests, tokens = self.requests, self.tokens
-        wait_requests = wait_tokens = 0.0
-        if requests is not None:
-            requests.refill(now)
-            wait_requests = requests.seconds_until(1.0)
-        if tokens is not None:
-            tokens.refill(now)
-            wait_tokens = tokens.seconds_until(reserved_tokens)
-        if wait_requests > 0 or wait_tokens > 0:
-            dimension: Dimension = "requests" if wait_requests > 0 else "tokens"
-            return Rejection(dimension, max(wait_requests, wait_tokens), reserved_tokens)
-        if requests is not None:
-            requests.level -= 1.0
-        if tokens is not None:
-            tokens.level -= reserved_tokens
+        checks: list[tuple[Bucket, float, Dimension, Window]] = []
+        if self.requests is not None:
+            checks.append((self.requests, 1.0, "requests", "second"))
+        if self.requests_per_minute is not None:
+            checks.append((self.requests_per_minute, 1.0, "requests", "minute"))
+        if self.tokens is not None:
+            checks.append((self.tokens, float(reserved_tokens), "tokens", "minute"))
+        exceeded: list[Exceeded] = []
+        wait = 0.0
+        for bucket, amount, dimension, window in checks:
+            bucket.refill(now)
+            needed = bucket.seconds_until(amount)
+            if needed > 0:
+                wait = max(wait, needed)
+                exceeded.append(Exceeded(dimension, window, _actual(bucket, amount), bucket.limit))
+        if exceeded:
+            dimension = "requests" if exceeded[0].dimension == "requests" else "tokens"
+            return Rejection(dimension, wait, reserved_tokens, tuple(exceeded))
+        for bucket, amount, _, _ in checks:
+            bucket.level -= amount
         return None
 
     def settle(self, reserved_tokens: int, actual_tokens: int, now: float) -> None:
@@ -188,102 +241,3 @@ def _reshape(
         return Bucket(limit=limit, capacity=capacity, refill=refill, now=now)
     bucket.resize(limit=limit, capacity=capacity, refill=refill, now=now)
     return bucket
-
-
-# --- headers -------------------------------------------------------------------------------
-
-
-def go_duration(seconds: float) -> str:
-    """Format like Go's ``time.Duration.String``: ``120ms``, ``1s``, ``6m0s``, ``1h2m3.5s``."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 1:
-        ms = round(seconds * 1000, 3)
-        return f"{ms:g}ms"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{round(secs, 3):g}s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else f"{value:g}"
-
-
-def _seconds(value: float) -> str:
-    return f"{round(value, 3):g}"
-
-
-def rate_limit_headers(
-    mode: str, limits: ServerLimits, rejection: Rejection | None
-) -> dict[str, str] | None:
-    """The rate-limit headers of one response in the given family (``None`` for "none").
-
-    Must be called right after ``try_admit`` so the buckets are refilled to the current time.
-    Limits are the advertised ones; remaining and reset come from the real (shared) buckets.
-    """
-    if mode == "none":
-        return None
-    if mode == "openai":
-        headers = _openai_headers(limits)
-    elif mode == "ietf":
-        headers = _ietf_headers(limits)
-    else:
-        headers = _generic_headers(limits)
-    if rejection is not None:
-        wait = rejection.retry_after if math.isfinite(rejection.retry_after) else 60.0
-        headers["retry-after"] = _seconds(wait)
-        if mode == "openai":
-            headers["retry-after-ms"] = _seconds(wait * 1000)
-    return headers
-
-
-def _openai_headers(limits: ServerLimits) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    requests, tokens = limits.requests, limits.tokens
-    if requests is not None:
-        headers["x-ratelimit-limit-requests"] = _number(round(requests.limit * 60, 3))
-        headers["x-ratelimit-remaining-requests"] = str(max(0, math.floor(requests.level)))
-        headers["x-ratelimit-reset-requests"] = go_duration(requests.seconds_until_full())
-    if tokens is not None:
-        headers["x-ratelimit-limit-tokens"] = _number(tokens.limit)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(tokens.level)))
-        headers["x-ratelimit-reset-tokens"] = go_duration(tokens.seconds_until_full())
-    return headers
-
-
-def _ietf_headers(limits: ServerLimits) -> dict[str, str]:
-    policies: list[str] = []
-    states: list[str] = []
-    requests, tokens = limits.requests, limits.tokens
-    if requests is not None:
-        quota = max(1.0, requests.limit * limits.burst_seconds)
-        policies.append(f'"requests";q={math.floor(quota)};w=1')
-        states.append(
-            f'"requests";r={max(0, math.floor(requests.level))};'
-            f"t={math.ceil(requests.seconds_until_full())}"
-        )
-    if tokens is not None:
-        policies.append(f'"tokens";q={math.floor(tokens.limit)};w=60;u="tokens"')
-        states.append(
-            f'"tokens";r={max(0, math.floor(tokens.level))};'
-            f"t={math.ceil(tokens.seconds_until_full())}"
-        )
-    if not policies:
-        return {}
-    return {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
-
-
-def _generic_headers(limits: ServerLimits) -> dict[str, str]:
-    requests = limits.requests
-    if requests is None:
-        return {}
-    return {
-        "X-RateLimit-Limit": str(math.floor(requests.capacity)),
-        "X-RateLimit-Remaining": str(max(0, math.floor(requests.level))),
-        "X-RateLimit-Reset": _seconds(requests.seconds_until_full()),
-    }

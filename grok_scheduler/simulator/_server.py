@@ -5,7 +5,9 @@ Request path of a model call (``/v1/chat/completions``, ``/v1/responses``)::
     auth (401 / 400 wrong key) -> parse (400, 404 unknown model) -> fault? -> rate limits (429)
     -> latency -> answer
 
-Everything a client could be graded on is counted in ``Simulator.stats``.
+Every decision after auth is the ``World``'s (``_world.py``), shared with the socket-free
+``VirtualServer``; this module only speaks HTTP and waits in real time. Everything a client
+could be graded on is counted in ``Simulator.stats``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import asyncio
 import enum
 import hmac
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -23,33 +24,27 @@ from typing import Any
 from aiohttp import web
 
 from ._config import SimulatorConfig, SimulatorStats
-from ._faults import FaultInjector, canned_fault, incorrect_key_message
-from ._limits import Rejection, ServerLimits, rate_limit_headers
+from ._faults import incorrect_key_message
 from ._protocol import (
-    EXHAUSTED,
     INVALID_ARGUMENT,
     NOT_FOUND,
-    InvalidRequest,
     ModelCall,
     chat_body,
     chat_chunks,
     error_body,
     mask_key,
-    parse_chat,
-    parse_responses,
     responses_body,
     tokenize,
 )
+from ._world import Endpoint, Reply, World
 
 DEFAULT_MODELS = ("grok-4.3", "grok-4-fast", "grok-3-mini")
-TEAM_ID = "00000000-0000-0000-0000-000000000000"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 JSON_TYPE = "application/json"
 KNOWN_PATHS = frozenset(
     {"/v1/chat/completions", "/v1/responses", "/v1/models", "/v1/api-key", "/v1/tokenize-text"}
 )
 
-Parser = Callable[..., ModelCall]
 Renderer = Callable[[ModelCall, str, int], dict[str, Any]]
 
 
@@ -74,6 +69,10 @@ def _respond(
     return web.Response(status=status, body=body, headers=headers)
 
 
+def _reply(reply: Reply, request_id: str) -> web.Response:
+    return _respond(reply.status, reply.body, request_id, reply.headers or None, reply.content_type)
+
+
 def _abort(request: web.Request) -> web.Response:
     """Drop the connection without an answer; the returned response is never written."""
     transport = request.transport
@@ -90,13 +89,12 @@ class Simulator:
     """
 
     __slots__ = (
-        "_faults",
         "_host",
-        "_jitter",
-        "_limits",
+        "_now",
         "_requested_port",
         "_runner",
         "_stopping",
+        "_world",
         "base_url",
         "config",
         "port",
@@ -104,33 +102,31 @@ class Simulator:
     )
 
     def __init__(
-        self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config if config is not None else SimulatorConfig()
-        self.config.validate()
-        self.stats = SimulatorStats()
+        # ``now`` is the referee's clock (buckets, limit changes); latency still passes in real
+        # time. Tests freeze it to compare answers with the VirtualServer's exactly.
+        self._now = now
+        self._world = World(self.config, now=now())
+        self.stats: SimulatorStats = self._world.stats
         self._host = host
         self._requested_port = port
         self.port = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
-        seed = self.config.seed
-        self._faults = FaultInjector(seed)
-        self._jitter = random.Random(None if seed is None else seed + 1)
-        self._limits = ServerLimits(
-            requests_per_second=self.config.requests_per_second,
-            tokens_per_minute=self.config.tokens_per_minute,
-            burst_seconds=self.config.burst_seconds,
-            neighbour_share=self.config.neighbour_share,
-            now=time.monotonic(),
-        )
 
     def __repr__(self) -> str:
         state = "running" if self._runner is not None else "stopped"
         return (
             f"Simulator({state}, base_url={self.base_url!r}, config={self.config!r}, "
-            f"in_flight={self.stats.in_flight}, limits={self._limits!r})"
+            f"in_flight={self.stats.in_flight}, world={self._world!r})"
         )
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -196,41 +192,29 @@ class Simulator:
         except ValueError:
             config.requests_per_second, config.tokens_per_minute = old
             raise
-        self._sync_limits(time.monotonic())
+        self._world.resync(self._now())
 
     def fail_next(self, kind: str, n: int = 1) -> None:
         """Force the next ``n`` model calls to fail with fault ``kind``."""
-        self._faults.fail_next(kind, n)
+        self._world.fail_next(kind, n)
 
     def reset_stats(self) -> None:
         """Zero the counters (requests in flight stay counted)."""
         self.stats.reset()
 
-    def _sync_limits(self, now: float) -> ServerLimits:
-        # The config is mutable; re-shape the buckets whenever it no longer matches them.
-        c, limits = self.config, self._limits
-        if not limits.matches(
-            c.requests_per_second, c.tokens_per_minute, c.burst_seconds, c.neighbour_share
-        ):
-            limits.configure(
-                requests_per_second=c.requests_per_second,
-                tokens_per_minute=c.tokens_per_minute,
-                burst_seconds=c.burst_seconds,
-                neighbour_share=c.neighbour_share,
-                now=now,
-            )
-        return limits
+    def _delay(self, call: ModelCall) -> float:
+        return self._world.delay(call)
 
     # --- handlers ------------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._counted(request, parse_chat, chat_body)
+        return await self._counted(request, "chat", chat_body)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        return await self._counted(request, parse_responses, responses_body)
+        return await self._counted(request, "responses", responses_body)
 
     async def _counted(
-        self, request: web.Request, parse: Parser, render: Renderer
+        self, request: web.Request, endpoint: Endpoint, render: Renderer
     ) -> web.StreamResponse:
         stats = self.stats
         stats.requests += 1
@@ -238,54 +222,39 @@ class Simulator:
         if stats.in_flight > stats.max_in_flight:
             stats.max_in_flight = stats.in_flight
         try:
-            return await self._model_call(request, parse, render)
+            return await self._model_call(request, endpoint, render)
         finally:
             stats.in_flight -= 1
 
     async def _model_call(
-        self, request: web.Request, parse: Parser, render: Renderer
+        self, request: web.Request, endpoint: Endpoint, render: Renderer
     ) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
         denied = self._authenticate(request, request_id)
         if denied is not None:
             return denied
-        config, stats = self.config, self.stats
+        world = self._world
         payload = await self._read_json(request, request_id)
         if isinstance(payload, web.Response):
             return payload
-        try:
-            call = parse(
-                payload,
-                completion_tokens=config.completion_tokens,
-                reasoning_tokens=config.reasoning_tokens,
-                model_names=config.model_names,
-                max_prompt_tokens=config.max_prompt_tokens,
-            )
-        except InvalidRequest as exc:
-            stats.invalid_requests += 1
-            return _respond(exc.status, error_body(exc.code, exc.message), request_id)
-        kind = self._faults.pick(config.faults)
+        call = world.parse(endpoint, payload)
+        if isinstance(call, Reply):
+            return _reply(call, request_id)
+        kind = world.pick_fault()
         if kind is not None:
-            stats.faults[kind] = stats.faults.get(kind, 0) + 1
             faulted = await self._fault(kind, request, request_id, call, render)
             if faulted is not None:
                 return faulted
-        now = time.monotonic()
-        limits = self._sync_limits(now)
-        rejection = limits.try_admit(call.reserved_tokens, now)
-        if rejection is not None:
-            return self._rate_limited(rejection, request_id)
-        stats.accepted += 1
-        stats.accepted_times.append(now)
-        extra = rate_limit_headers(config.headers, limits, None)
+        grant = world.grant(call, self._now())
+        if isinstance(grant, Reply):
+            return _reply(grant, request_id)
         try:
-            delay = self._delay(call)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if grant.delay > 0:
+                await asyncio.sleep(grant.delay)
         finally:
             # Settle even if the client went away: the work was done and is billed.
-            limits.settle(call.reserved_tokens, call.total_tokens, time.monotonic())
-            stats.tokens += call.total_tokens
+            world.settle(grant, self._now())
+        extra = grant.headers or None
         if call.stream:
             return await self._stream(request, call, request_id, extra)
         body = json.dumps(render(call, request_id, int(time.time()))).encode()
@@ -307,15 +276,6 @@ class Simulator:
             await response.write(chunk)
         await response.write_eof()
         return response
-
-    def _delay(self, call: ModelCall) -> float:
-        config = self.config
-        delay = config.latency + config.latency_per_token * (
-            call.completion_tokens + call.reasoning_tokens
-        )
-        if config.latency_jitter and delay > 0:
-            delay *= 1.0 + self._jitter.uniform(-config.latency_jitter, config.latency_jitter)
-        return delay
 
     def _authenticate(self, request: web.Request, request_id: str) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -342,27 +302,6 @@ class Simulator:
             message = "Failed to deserialize the JSON body into the target type"
             return _respond(400, error_body(INVALID_ARGUMENT, message), request_id)
 
-    def _rate_limited(self, rejection: Rejection, request_id: str) -> web.Response:
-        stats = self.stats
-        stats.rate_limited += 1
-        limits = self._limits
-        if rejection.dimension == "requests":
-            stats.rate_limited_requests += 1
-            limit = limits.requests.limit if limits.requests is not None else 0.0
-            message = (
-                f"Rate limit exceeded: requests per second. Your team's limit is {limit:g} "
-                "requests per second; please slow down."
-            )
-        else:
-            stats.rate_limited_tokens += 1
-            limit = limits.tokens.limit if limits.tokens is not None else 0.0
-            message = (
-                f"Rate limit exceeded: tokens per minute. Your team's limit is {limit:g} "
-                f"tokens per minute; this request reserves {rejection.reserved_tokens} tokens."
-            )
-        extra = rate_limit_headers(self.config.headers, limits, rejection)
-        return _respond(429, error_body(EXHAUSTED, message), request_id, extra)
-
     async def _fault(
         self,
         kind: str,
@@ -386,9 +325,7 @@ class Simulator:
             body.pop("output", None)
             return _respond(200, json.dumps(body).encode(), request_id)
         _, _, token = request.headers.get("Authorization", "").partition(" ")
-        canned = canned_fault(kind, token.strip()) or canned_fault("500", "")
-        assert canned is not None
-        return _respond(canned.status, canned.body, request_id, None, canned.content_type)
+        return _reply(self._world.fault_reply(kind, token.strip()), request_id)
 
     async def _models(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
@@ -418,7 +355,7 @@ class Simulator:
             "create_time": "2026-01-01T00:00:00Z",
             "modify_time": "2026-01-01T00:00:00Z",
             "modified_by": "simulated-user",
-            "team_id": TEAM_ID,
+            "team_id": self.config.team_id,
             "acls": ["api-key:model:*", "api-key:endpoint:*"],
             "api_key_id": "simulated-key",
             "team_blocked": False,
@@ -442,16 +379,12 @@ class Simulator:
             self.stats.invalid_requests += 1
             body = error_body(INVALID_ARGUMENT, "text: field required and must be a string")
             return _respond(400, body, request_id)
-        now = time.monotonic()
-        limits = self._sync_limits(now)
-        rejection = limits.try_admit(0, now)
-        if rejection is not None:
-            return self._rate_limited(rejection, request_id)
-        self.stats.accepted += 1
-        self.stats.accepted_times.append(now)
-        extra = rate_limit_headers(self.config.headers, limits, None)
+        model = payload.get("model") if isinstance(payload, dict) else None
+        admitted = self._world.admit_tokenize(str(model or ""), self._now())
+        if isinstance(admitted, Reply):
+            return _reply(admitted, request_id)
         body = json.dumps({"token_ids": tokenize(text)}).encode()
-        return _respond(200, body, request_id, extra)
+        return _respond(200, body, request_id, admitted or None)
 
     async def _unrouted(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())

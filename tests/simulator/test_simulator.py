@@ -21,7 +21,8 @@ import pytest_asyncio
 
 from grok_scheduler.simulator import FAULT_KINDS, Simulator, SimulatorConfig, SimulatorStats
 from grok_scheduler.simulator._cli import add_simulate_parser, config_from_args
-from grok_scheduler.simulator._limits import ServerLimits, go_duration
+from grok_scheduler.simulator._headers import go_duration
+from grok_scheduler.simulator._limits import ServerLimits
 from grok_scheduler.simulator._protocol import ModelCall
 
 SimulatorFactory = Callable[[SimulatorConfig | None], Awaitable[Simulator]]
