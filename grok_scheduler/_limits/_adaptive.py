@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._observe._events import events as _log
-from .._wire._headers import RateLimitHeaders
-from ._local import Limiter
+from ._base import Limiter, RateLimitHeaders
 
 __all__ = ["AdaptivePolicy", "RateController"]
 

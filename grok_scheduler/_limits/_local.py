@@ -1,4 +1,4 @@
-"""The credit source: requests per second and tokens per minute, reserved together.
+"""LocalLimiter: the credit of one process, requests per second and tokens per minute together.
 
 A job reserves one request and its estimated tokens before it is sent; the token reservation is
 settled against ``usage.total_tokens`` when the answer arrives, or refunded whole when the job
@@ -7,95 +7,36 @@ level is synchronised with what the server says remains, and a 429 pauses every 
 
 The limiter never queues anyone: the scheduler's gate asks :meth:`LocalLimiter.acquire` for the
 most urgent job only and sleeps the returned delay, so waiters are served in priority order and
-there is no polling. :class:`Limiter` is the interface the Redis limiter implements too.
+there is no polling. It implements :class:`~grok_scheduler.Limiter` (``_base.py``), as the Redis
+limiter does.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
-from .._wire._headers import RateLimitHeaders
+from ._base import (
+    NONE_REMAIN_REASON,
+    TOKEN_WINDOW_SECONDS,
+    Limiter,
+    LimiterState,
+    RateLimitHeaders,
+    resync,
+    stated_limits,
+)
 from ._bucket import Bucket
 
-__all__ = ["Limiter", "LimiterState", "LocalLimiter"]
+# Limiter, LimiterState and TOKEN_WINDOW_SECONDS live in _base; re-exported for the modules that
+# import them from here.
+__all__ = ["TOKEN_WINDOW_SECONDS", "Limiter", "LimiterState", "LocalLimiter"]
 
-#: Tokens per minute are enforced over a minute, so a minute of tokens is the largest burst.
-TOKEN_WINDOW_SECONDS = 60.0
 # Our buckets drain in step with the server's, so without headroom a request that arrives a
 # little early (network or event-loop jitter) finds the server a fraction short: a 429. Keep this
 # much refill time in hand in each dimension: a tenth of the one-second request burst, and a
 # quarter second of tokens (a minute's burst minus 0.25 s, not minus a tenth of a minute).
 _REQUEST_HEADROOM_SECONDS = 0.1
 _TOKEN_HEADROOM_SECONDS = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterState:
-    """A snapshot of the limiter for statistics and logs."""
-
-    requests_per_second: float | None
-    tokens_per_minute: float | None
-    requests_available: float | None
-    tokens_available: float | None
-    paused_for: float
-    last_change_reason: str
-
-
-class Limiter(Protocol):
-    """What the scheduler needs from a credit source (local or shared)."""
-
-    @property
-    def requests_per_second(self) -> float | None: ...
-
-    @property
-    def tokens_per_minute(self) -> float | None: ...
-
-    async def acquire(self, tokens: int, now: float, priority: int = 2) -> float:
-        """Reserve one request and ``tokens``; return 0.0 on success, else seconds to wait.
-
-        ``priority`` is the job's (lower is more urgent): a shared limiter uses it to keep
-        capacity for urgent work of other processes; the local one needs no such hint because
-        the scheduler's queue already asks for the most urgent job first.
-        """
-        ...
-
-    def settle(self, reserved: int, used: int, now: float) -> None:
-        """Correct a reservation to the tokens really used."""
-        ...
-
-    def refund(self, reserved: int, now: float) -> None:
-        """Return a reservation that never reached the server (request and tokens)."""
-        ...
-
-    def pause_until(self, deadline: float, now: float, reason: str) -> None:
-        """Admit nothing before ``deadline`` (a 429's wait applies to the whole pool)."""
-        ...
-
-    def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
-        """Resize and resynchronise from a response's rate-limit headers."""
-        ...
-
-    def set_limits(
-        self,
-        *,
-        requests_per_second: float | None,
-        tokens_per_minute: float | None,
-        now: float,
-        reason: str,
-    ) -> None:
-        """Change both limits live (None: unlimited)."""
-        ...
-
-    def set_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` whenever credit may have become available sooner."""
-        ...
-
-    def state(self, now: float) -> LimiterState: ...
-
-    async def aclose(self) -> None: ...
 
 
 def _valid_rate(value: float | None) -> float | None:
@@ -144,6 +85,11 @@ class LocalLimiter:
     @property
     def tokens_per_minute(self) -> float | None:
         return self._tokens.rate * TOKEN_WINDOW_SECONDS if self._tokens else None
+
+    @property
+    def measures_acceptance(self) -> bool:
+        """True: this process alone spends this credit (see :class:`Limiter`)."""
+        return True
 
     def _request_capacity(self, rps: float) -> float:
         # At least one whole request, or a slow limit could never admit anything.
@@ -240,35 +186,23 @@ class LocalLimiter:
             self._last_reason = reason
 
     def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
-        rps = headers.requests_per_second
-        tpm = headers.tokens_per_minute
-        if (rps is not None and rps != self.requests_per_second) or (
-            tpm is not None and tpm != self.tokens_per_minute
-        ):
-            self._apply(
-                rps if rps is not None else self.requests_per_second,
-                tpm if tpm is not None else self.tokens_per_minute,
-                now,
+        limits = stated_limits(headers, self.requests_per_second, self.tokens_per_minute)
+        if limits is not None:
+            rps, tpm = limits
+            self.set_limits(
+                requests_per_second=rps, tokens_per_minute=tpm, now=now, reason="headers"
             )
-            self._last_reason = "headers"
-            self._notify()
         self._sync(self._requests, headers.requests_remaining, headers.requests_reset, now)
         self._sync(self._tokens, headers.tokens_remaining, headers.tokens_reset, now)
 
     def _sync(
         self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float
     ) -> None:
-        # Another client may share the key: the server's count wins when it is lower than ours.
-        if remaining is None:
-            return
-        if remaining >= 1.0:
-            if bucket is not None:
-                bucket.clamp(remaining, now)
-            return
-        if reset is not None and reset > 0:
-            self.pause_until(now + min(reset, TOKEN_WINDOW_SECONDS), now, "server says none remain")
-        elif bucket is not None:
-            bucket.clamp(0.0, now)
+        rule = resync(remaining, reset)
+        if rule.pause is not None:
+            self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
+        elif rule.clamp is not None and bucket is not None:
+            bucket.clamp(rule.clamp, now)
 
     def state(self, now: float) -> LimiterState:
         return LimiterState(

@@ -22,8 +22,9 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from email.utils import parsedate_tz
+
+from .._limits._base import RateLimitHeaders
 
 __all__ = [
     "RateLimitHeaders",
@@ -34,46 +35,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """What a response's headers say about the server's limits. None = not said."""
-
-    requests_limit: float | None = None
-    requests_remaining: float | None = None
-    requests_reset: float | None = None
-    requests_window: float | None = None
-    tokens_limit: float | None = None
-    tokens_remaining: float | None = None
-    tokens_reset: float | None = None
-    tokens_window: float | None = None
-    retry_after: float | None = None
-    should_retry: bool | None = None
-
-    @property
-    def requests_per_second(self) -> float | None:
-        """The request limit as a rate, when both the limit and its window are known."""
-        return _rate(self.requests_limit, self.requests_window, 1.0)
-
-    @property
-    def tokens_per_minute(self) -> float | None:
-        """The token limit as a per-minute rate, when both the limit and its window are known."""
-        return _rate(self.tokens_limit, self.tokens_window, 60.0)
-
-    @property
-    def is_empty(self) -> bool:
-        """True when the headers said nothing at all about limits or retrying."""
-        return self == _EMPTY
-
-
-def _rate(limit: float | None, window: float | None, per: float) -> float | None:
-    if limit is None or window is None or limit <= 0 or window <= 0:
-        return None
-    # Multiply first so that 150000 per 60 s comes back as exactly 150000 per minute.
-    rate = limit * per / window
-    # 1e308 per second overflows, 1e-300 per 1e300 s underflows: neither is a usable limit.
-    return rate if 0.0 < rate < math.inf else None
-
-
+# The value the parsers fill in belongs to the credit layer (_limits/_base.py): the limiters
+# consume it, and _limits must import nothing from the wire.
 _EMPTY = RateLimitHeaders()
 
 # OpenAI documents its request and token limits as per-minute budgets.

@@ -87,75 +87,6 @@ async def grants(limiter: RedisLimiter, n: int, tokens: int = 0, priority: int =
     return count
 
 
-# -- both dimensions ------------------------------------------------------------------------
-async def test_requests_burst_then_a_wait_of_one_refill(make: Factory) -> None:
-    """10 rps keeps 9 requests of burst in hand; the 10th waits about a tenth of a second."""
-    limiter = make(requests_per_second=10)
-    clock = Stopwatch()
-    assert await grants(limiter, 9) == 9
-    wait = await limiter.acquire(0, now())
-    assert clock.low(0.1) < wait <= 0.1
-
-
-async def test_tokens_dimension_waits_for_its_refill(make: Factory) -> None:
-    """600 tokens/min keeps 540 in hand: 400 pass, the next 400 wait for 260 at 10/s (26 s)."""
-    limiter = make(tokens_per_minute=600)
-    clock = Stopwatch()
-    assert await limiter.acquire(400, now()) == 0.0
-    wait = await limiter.acquire(400, now())
-    assert clock.low(26.0) < wait <= 26.0
-
-
-async def test_oversized_job_passes_on_a_full_bucket_and_leaves_debt(make: Factory) -> None:
-    """A job above the whole token limit goes once the bucket is full; later work repays it."""
-    limiter = make(tokens_per_minute=600)
-    clock = Stopwatch()
-    assert await limiter.acquire(1000, now()) == 0.0
-    wait = await limiter.acquire(10, now())
-    assert clock.low(47.0) < wait <= 47.0  # 460 tokens of debt plus 10, at 10 per second
-
-
-async def test_both_dimensions_wait_for_the_slower_one(make: Factory) -> None:
-    """A request needs credit in both buckets: the longer of the two waits is returned."""
-    limiter = make(requests_per_second=100, tokens_per_minute=600)
-    clock = Stopwatch()
-    assert await limiter.acquire(530, now()) == 0.0
-    wait = await limiter.acquire(100, now())
-    assert clock.low(9.0) < wait <= 9.0
-
-
-# -- settle and refund ----------------------------------------------------------------------
-async def test_settle_returns_unused_tokens_and_wakes_the_gate(make: Factory) -> None:
-    """Settling 500 reserved to 100 used gives 400 back at once, and calls the listener."""
-    limiter = make(tokens_per_minute=600)
-    woken: list[int] = []
-    limiter.set_listener(lambda: woken.append(1))
-    assert await limiter.acquire(500, now()) == 0.0
-    assert await limiter.acquire(400, now()) > 35.0
-    limiter.settle(500, 100, now())
-    assert woken == [1]
-    assert await limiter.acquire(400, now()) == 0.0
-
-
-async def test_settle_above_the_reservation_takes_the_difference(make: Factory) -> None:
-    """Using more than reserved charges the extra, leaving the bucket in debt."""
-    limiter = make(tokens_per_minute=600)
-    clock = Stopwatch()
-    assert await limiter.acquire(100, now()) == 0.0
-    limiter.settle(100, 600, now())
-    wait = await limiter.acquire(200, now())
-    assert clock.low(26.0) < wait <= 26.0  # 540 - 600 = -60: 260 tokens at 10 per second
-
-
-async def test_refund_returns_the_request_and_its_tokens(make: Factory) -> None:
-    """A call that never reached the server gives back its request slot and tokens."""
-    limiter = make(requests_per_second=1, tokens_per_minute=600)
-    assert await limiter.acquire(600, now()) == 0.0
-    assert await limiter.acquire(600, now()) > 0.9
-    limiter.refund(600, now())
-    assert await limiter.acquire(600, now()) == 0.0
-
-
 async def test_a_report_is_sent_without_waiting_for_an_acquisition(
     make: Factory, redis_url: str
 ) -> None:
@@ -248,13 +179,6 @@ async def test_headers_saying_none_remain_pause_everyone(make: Factory) -> None:
     await first.flush()
     wait = await second.acquire(0, now())
     assert clock.low(2.0) < wait <= 2.0
-
-
-async def test_headers_lower_the_level_to_what_the_server_has_left(make: Factory) -> None:
-    """The server's remaining count wins when it is lower: only that many go before a wait."""
-    limiter = make(requests_per_second=10)
-    limiter.observe_headers(RateLimitHeaders(requests_remaining=2), now())
-    assert await grants(limiter, 4) == 2
 
 
 # -- bookings -------------------------------------------------------------------------------

@@ -1,13 +1,24 @@
-"""The credit source: buckets, the two-dimensional limiter, resizing and header sync."""
+"""The credit source in this process: buckets, LocalLimiter's own rules, the shared resync rule.
+
+What every limiter must answer alike (LocalLimiter and RedisLimiter) is in
+test_limiter_contract.py.
+"""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grok_scheduler import LocalLimiter, RateLimitHeaders
+import grok_scheduler
+from grok_scheduler import LocalLimiter
+from grok_scheduler._limits._base import Resync, resync
 from grok_scheduler._limits._bucket import Bucket
+
+LIMITS = Path(grok_scheduler.__file__).parent / "_limits"
 
 
 def test_bucket_waits_exactly_for_the_missing_credit() -> None:
@@ -53,47 +64,6 @@ def test_resize_never_raises_the_level() -> None:
     assert bucket.level(0.0) == pytest.approx(2.0)
 
 
-def test_limiter_binds_on_tokens_when_they_run_out_first() -> None:
-    """600 tokens/min keeps 0.25 s of refill in hand: after 597, 100 more wait 9.95 s at 10/s."""
-    limiter = LocalLimiter(requests_per_second=100, tokens_per_minute=600, now=0.0)
-    assert limiter.try_acquire(597, 0.0) == 0.0
-    assert limiter.try_acquire(100, 0.0) == pytest.approx(9.95)
-
-
-def test_settle_returns_unused_tokens_and_refund_returns_everything() -> None:
-    """Settling 540 reserved against 60 used frees 480; a refund frees the request too."""
-    limiter = LocalLimiter(requests_per_second=100, tokens_per_minute=600, now=0.0)
-    assert limiter.try_acquire(540, 0.0) == 0.0
-    limiter.settle(540, 60, 0.0)
-    state = limiter.state(0.0)
-    assert state.tokens_available == pytest.approx(537.5)
-    limiter.refund(480, 0.0)
-    assert limiter.try_acquire(540, 0.0) == 0.0
-
-
-def test_pause_holds_every_acquisition() -> None:
-    """pause_until blocks credit even when the buckets are full."""
-    limiter = LocalLimiter(requests_per_second=10, tokens_per_minute=None, now=0.0)
-    limiter.pause_until(3.0, 0.0, "429")
-    assert limiter.try_acquire(1, 1.0) == pytest.approx(2.0)
-    assert limiter.try_acquire(1, 3.0) == 0.0
-
-
-def test_headers_resize_and_synchronise_the_limiter() -> None:
-    """OpenAI-style limits resize the buckets; zero remaining pauses until the reset."""
-    limiter = LocalLimiter(requests_per_second=40, tokens_per_minute=None, now=0.0)
-    limiter.observe_headers(
-        RateLimitHeaders(
-            requests_limit=600, requests_window=60, tokens_limit=10000, tokens_window=60
-        ),
-        0.0,
-    )
-    assert limiter.requests_per_second == pytest.approx(10)
-    assert limiter.tokens_per_minute == pytest.approx(10000)
-    limiter.observe_headers(RateLimitHeaders(requests_remaining=0, requests_reset=1.5), 0.0)
-    assert limiter.try_acquire(1, 1.0) == pytest.approx(0.5)
-
-
 def test_request_bucket_starts_half_full() -> None:
     """Before hearing from the server, only half the burst goes at once (the limit may be wrong)."""
     limiter = LocalLimiter(requests_per_second=20, tokens_per_minute=None, now=0.0)
@@ -101,17 +71,38 @@ def test_request_bucket_starts_half_full() -> None:
     assert admitted == 9
 
 
-def test_unlimited_dimensions_never_wait() -> None:
-    """A limiter with no limits admits at once."""
-    limiter = LocalLimiter(requests_per_second=None, tokens_per_minute=None, now=0.0)
-    assert all(limiter.try_acquire(10**6, 0.0) == 0.0 for _ in range(1000))
+@pytest.mark.parametrize(
+    ("remaining", "reset", "expected"),
+    [
+        (None, 5.0, Resync()),
+        (7.0, None, Resync(clamp=7.0)),
+        (1.0, 5.0, Resync(clamp=1.0)),
+        (0.0, 1.5, Resync(pause=1.5)),
+        (0.5, 1.5, Resync(pause=1.5)),
+        (0.0, 3600.0, Resync(pause=60.0)),
+        (0.0, None, Resync(clamp=0.0)),
+        (0.0, 0.0, Resync(clamp=0.0)),
+    ],
+)
+def test_resync_rule(remaining: float | None, reset: float | None, expected: Resync) -> None:
+    """The server's count clamps; nothing left pauses until the reset (a minute at most)."""
+    assert resync(remaining, reset) == expected
 
 
-@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
-def test_invalid_limits_are_refused(bad: float) -> None:
-    """Zero, negative and non-finite limits raise ValueError."""
-    with pytest.raises(ValueError):
-        LocalLimiter(requests_per_second=bad, tokens_per_minute=None)
+def test_limits_import_nothing_from_the_wire_or_http() -> None:
+    """_limits/ is credit only: no _wire, no HTTP client, no structlog, no CLI."""
+    forbidden = ("_wire", "_transports", "aiohttp", "structlog", "rich", "anyio", "cli")
+    for module in sorted(LIMITS.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                assert not any(part in forbidden for part in parts), f"{module.name}: {name}"
 
 
 operations = st.lists(
