@@ -32,7 +32,6 @@ from .._errors import (
     DeadlineExceededError,
     InvalidJobError,
     RateLimitError,
-    RequestTooLargeError,
     SchedulerClosedError,
     SchedulerError,
 )
@@ -54,13 +53,11 @@ from ._job import Job
 from ._map import OutcomeStream, PromptItem, map_prompts
 from ._queue import JobQueue
 from ._retry import RetryPolicy, backoff_delay, retry_after_delay
+from ._settings import MAX_TOKENS_LIMIT, check_fits, job_arguments, scheduler_settings
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
-_MAX_TOKENS_LIMIT = 10_000_000
-# Priorities are heap keys multiplied by the aging interval: keep them well inside float range.
-_PRIORITY_LIMIT = 1_000_000
 # When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
 _CONGESTION_PAUSE = 0.25
 # Until the first answer, at most this long with a single call in flight.
@@ -69,16 +66,6 @@ _FIRST_CONTACT = 2.0
 _MIN_WAIT = 1e-6
 # After an unexpected error at the gate (a custom limiter failing), wait this long, then retry.
 _GATE_ERROR_PAUSE = 0.1
-
-
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
-    ):
-        raise ValueError(f"{name} must be a positive finite number or None, got {value!r}")
 
 
 class Scheduler:
@@ -124,23 +111,24 @@ class Scheduler:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if (
-            not isinstance(max_concurrency, int)
-            or isinstance(max_concurrency, bool)
-            or (max_concurrency < 1)
-        ):
-            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        _check_positive("requests_per_second", requests_per_second)
-        _check_positive("tokens_per_minute", tokens_per_minute)
-        _check_positive("timeout", timeout)
-        _check_positive("aging_seconds", aging_seconds)
-        _check_positive("urgent_window", urgent_window)
-        if not 0.0 <= urgent_share < 1.0:
-            raise ValueError(f"urgent_share must be in [0, 1), got {urgent_share!r}")
-        if not isinstance(model, str) or not model:
-            raise ValueError("model must be a non-empty string")
+        settings = scheduler_settings(
+            model=model,
+            endpoint=endpoint,
+            base_url=base_url,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+            tokens_per_minute=tokens_per_minute,
+            timeout=timeout,
+            burst_seconds=burst_seconds,
+            aging_seconds=aging_seconds,
+            default_max_tokens=default_max_tokens,
+            stop_on_fatal=stop_on_fatal,
+            urgent_share=urgent_share,
+            urgent_window=urgent_window,
+            log_jobs=log_jobs,
+        )
+        self._settings = settings
         self._model = model
-        self._endpoint = Endpoint(endpoint)
         self._max_concurrency = max_concurrency
         self._retry = retry or RetryPolicy()
         self._adaptive = adaptive or AdaptivePolicy()
@@ -154,16 +142,11 @@ class Scheduler:
         )
         self._controller: RateController | None = None
         self._timeout = timeout
-        self._default_max_tokens = default_max_tokens
         self._stop_on_fatal = stop_on_fatal
         self._clock: Clock = clock or LoopClock()
         self._rng = rng or random.Random()
         self._queue = JobQueue(aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH)
-        self._limiter_arg = limiter
         self._limiter: Limiter | None = limiter
-        self._requests_per_second = requests_per_second
-        self._tokens_per_minute = tokens_per_minute
-        self._burst_seconds = burst_seconds
         if transport is None:
             key = api_key if api_key is not None else os.environ.get("XAI_API_KEY")
             if not key:
@@ -172,7 +155,6 @@ class Scheduler:
                 base_url=base_url, api_key=key, max_connections=max_concurrency
             )
         self._transport = transport
-        self._base_url = base_url
         self._estimators: dict[str, TokenEstimator] = {}
         self._timeouts = CallTimeouts()
         self._stats = StatsRecorder()
@@ -185,7 +167,7 @@ class Scheduler:
         self._started = False
         self._fatal: APIError | None = None
         self._first_call_at: float | None = None
-        self._urgent_slots = int(urgent_share * max_concurrency)
+        self._urgent_slots = settings.urgent_slots
         self._urgent_window = urgent_window
         # Per-job events cost on every job and would flood a configured log: opt-in.
         self._log_jobs = log_jobs
@@ -193,7 +175,6 @@ class Scheduler:
         self._waiting_for_slot = False
         self._heard_back = False
         self._consecutive_429 = 0
-        self._idle: asyncio.Event | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Scheduler:
@@ -214,9 +195,9 @@ class Scheduler:
         now = self._clock.now()
         if self._limiter is None:
             self._limiter = LocalLimiter(
-                requests_per_second=self._requests_per_second,
-                tokens_per_minute=self._tokens_per_minute,
-                burst_seconds=self._burst_seconds,
+                requests_per_second=self._settings.requests_per_second,
+                tokens_per_minute=self._settings.tokens_per_minute,
+                burst_seconds=self._settings.burst_seconds,
                 now=now,
             )
         self._limiter.set_listener(self._poke)
@@ -228,7 +209,6 @@ class Scheduler:
             now=now,
             measure_acceptance=isinstance(self._limiter, LocalLimiter),
         )
-        self._idle = asyncio.Event()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"grok-scheduler-worker-{i}")
             for i in range(self._max_concurrency)
@@ -383,79 +363,47 @@ class Scheduler:
         metadata: Any,
         extra_body: Mapping[str, Any] | None,
     ) -> Job:
-        messages = _validate_prompt(prompt)
-        if (
-            not isinstance(priority, int)
-            or isinstance(priority, bool)
-            or not -_PRIORITY_LIMIT <= priority <= _PRIORITY_LIMIT
-        ):
-            raise InvalidJobError(
-                f"priority must be an int from {-_PRIORITY_LIMIT} to {_PRIORITY_LIMIT} "
-                f"or a Priority, got {priority!r}"
-            )
-        if max_tokens is None:
-            max_tokens = self._default_max_tokens
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int)
-            or isinstance(max_tokens, bool)
-            or not 0 < max_tokens <= _MAX_TOKENS_LIMIT
-        ):
-            raise InvalidJobError(
-                f"max_tokens must be an int from 1 to {_MAX_TOKENS_LIMIT}, got {max_tokens!r}"
-            )
-        for name, value in (("timeout", timeout), ("deadline", deadline)):
-            try:
-                _check_positive(name, value)
-            except ValueError as exc:
-                raise InvalidJobError(str(exc)) from None
-        try:
-            kind = Endpoint(endpoint) if endpoint is not None else self._endpoint
-        except ValueError:
-            raise InvalidJobError(f"unknown endpoint {endpoint!r}") from None
-        model_name = model or self._model
-        options: dict[str, Any] = dict(extra_body) if extra_body else {}
-        if options:
-            try:
-                json.dumps(options)
-            except (TypeError, ValueError) as exc:
-                raise InvalidJobError(f"extra_body cannot be sent as JSON: {exc}") from None
-        if temperature is not None:
-            if not isinstance(temperature, int | float) or not math.isfinite(temperature):
-                raise InvalidJobError(f"temperature must be a number, got {temperature!r}")
-            options["temperature"] = temperature
-        characters, count = prompt_characters(messages)
-        estimator = self._estimators.get(model_name)
+        args = job_arguments(
+            self._settings,
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            extra_body=extra_body,
+        )
+        characters, count = prompt_characters(args.messages)
+        estimator = self._estimators.get(args.model)
         if estimator is None:
-            estimator = self._estimators[model_name] = TokenEstimator()
-        estimate = estimator.estimate(characters, count, max_tokens)
+            estimator = self._estimators[args.model] = TokenEstimator()
+        estimate = estimator.estimate(characters, count, args.max_tokens)
         # The ceiling, not the current adaptive rate: a job that fits the limit must not be
         # refused because a 429 lowered the pace for a while.
-        tokens_per_minute = (
+        check_fits(
+            estimate,
             self._controller.tokens_ceiling
             if self._controller is not None
             else self._limiter.tokens_per_minute
             if self._limiter
-            else None
+            else None,
         )
-        if tokens_per_minute is not None and estimate > tokens_per_minute:
-            raise RequestTooLargeError(
-                f"this job needs about {estimate} tokens but the limit is "
-                f"{tokens_per_minute:g} tokens per minute: it can never be sent"
-            )
         now = self._clock.now()
         return Job(
-            prompt=messages,
-            model=model_name,
-            endpoint=kind,
-            priority=int(priority),
-            max_tokens=max_tokens,
-            options=options,
+            prompt=args.messages,
+            model=args.model,
+            endpoint=args.endpoint,
+            priority=args.priority,
+            max_tokens=args.max_tokens,
+            options=args.options,
             metadata=metadata,
-            timeout=timeout,
-            deadline=now + deadline if deadline is not None else None,
+            timeout=args.timeout,
+            deadline=now + args.deadline if args.deadline is not None else None,
             estimated_tokens=estimate,
             characters=characters,
-            key=self._queue.key_for(int(priority), now),
+            key=self._queue.key_for(args.priority, now),
             now=now,
             future=asyncio.get_running_loop().create_future(),
         )
@@ -711,7 +659,7 @@ class Scheduler:
             return
         usage = Usage.from_body(parsed)
         # A usage figure beyond any model's reach is a server bug, not tokens to account.
-        used = min(usage.total_tokens or job.estimated_tokens, _MAX_TOKENS_LIMIT)
+        used = min(usage.total_tokens or job.estimated_tokens, MAX_TOKENS_LIMIT)
         self._limiter.settle(job.estimated_tokens, used, now)
         self._breaker.record(True, now)
         self._alerts.record_call(True, now)
@@ -720,7 +668,7 @@ class Scheduler:
             job.budget_held = False
             self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
             self._alerts.record_budget(self._budget.used_fraction, now)
-        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, _MAX_TOKENS_LIMIT)
+        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, MAX_TOKENS_LIMIT)
         self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
         self._timeouts.observe(elapsed, answer_tokens)
         if self._controller is not None:
@@ -922,7 +870,7 @@ class Scheduler:
     def __repr__(self) -> str:
         limiter = self._limiter
         return (
-            f"Scheduler(model={self._model!r}, base_url={self._base_url!r}, "
+            f"Scheduler(model={self._model!r}, base_url={self._settings.base_url!r}, "
             f"max_concurrency={self._max_concurrency}, "
             f"requests_per_second={limiter.requests_per_second if limiter else None}, "
             f"tokens_per_minute={limiter.tokens_per_minute if limiter else None}, "
@@ -945,25 +893,4 @@ def _too_long_wait(error: APIError, retry_after: float) -> APIError:
         request_id=error.request_id,
         body=error.body,
         retry_after=retry_after,
-    )
-
-
-def _validate_prompt(prompt: object) -> str | list[dict[str, Any]]:
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise InvalidJobError("the prompt is empty")
-        return prompt
-    if isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
-        messages: list[dict[str, Any]] = []
-        for index, message in enumerate(prompt):
-            if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-                raise InvalidJobError(f"message {index} must be a mapping with a 'role'")
-            if "content" not in message:
-                raise InvalidJobError(f"message {index} has no 'content'")
-            messages.append(dict(message))
-        if not messages:
-            raise InvalidJobError("the message list is empty")
-        return messages
-    raise InvalidJobError(
-        f"a prompt is a string or a list of messages, not {type(prompt).__name__}"
     )
