@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import math
@@ -21,17 +20,10 @@ import random
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
-
 from .._clock import Clock, LoopClock, TimerHandle
 from .._errors import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    AttemptRecord,
     DeadlineExceededError,
     InvalidJobError,
-    RateLimitError,
     SchedulerClosedError,
     SchedulerError,
 )
@@ -41,25 +33,21 @@ from .._guards._estimate import TokenEstimator, prompt_characters
 from .._guards._timeouts import CallTimeouts
 from .._limits._adaptive import AdaptivePolicy, RateController
 from .._limits._local import Limiter, LocalLimiter
-from .._models import Endpoint, Priority, Result, Usage
+from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._events import events as _log
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
-from .._transports._base import AiohttpTransport, Transport, TransportResponse
-from .._wire._classify import Verdict, classify_exception, classify_response
-from .._wire._headers import parse_rate_limit_headers
-from .._wire._response import extract_answer
+from .._transports._base import AiohttpTransport, Transport
 from ._job import Job
 from ._map import OutcomeStream, PromptItem, map_prompts
+from ._outcome import OutcomeHandler
 from ._queue import JobQueue
-from ._retry import RetryPolicy, backoff_delay, retry_after_delay
-from ._settings import MAX_TOKENS_LIMIT, check_fits, job_arguments, scheduler_settings
+from ._retry import RetryPolicy
+from ._settings import check_fits, job_arguments, scheduler_settings
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
-# When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
-_CONGESTION_PAUSE = 0.25
 # Until the first answer, at most this long with a single call in flight.
 _FIRST_CONTACT = 2.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
@@ -130,7 +118,6 @@ class Scheduler:
         self._settings = settings
         self._model = model
         self._max_concurrency = max_concurrency
-        self._retry = retry or RetryPolicy()
         self._adaptive = adaptive or AdaptivePolicy()
         self._breaker = CircuitBreaker(breaker)
         self._breaker.on_transition(lambda _old, _new: self._poke())
@@ -142,9 +129,7 @@ class Scheduler:
         )
         self._controller: RateController | None = None
         self._timeout = timeout
-        self._stop_on_fatal = stop_on_fatal
         self._clock: Clock = clock or LoopClock()
-        self._rng = rng or random.Random()
         self._queue = JobQueue(aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH)
         self._limiter: Limiter | None = limiter
         if transport is None:
@@ -158,6 +143,20 @@ class Scheduler:
         self._estimators: dict[str, TokenEstimator] = {}
         self._timeouts = CallTimeouts()
         self._stats = StatsRecorder()
+        self._outcome = OutcomeHandler(
+            queue=self._queue,
+            retry=retry or RetryPolicy(),
+            rng=rng or random.Random(),
+            breaker=self._breaker,
+            alerts=self._alerts,
+            budget=self._budget,
+            estimators=self._estimators,
+            timeouts=self._timeouts,
+            stats=self._stats,
+            stop_on_fatal=stop_on_fatal,
+            log_jobs=log_jobs,
+            poke=self._poke,
+        )
         self._workers: list[asyncio.Task[None]] = []
         self._gate = asyncio.Lock()
         self._wakeup: asyncio.Future[None] | None = None
@@ -165,7 +164,6 @@ class Scheduler:
         self._closing = False
         self._closed = False
         self._started = False
-        self._fatal: APIError | None = None
         self._first_call_at: float | None = None
         self._urgent_slots = settings.urgent_slots
         self._urgent_window = urgent_window
@@ -174,7 +172,6 @@ class Scheduler:
         self._last_urgent_at = -math.inf
         self._waiting_for_slot = False
         self._heard_back = False
-        self._consecutive_429 = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Scheduler:
@@ -200,8 +197,9 @@ class Scheduler:
                 burst_seconds=self._settings.burst_seconds,
                 now=now,
             )
+        self._outcome.limiter = self._limiter
         self._limiter.set_listener(self._poke)
-        self._controller = RateController(
+        self._controller = self._outcome.controller = RateController(
             self._adaptive,
             self._limiter,
             requests_per_second=self._limiter.requests_per_second,
@@ -220,7 +218,9 @@ class Scheduler:
             return
         self._closing = True
         if cancel:
-            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
+            self._outcome.fail_queued(
+                SchedulerClosedError("the scheduler was closed before this job ran")
+            )
         self._poke()
         try:
             if self._workers:
@@ -231,7 +231,9 @@ class Scheduler:
         finally:
             self._closed = True
             # Anything still unresolved (workers cancelled mid-call) fails rather than hangs.
-            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
+            self._outcome.fail_queued(
+                SchedulerClosedError("the scheduler was closed before this job ran")
+            )
             try:
                 if self._limiter is not None:
                     await self._limiter.aclose()
@@ -278,8 +280,8 @@ class Scheduler:
             raise SchedulerClosedError("the scheduler is closed")
         if not self._started:
             raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
-        if self._fatal is not None:
-            raise self._copy_fatal()
+        if self._outcome.fatal is not None:
+            raise self._outcome.copy_fatal()
         job = self._make_job(
             prompt,
             priority=priority,
@@ -418,7 +420,7 @@ class Scheduler:
             self._stats.cancelled()
             if job.queued:
                 self._queue.discard(job)
-                self._release_budget(job)
+                self._outcome.release_budget(job)
                 self._poke()
 
     def _holding_for_urgent(self, now: float) -> bool:
@@ -429,17 +431,12 @@ class Scheduler:
             and self._in_flight >= self._max_concurrency - self._urgent_slots
         )
 
-    def _release_budget(self, job: Job) -> None:
-        if self._budget is not None and job.budget_held:
-            job.budget_held = False
-            self._budget.release(job.estimated_tokens)
-
     def _expire(self, job: Job) -> None:
         """A queued job's deadline passed: fail it now rather than when it reaches the front."""
         if job.queued and not job.cancelled and not job.future.done():
             job.cancelled = True
             self._queue.discard(job)
-            self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
+            self._outcome.fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
             self._poke()
 
     # -- the gate ---------------------------------------------------------------------------
@@ -501,7 +498,7 @@ class Scheduler:
                     self._heard_back = True
                 if job.deadline is not None and now >= job.deadline:
                     self._queue.pop(now, urgent_only=urgent_only)
-                    self._fail(job, DeadlineExceededError("the job's deadline passed"))
+                    self._outcome.fail(job, DeadlineExceededError("the job's deadline passed"))
                     continue
                 wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
                 if wait <= 0.0:
@@ -544,10 +541,10 @@ class Scheduler:
             try:
                 await self._run(job)
             except asyncio.CancelledError:
-                self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"))
+                self._outcome.fail(job, SchedulerClosedError("the scheduler was closed mid-call"))
                 raise
             except Exception as exc:  # a bug must fail one job, never kill a worker
-                self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"))
+                self._outcome.fail(job, SchedulerError(f"internal error: {type(exc).__name__}"))
                 with contextlib.suppress(Exception):
                     _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
 
@@ -561,7 +558,7 @@ class Scheduler:
         except (TypeError, ValueError) as exc:
             # Checked at submit already; a message list mutated since then still ends cleanly.
             self._limiter.refund(job.estimated_tokens, started)
-            self._fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"))
+            self._outcome.fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"))
             return
         job.attempts += 1
         job.queued_seconds += started - job.eligible_at
@@ -587,12 +584,7 @@ class Scheduler:
         except Exception as exc:
             now = clock.now()
             job.in_flight_seconds += now - started
-            verdict = classify_exception(exc)
-            if isinstance(verdict.error, APIConnectionError):
-                self._breaker.record(False, now)
-            self._alerts.record_call(False, now)
-            # The server may have started on it: keep the reservation as spent.
-            self._retry_or_fail(job, verdict, now, cause=exc)
+            self._outcome.raised(job, exc, now)
             return
         finally:
             self._in_flight -= 1
@@ -602,236 +594,7 @@ class Scheduler:
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed
-        self._observe_headers(response, now)
-        if 200 <= response.status < 300:
-            self._succeed(job, response, now, elapsed)
-        else:
-            # A rejected call generated nothing: its tokens go back, its request slot does not.
-            self._limiter.settle(job.estimated_tokens, 0, now)
-            verdict = classify_response(
-                response.status, response.headers, response.body, request_id=response.request_id
-            )
-            self._breaker.record(response.status < 500, now)
-            if verdict.is_rate_limit:
-                self._alerts.record_rate_limited(now)
-            else:
-                self._alerts.record_call(False, now)
-            self._retry_or_fail(job, verdict, now)
-
-    def _observe_headers(self, response: TransportResponse, now: float) -> None:
-        assert self._limiter is not None
-        try:
-            headers = parse_rate_limit_headers(response.headers)
-        except Exception:  # the parsers promise not to raise; a header must never kill a job
-            return
-        if headers.is_empty:
-            return
-        # Stated limits go through the controller (it owns the rates); the limiter only
-        # synchronises its level with what the server says remains. Whatever a header holds,
-        # the answer it came with still counts.
-        try:
-            if self._controller is not None:
-                self._controller.on_headers(headers, now)
-            self._limiter.observe_headers(
-                dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-            )
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
-
-    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
-        assert self._limiter is not None
-        try:
-            parsed = json.loads(response.body)
-            if not isinstance(parsed, dict):
-                raise ValueError("the body is not a JSON object")
-            text, finish_reason = extract_answer(parsed, job.endpoint)
-        except ValueError as exc:
-            self._limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
-            self._breaker.record(True, now)
-            self._alerts.record_call(False, now)
-            error = APIResponseValidationError(
-                f"the server answered {response.status} with an unusable body: {exc}",
-                status_code=response.status,
-                request_id=response.request_id,
-            )
-            self._retry_or_fail(job, Verdict(error, True, None, None, False), now)
-            return
-        usage = Usage.from_body(parsed)
-        # A usage figure beyond any model's reach is a server bug, not tokens to account.
-        used = min(usage.total_tokens or job.estimated_tokens, MAX_TOKENS_LIMIT)
-        self._limiter.settle(job.estimated_tokens, used, now)
-        self._breaker.record(True, now)
-        self._alerts.record_call(True, now)
-        if self._budget is not None:
-            reserved = job.estimated_tokens if job.budget_held else 0
-            job.budget_held = False
-            self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
-            self._alerts.record_budget(self._budget.used_fraction, now)
-        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, MAX_TOKENS_LIMIT)
-        self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
-        self._timeouts.observe(elapsed, answer_tokens)
-        if self._controller is not None:
-            self._controller.on_success(used, now, elapsed)
-        self._consecutive_429 = 0
-        self._stats.completed(usage, job.queued_seconds, elapsed)
-        if self._log_jobs:
-            _log.debug(
-                "grok_scheduler.completed",
-                priority=job.priority,
-                attempts=job.attempts,
-                total_tokens=usage.total_tokens,
-                call_seconds=round(elapsed, 4),
-                request_id=response.request_id,
-            )
-        if job.future.done():
-            return
-        model = parsed.get("model")
-        job.future.set_result(
-            Result(
-                text=text,
-                usage=usage,
-                model=model if isinstance(model, str) else job.model,
-                request_id=response.request_id or _str_or_none(parsed.get("id")),
-                attempts=job.attempts,
-                queued_seconds=job.queued_seconds,
-                in_flight_seconds=job.in_flight_seconds,
-                finish_reason=finish_reason,
-                body=parsed,
-                raw_body=response.body,
-                metadata=job.metadata,
-                status_code=response.status,
-            )
-        )
-
-    # -- failure ----------------------------------------------------------------------------
-    def _retry_or_fail(
-        self, job: Job, verdict: Verdict, now: float, *, cause: BaseException | None = None
-    ) -> None:
-        assert self._limiter is not None
-        error = verdict.error
-        # aiohttp's response errors carry the request's headers (Authorization included):
-        # such a cause is not chained, so no traceback can show the key.
-        if cause is not None and not isinstance(cause, aiohttp.ClientResponseError):
-            error.__cause__ = cause
-        self._stats.failed_attempt(verdict)
-        if verdict.is_rate_limit:
-            self._pause_for_rate_limit(verdict, now)
-        delay: float | None = None
-        if verdict.retryable:
-            if verdict.retry_after is not None:
-                if verdict.retry_after > self._retry.max_retry_after:
-                    delay = None
-                    error = _too_long_wait(error, verdict.retry_after)
-                else:
-                    delay = retry_after_delay(verdict.retry_after, self._rng)
-            else:
-                delay = backoff_delay(self._retry, job.attempts, self._rng)
-        job.history.append(
-            AttemptRecord(
-                number=job.attempts,
-                status_code=error.status_code,
-                error_type=type(error).__name__,
-                message=error.message,
-                retry_after=verdict.retry_after,
-                backoff=delay,
-            )
-        )
-        if error.fails_every_job and self._stop_on_fatal:
-            self._stop_everything(error, job)
-            return
-        if self._fatal is not None:
-            # The run was stopped while this job was on the wire: it must not go again.
-            self._fail(job, self._copy_fatal())
-            return
-        if delay is None or job.future.done():
-            self._fail(job, error)
-            return
-        if job.attempts >= self._retry.max_attempts:
-            self._fail(job, error)
-            return
-        retry_at = now + delay
-        total = self._retry.total_timeout
-        if (job.deadline is not None and retry_at >= job.deadline) or (
-            total is not None and retry_at - job.submitted_at > total
-        ):
-            self._fail(job, error)
-            return
-        job.eligible_at = retry_at
-        self._stats.retried()
-        # Queue first: nothing after this point may lose the job, not even a broken log sink.
-        self._queue.push(job, now)
-        self._poke()
-        _log.info(
-            "grok_scheduler.retry_scheduled",
-            attempt=job.attempts,
-            delay=round(delay, 3),
-            error_type=type(error).__name__,
-            status_code=error.status_code,
-        )
-
-    def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
-        assert self._limiter is not None
-        self._consecutive_429 += 1
-        pause = 0.0
-        if self._controller is not None:
-            pause = self._controller.on_rate_limited(verdict.limit_dimension, now)
-        if verdict.retry_after is not None and verdict.retry_after <= self._retry.max_retry_after:
-            wait = verdict.retry_after
-        else:
-            # No server wait given (xAI's usual 429), or one beyond max_retry_after: that fails
-            # the job that got it, but must not hold every other job for a day.
-            # A short pool-wide pause, from the rate controller or, with adaptation off,
-            # growing while 429s repeat; jittered so that processes do not resume together.
-            if pause <= 0.0:
-                pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
-            wait = pause * self._rng.uniform(0.75, 1.25)
-        self._limiter.pause_until(now + wait, now, "429")
-
-    def _fail(self, job: Job, error: SchedulerError) -> None:
-        if isinstance(error, APIError):
-            error.attempts = job.attempts
-            error.history = tuple(job.history)
-        self._stats.failed(error)
-        self._release_budget(job)
-        if job.future.done():
-            return
-        job.future.set_exception(error)
-        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
-        job.future.exception()
-        _log.warning(
-            "grok_scheduler.failed",
-            error_type=type(error).__name__,
-            status_code=getattr(error, "status_code", None),
-            attempts=job.attempts,
-        )
-
-    def _stop_everything(self, error: APIError, job: Job) -> None:
-        """A failure that will fail every job (bad key, no credits) ends the whole run."""
-        self._fatal = error
-        _log.error(
-            "grok_scheduler.stopped",
-            error_type=type(error).__name__,
-            status_code=error.status_code,
-            reason="this error would fail every job",
-        )
-        self._fail(job, error)
-        self._fail_queued(None)
-
-    def _copy_fatal(self) -> APIError:
-        assert self._fatal is not None
-        fatal = self._fatal
-        return type(fatal)(
-            f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
-            status_code=fatal.status_code,
-            code=fatal.code,
-            request_id=fatal.request_id,
-        )
-
-    def _fail_queued(self, error: SchedulerError | None) -> None:
-        for job in self._queue.drain():
-            self._fail(job, error if error is not None else self._copy_fatal())
-        self._poke()
+        self._outcome.answered(job, response, now, elapsed)
 
     # -- bulk -------------------------------------------------------------------------------
     def map(
@@ -876,21 +639,3 @@ class Scheduler:
             f"tokens_per_minute={limiter.tokens_per_minute if limiter else None}, "
             f"queued={len(self._queue)}, in_flight={self._in_flight}, closed={self._closing})"
         )
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _too_long_wait(error: APIError, retry_after: float) -> APIError:
-    message = (
-        f"the server asked to wait {retry_after:g}s, longer than max_retry_after: {error.message}"
-    )
-    return RateLimitError(
-        message,
-        status_code=error.status_code,
-        code=error.code,
-        request_id=error.request_id,
-        body=error.body,
-        retry_after=retry_after,
-    )
