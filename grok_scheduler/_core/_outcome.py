@@ -1,15 +1,14 @@
-"""After a call: succeed, retry or fail, the 429 pause, and the fatal stop.
+"""How a job ends: after each call succeed, retry or fail; the 429 pause; the fatal stop.
 
 Everything that happens once the transport has answered (or raised) is decided here, the way
 openai-python keeps the whole retry decision in one request loop: the verdict, the Retry-After
 cap, the backoff, the attempt/deadline/total-timeout bounds, and the requeue with a not-before
-time. A failure that would fail every job (bad key, no credits) stops the whole run here too.
+time. A failure that would fail every job (bad key, no credits) stops the whole run here too,
+and a queued job that is cancelled or runs out of time ends here as well.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import random
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from .._errors import (
     APIError,
     APIResponseValidationError,
     AttemptRecord,
+    DeadlineExceededError,
     RateLimitError,
     SchedulerError,
 )
@@ -36,7 +36,6 @@ from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
 from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
-from .._wire._headers import parse_rate_limit_headers
 from .._wire._response import extract_answer
 from ._job import Job
 from ._queue import JobQueue
@@ -127,9 +126,8 @@ class OutcomeHandler:
         self.retry_or_fail(job, verdict, now, cause=exc)
 
     def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
-        """The server answered: learn its limits, then succeed or retry-or-fail the job."""
+        """The server answered: succeed, or settle the rejected call and retry-or-fail."""
         assert self.limiter is not None
-        self._observe_headers(response, now)
         if 200 <= response.status < 300:
             self._succeed(job, response, now, elapsed)
             return
@@ -144,27 +142,6 @@ class OutcomeHandler:
         else:
             self._alerts.record_call(False, now)
         self.retry_or_fail(job, verdict, now)
-
-    def _observe_headers(self, response: TransportResponse, now: float) -> None:
-        assert self.limiter is not None
-        try:
-            headers = parse_rate_limit_headers(response.headers)
-        except Exception:  # the parsers promise not to raise; a header must never kill a job
-            return
-        if headers.is_empty:
-            return
-        # Stated limits go through the controller (it owns the rates); the limiter only
-        # synchronises its level with what the server says remains. Whatever a header holds,
-        # the answer it came with still counts.
-        try:
-            if self.controller is not None:
-                self.controller.on_headers(headers, now)
-            self.limiter.observe_headers(
-                dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-            )
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
 
     def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
         assert self.limiter is not None
@@ -330,6 +307,29 @@ class OutcomeHandler:
             status_code=getattr(error, "status_code", None),
             attempts=job.attempts,
         )
+
+    # -- ended in the queue -----------------------------------------------------------------
+    def future_done(self, job: Job, _future: object) -> None:
+        """A job's future resolved: drop its deadline timer; if cancelled, take it out."""
+        if job.deadline_timer is not None:
+            # A finished job must not stay alive in the loop's timers until its deadline.
+            job.deadline_timer.cancel()
+            job.deadline_timer = None
+        if job.future.cancelled() and not job.cancelled:
+            job.cancelled = True
+            self._stats.cancelled()
+            if job.queued:
+                self._queue.discard(job)
+                self.release_budget(job)
+                self._poke()
+
+    def expire(self, job: Job) -> None:
+        """A queued job's deadline passed: fail it now rather than when it reaches the front."""
+        if job.queued and not job.cancelled and not job.future.done():
+            job.cancelled = True
+            self._queue.discard(job)
+            self.fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
+            self._poke()
 
     def release_budget(self, job: Job) -> None:
         """Give back a job's unspent budget reservation, once."""
