@@ -22,19 +22,17 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from .._errors import InvalidJobError, SchedulerError
-from .._models import Result
-
-if TYPE_CHECKING:
-    from ._scheduler import Scheduler
+from .._models import Endpoint, Result
 
 __all__ = [
     "Outcome",
     "OutcomeStream",
     "PromptItem",
     "Rejected",
+    "Submitter",
     "map_prompts",
 ]
 
@@ -54,6 +52,36 @@ _SUBMIT_OPTIONS = frozenset(
     }
 )
 _PROMPT_FIELDS = frozenset({"prompt", "messages"})
+
+
+class Submitter(Protocol):
+    """What a stream needs of a scheduler: a pool size and a non-blocking submit.
+
+    A protocol rather than ``Scheduler`` itself, so this module never imports the scheduler.
+    """
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many calls may be in flight at once (sizes the default window)."""
+        ...
+
+    # Spelled out, not ``**options: Any``: mypy then checks that Scheduler still fits.
+    def submit_nowait(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int = ...,
+        model: str | None = ...,
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        endpoint: Endpoint | str | None = ...,
+        timeout: float | None = ...,
+        deadline: float | None = ...,
+        metadata: Any = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> asyncio.Future[Result]:
+        """Queue one job and return its future at once."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +161,7 @@ class OutcomeStream:
 
     def __init__(
         self,
-        scheduler: Scheduler,
+        scheduler: Submitter,
         items: Iterable[Any] | AsyncIterable[Any],
         *,
         ordered: bool = False,
@@ -312,7 +340,7 @@ class OutcomeStream:
 
 
 def map_prompts(
-    scheduler: Scheduler,
+    scheduler: Submitter,
     prompts: Iterable[PromptItem] | AsyncIterable[PromptItem],
     *,
     ordered: bool = False,

@@ -1,85 +1,45 @@
-"""The Scheduler: submit -> queue -> worker -> limiter -> transport -> result or retry.
+"""The Scheduler: its lifecycle, submit, map and statistics; the engine lives beside it.
 
-A fixed pool of ``max_concurrency`` workers takes turns at one gate. The worker at the gate looks
-at the most urgent eligible job and asks the limiter for its credit; if the limiter says "wait",
-the worker sleeps until that moment or until something changes (a more urgent job arrives, credit
-is refunded, limits change), never polling. So the queue order is the order credit is granted,
-and a worker holds no job while it waits. A failed job goes back into the queue with a
-not-before time; the worker moves on to other work.
+submit -> :mod:`._settings` (checks) -> queue -> :mod:`._gate` (who goes next, with credit) ->
+:mod:`._attempt` (a worker sends it) -> :mod:`._outcome` (result, retry or failure).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import functools
-import json
-import math
 import os
 import random
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
-
-from .._clock import Clock, LoopClock, TimerHandle
-from .._errors import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    AttemptRecord,
-    DeadlineExceededError,
-    InvalidJobError,
-    RateLimitError,
-    RequestTooLargeError,
-    SchedulerClosedError,
-    SchedulerError,
-)
+from .._clock import Clock, LoopClock
+from .._errors import SchedulerClosedError, SchedulerError
 from .._guards._breaker import BreakerPolicy, CircuitBreaker
 from .._guards._budget import Budget
 from .._guards._estimate import TokenEstimator, prompt_characters
 from .._guards._timeouts import CallTimeouts
 from .._limits._adaptive import AdaptivePolicy, RateController
 from .._limits._local import Limiter, LocalLimiter
-from .._models import Endpoint, Priority, Result, Usage
+from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._events import events as _log
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
 from .._transports._aiohttp import AiohttpTransport
-from .._transports._base import Transport, TransportResponse
-from .._wire._classify import Verdict, classify_exception, classify_response
-from .._wire._headers import parse_rate_limit_headers
-from .._wire._response import extract_answer
+from .._transports._base import Transport
+from ._attempt import WorkerPool
+from ._gate import GateState, Wakeup
 from ._job import Job
 from ._map import OutcomeStream, PromptItem, map_prompts
+from ._outcome import OutcomeHandler
 from ._queue import JobQueue
-from ._retry import RetryPolicy, backoff_delay, retry_after_delay
+from ._retry import RetryPolicy
+from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
-_MAX_TOKENS_LIMIT = 10_000_000
-# Priorities are heap keys multiplied by the aging interval: keep them well inside float range.
-_PRIORITY_LIMIT = 1_000_000
-# When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
-_CONGESTION_PAUSE = 0.25
-# Until the first answer, at most this long with a single call in flight.
-_FIRST_CONTACT = 2.0
-# The shortest sleep at the gate: below it, float time might not advance at all.
-_MIN_WAIT = 1e-6
-# After an unexpected error at the gate (a custom limiter failing), wait this long, then retry.
-_GATE_ERROR_PAUSE = 0.1
-
-
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
-    ):
-        raise ValueError(f"{name} must be a positive finite number or None, got {value!r}")
+_CLOSED_BEFORE_RUN = "the scheduler was closed before this job ran"
 
 
 class Scheduler:
@@ -125,28 +85,28 @@ class Scheduler:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if (
-            not isinstance(max_concurrency, int)
-            or isinstance(max_concurrency, bool)
-            or (max_concurrency < 1)
-        ):
-            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        _check_positive("requests_per_second", requests_per_second)
-        _check_positive("tokens_per_minute", tokens_per_minute)
-        _check_positive("timeout", timeout)
-        _check_positive("aging_seconds", aging_seconds)
-        _check_positive("urgent_window", urgent_window)
-        if not 0.0 <= urgent_share < 1.0:
-            raise ValueError(f"urgent_share must be in [0, 1), got {urgent_share!r}")
-        if not isinstance(model, str) or not model:
-            raise ValueError("model must be a non-empty string")
-        self._model = model
-        self._endpoint = Endpoint(endpoint)
-        self._max_concurrency = max_concurrency
-        self._retry = retry or RetryPolicy()
+        settings = scheduler_settings(
+            model=model,
+            endpoint=endpoint,
+            base_url=base_url,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+            tokens_per_minute=tokens_per_minute,
+            timeout=timeout,
+            burst_seconds=burst_seconds,
+            aging_seconds=aging_seconds,
+            default_max_tokens=default_max_tokens,
+            stop_on_fatal=stop_on_fatal,
+            urgent_share=urgent_share,
+            urgent_window=urgent_window,
+            log_jobs=log_jobs,
+        )
+        self._settings = settings
         self._adaptive = adaptive or AdaptivePolicy()
+        self._clock: Clock = clock or LoopClock()
+        self._wakeup = Wakeup(self._clock)
         self._breaker = CircuitBreaker(breaker)
-        self._breaker.on_transition(lambda _old, _new: self._poke())
+        self._breaker.on_transition(lambda _old, _new: self._wakeup.poke())
         self._alerts = AlertMonitor(alerts, on_alert=on_alert)
         self._budget = (
             Budget(max_tokens=token_budget, max_cost_usd=cost_budget_usd)
@@ -154,17 +114,8 @@ class Scheduler:
             else None
         )
         self._controller: RateController | None = None
-        self._timeout = timeout
-        self._default_max_tokens = default_max_tokens
-        self._stop_on_fatal = stop_on_fatal
-        self._clock: Clock = clock or LoopClock()
-        self._rng = rng or random.Random()
         self._queue = JobQueue(aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH)
-        self._limiter_arg = limiter
         self._limiter: Limiter | None = limiter
-        self._requests_per_second = requests_per_second
-        self._tokens_per_minute = tokens_per_minute
-        self._burst_seconds = burst_seconds
         if transport is None:
             key = api_key if api_key is not None else os.environ.get("XAI_API_KEY")
             if not key:
@@ -173,28 +124,28 @@ class Scheduler:
                 base_url=base_url, api_key=key, max_connections=max_concurrency
             )
         self._transport = transport
-        self._base_url = base_url
         self._estimators: dict[str, TokenEstimator] = {}
         self._timeouts = CallTimeouts()
         self._stats = StatsRecorder()
-        self._workers: list[asyncio.Task[None]] = []
-        self._gate = asyncio.Lock()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._in_flight = 0
-        self._closing = False
+        self._state = GateState()
+        self._outcome = OutcomeHandler(
+            queue=self._queue,
+            retry=retry or RetryPolicy(),
+            rng=rng or random.Random(),
+            breaker=self._breaker,
+            alerts=self._alerts,
+            budget=self._budget,
+            estimators=self._estimators,
+            timeouts=self._timeouts,
+            stats=self._stats,
+            stop_on_fatal=stop_on_fatal,
+            # Per-job events cost on every job and would flood a configured log: opt-in.
+            log_jobs=log_jobs,
+            poke=self._wakeup.poke,
+        )
+        self._pool: WorkerPool | None = None
         self._closed = False
         self._started = False
-        self._fatal: APIError | None = None
-        self._first_call_at: float | None = None
-        self._urgent_slots = int(urgent_share * max_concurrency)
-        self._urgent_window = urgent_window
-        # Per-job events cost on every job and would flood a configured log: opt-in.
-        self._log_jobs = log_jobs
-        self._last_urgent_at = -math.inf
-        self._waiting_for_slot = False
-        self._heard_back = False
-        self._consecutive_429 = 0
-        self._idle: asyncio.Event | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Scheduler:
@@ -215,44 +166,53 @@ class Scheduler:
         now = self._clock.now()
         if self._limiter is None:
             self._limiter = LocalLimiter(
-                requests_per_second=self._requests_per_second,
-                tokens_per_minute=self._tokens_per_minute,
-                burst_seconds=self._burst_seconds,
+                requests_per_second=self._settings.requests_per_second,
+                tokens_per_minute=self._settings.tokens_per_minute,
+                burst_seconds=self._settings.burst_seconds,
                 now=now,
             )
-        self._limiter.set_listener(self._poke)
-        self._controller = RateController(
+        limiter = self._outcome.limiter = self._limiter
+        limiter.set_listener(self._wakeup.poke)
+        controller = self._controller = self._outcome.controller = RateController(
             self._adaptive,
-            self._limiter,
-            requests_per_second=self._limiter.requests_per_second,
-            tokens_per_minute=self._limiter.tokens_per_minute,
+            limiter,
+            requests_per_second=limiter.requests_per_second,
+            tokens_per_minute=limiter.tokens_per_minute,
             now=now,
-            measure_acceptance=isinstance(self._limiter, LocalLimiter),
+            measure_acceptance=getattr(self._limiter, "measures_acceptance", False),
         )
-        self._idle = asyncio.Event()
-        self._workers = [
-            asyncio.create_task(self._worker(), name=f"grok-scheduler-worker-{i}")
-            for i in range(self._max_concurrency)
-        ]
+        self._pool = WorkerPool(
+            queue=self._queue,
+            limiter=limiter,
+            controller=controller,
+            breaker=self._breaker,
+            alerts=self._alerts,
+            clock=self._clock,
+            state=self._state,
+            wakeup=self._wakeup,
+            transport=self._transport,
+            outcome=self._outcome,
+            timeouts=self._timeouts,
+            stats=self._stats,
+            settings=self._settings,
+        )
+        self._pool.start()
 
     async def aclose(self, *, cancel: bool = False) -> None:
         """Stop accepting jobs; finish queued ones (or, with ``cancel=True``, fail them)."""
         if self._closed:
             return
-        self._closing = True
+        self._state.closing = True
         if cancel:
-            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
-        self._poke()
+            self._outcome.fail_queued(SchedulerClosedError(_CLOSED_BEFORE_RUN))
+        self._wakeup.poke()
         try:
-            if self._workers:
-                if cancel:
-                    for worker in self._workers:
-                        worker.cancel()
-                await asyncio.gather(*self._workers, return_exceptions=True)
+            if self._pool is not None:
+                await self._pool.join(cancel=cancel)
         finally:
             self._closed = True
             # Anything still unresolved (workers cancelled mid-call) fails rather than hangs.
-            self._fail_queued(SchedulerClosedError("the scheduler was closed before this job ran"))
+            self._outcome.fail_queued(SchedulerClosedError(_CLOSED_BEFORE_RUN))
             try:
                 if self._limiter is not None:
                     await self._limiter.aclose()
@@ -262,17 +222,17 @@ class Scheduler:
     @property
     def model(self) -> str:
         """The default model of submitted jobs."""
-        return self._model
+        return self._settings.model
 
     @property
     def max_concurrency(self) -> int:
         """How many calls may be in flight at once."""
-        return self._max_concurrency
+        return self._settings.max_concurrency
 
     @property
     def closed(self) -> bool:
         """True once :meth:`aclose` began."""
-        return self._closing
+        return self._state.closing
 
     # -- submitting -------------------------------------------------------------------------
     def submit_nowait(
@@ -295,13 +255,14 @@ class Scheduler:
         ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
         future removes the job from the queue.
         """
-        if self._closing:
+        if self._state.closing:
             raise SchedulerClosedError("the scheduler is closed")
         if not self._started:
             raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
-        if self._fatal is not None:
-            raise self._copy_fatal()
-        job = self._make_job(
+        if self._outcome.fatal is not None:
+            raise self._outcome.copy_fatal()
+        args = job_arguments(
+            self._settings,
             prompt,
             priority=priority,
             model=model,
@@ -310,17 +271,17 @@ class Scheduler:
             endpoint=endpoint,
             timeout=timeout,
             deadline=deadline,
-            metadata=metadata,
             extra_body=extra_body,
         )
+        job = self._make_job(args, metadata)
         if job.priority <= Priority.HIGH:
-            self._last_urgent_at = job.submitted_at
+            self._state.last_urgent_at = job.submitted_at
         if self._budget is not None:
             # Raises BudgetExceededError before anything is queued or sent.
             self._budget.reserve(job.estimated_tokens)
             job.budget_held = True
         self._stats.submitted(job.priority)
-        if self._log_jobs:
+        if self._settings.log_jobs:
             _log.debug(
                 "grok_scheduler.submitted",
                 priority=job.priority,
@@ -330,13 +291,13 @@ class Scheduler:
             )
         # Wake the gate for a new head, or for an urgent job while it holds the reserved slots.
         if self._queue.push(job, job.submitted_at) or (
-            self._waiting_for_slot and job.priority <= Priority.HIGH
+            self._state.waiting_for_slot and job.priority <= Priority.HIGH
         ):
-            self._poke()
-        job.future.add_done_callback(functools.partial(self._on_future_done, job))
+            self._wakeup.poke()
+        job.future.add_done_callback(functools.partial(self._outcome.future_done, job))
         if job.deadline is not None:
             job.deadline_timer = self._clock.call_at(
-                job.deadline, functools.partial(self._expire, job)
+                job.deadline, functools.partial(self._outcome.expire, job)
             )
         return job.future
 
@@ -370,521 +331,40 @@ class Scheduler:
         # Cancelling this await cancels the future, which takes the job out of the queue.
         return await future
 
-    def _make_job(
-        self,
-        prompt: str | Sequence[Mapping[str, Any]],
-        *,
-        priority: int,
-        model: str | None,
-        max_tokens: int | None,
-        temperature: float | None,
-        endpoint: Endpoint | str | None,
-        timeout: float | None,
-        deadline: float | None,
-        metadata: Any,
-        extra_body: Mapping[str, Any] | None,
-    ) -> Job:
-        messages = _validate_prompt(prompt)
-        if (
-            not isinstance(priority, int)
-            or isinstance(priority, bool)
-            or not -_PRIORITY_LIMIT <= priority <= _PRIORITY_LIMIT
-        ):
-            raise InvalidJobError(
-                f"priority must be an int from {-_PRIORITY_LIMIT} to {_PRIORITY_LIMIT} "
-                f"or a Priority, got {priority!r}"
-            )
-        if max_tokens is None:
-            max_tokens = self._default_max_tokens
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int)
-            or isinstance(max_tokens, bool)
-            or not 0 < max_tokens <= _MAX_TOKENS_LIMIT
-        ):
-            raise InvalidJobError(
-                f"max_tokens must be an int from 1 to {_MAX_TOKENS_LIMIT}, got {max_tokens!r}"
-            )
-        for name, value in (("timeout", timeout), ("deadline", deadline)):
-            try:
-                _check_positive(name, value)
-            except ValueError as exc:
-                raise InvalidJobError(str(exc)) from None
-        try:
-            kind = Endpoint(endpoint) if endpoint is not None else self._endpoint
-        except ValueError:
-            raise InvalidJobError(f"unknown endpoint {endpoint!r}") from None
-        model_name = model or self._model
-        options: dict[str, Any] = dict(extra_body) if extra_body else {}
-        if options:
-            try:
-                json.dumps(options)
-            except (TypeError, ValueError) as exc:
-                raise InvalidJobError(f"extra_body cannot be sent as JSON: {exc}") from None
-        if temperature is not None:
-            if not isinstance(temperature, int | float) or not math.isfinite(temperature):
-                raise InvalidJobError(f"temperature must be a number, got {temperature!r}")
-            options["temperature"] = temperature
-        characters, count = prompt_characters(messages)
-        estimator = self._estimators.get(model_name)
+    def _make_job(self, args: JobArguments, metadata: Any) -> Job:
+        """A queued job's state, its tokens estimated; refused if it could never be sent."""
+        characters, count = prompt_characters(args.messages)
+        estimator = self._estimators.get(args.model)
         if estimator is None:
-            estimator = self._estimators[model_name] = TokenEstimator()
-        estimate = estimator.estimate(characters, count, max_tokens)
+            estimator = self._estimators[args.model] = TokenEstimator()
+        estimate = estimator.estimate(characters, count, args.max_tokens)
         # The ceiling, not the current adaptive rate: a job that fits the limit must not be
         # refused because a 429 lowered the pace for a while.
-        tokens_per_minute = (
+        check_fits(
+            estimate,
             self._controller.tokens_ceiling
             if self._controller is not None
             else self._limiter.tokens_per_minute
             if self._limiter
-            else None
+            else None,
         )
-        if tokens_per_minute is not None and estimate > tokens_per_minute:
-            raise RequestTooLargeError(
-                f"this job needs about {estimate} tokens but the limit is "
-                f"{tokens_per_minute:g} tokens per minute: it can never be sent"
-            )
         now = self._clock.now()
         return Job(
-            prompt=messages,
-            model=model_name,
-            endpoint=kind,
-            priority=int(priority),
-            max_tokens=max_tokens,
-            options=options,
+            prompt=args.messages,
+            model=args.model,
+            endpoint=args.endpoint,
+            priority=args.priority,
+            max_tokens=args.max_tokens,
+            options=args.options,
             metadata=metadata,
-            timeout=timeout,
-            deadline=now + deadline if deadline is not None else None,
+            timeout=args.timeout,
+            deadline=now + args.deadline if args.deadline is not None else None,
             estimated_tokens=estimate,
             characters=characters,
-            key=self._queue.key_for(int(priority), now),
+            key=self._queue.key_for(args.priority, now),
             now=now,
             future=asyncio.get_running_loop().create_future(),
         )
-
-    def _on_future_done(self, job: Job, _future: object) -> None:
-        if job.deadline_timer is not None:
-            # A finished job must not stay alive in the loop's timers until its deadline.
-            job.deadline_timer.cancel()
-            job.deadline_timer = None
-        if job.future.cancelled() and not job.cancelled:
-            job.cancelled = True
-            self._stats.cancelled()
-            if job.queued:
-                self._queue.discard(job)
-                self._release_budget(job)
-                self._poke()
-
-    def _holding_for_urgent(self, now: float) -> bool:
-        """True when non-urgent work must leave the reserved slots free."""
-        return (
-            self._urgent_slots > 0
-            and now - self._last_urgent_at < self._urgent_window
-            and self._in_flight >= self._max_concurrency - self._urgent_slots
-        )
-
-    def _release_budget(self, job: Job) -> None:
-        if self._budget is not None and job.budget_held:
-            job.budget_held = False
-            self._budget.release(job.estimated_tokens)
-
-    def _expire(self, job: Job) -> None:
-        """A queued job's deadline passed: fail it now rather than when it reaches the front."""
-        if job.queued and not job.cancelled and not job.future.done():
-            job.cancelled = True
-            self._queue.discard(job)
-            self._fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
-            self._poke()
-
-    # -- the gate ---------------------------------------------------------------------------
-    def _poke(self) -> None:
-        """Wake the worker at the gate: something changed that may let a job go sooner."""
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
-
-    async def _wait(self, until: float | None) -> None:
-        wakeup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._wakeup = wakeup
-        timer: TimerHandle | None = None
-        if until is not None:
-            timer = self._clock.call_at(until, self._poke)
-        try:
-            await wakeup
-        finally:
-            self._wakeup = None
-            if timer is not None:
-                timer.cancel()
-
-    async def _next_job(self) -> Job | None:
-        """The next job to send with its credit reserved, or None when it is time to stop."""
-        assert self._limiter is not None
-        async with self._gate:
-            while True:
-                now = self._clock.now()
-                job = self._queue.peek(now)
-                if job is None:
-                    if self._closing and len(self._queue) == 0:
-                        self._poke()
-                        return None
-                    await self._wait(self._queue.next_eligible_at())
-                    continue
-                urgent_only = False
-                if job.priority > Priority.HIGH and self._holding_for_urgent(now):
-                    # The last slots are kept for urgent work while it keeps arriving. An urgent
-                    # job behind an aged one may take them; otherwise the next call to finish,
-                    # or a retry falling due, wakes the gate.
-                    urgent = self._queue.peek(now, urgent_only=True)
-                    if urgent is None:
-                        self._waiting_for_slot = True
-                        until = self._last_urgent_at + self._urgent_window
-                        eligible = self._queue.next_eligible_at()
-                        await self._wait(until if eligible is None else min(until, eligible))
-                        self._waiting_for_slot = False
-                        continue
-                    job, urgent_only = urgent, True
-                if self._first_call_at is not None and not self._heard_back:
-                    # Until the server has answered once, one call at a time: a wrong key or
-                    # an empty account then costs one request, not a whole pool of them, and
-                    # stated limits arrive before the first burst. A slow first answer must
-                    # not stall the run, so this lasts at most _FIRST_CONTACT seconds.
-                    opens_at = self._first_call_at + _FIRST_CONTACT
-                    if now < opens_at:
-                        await self._wait(opens_at)
-                        continue
-                    self._heard_back = True
-                if job.deadline is not None and now >= job.deadline:
-                    self._queue.pop(now, urgent_only=urgent_only)
-                    self._fail(job, DeadlineExceededError("the job's deadline passed"))
-                    continue
-                wait = await self._limiter.acquire(job.estimated_tokens, now, job.priority)
-                if wait <= 0.0:
-                    now = self._clock.now()
-                    # Awaiting a shared limiter lets time pass: the job may have been cancelled,
-                    # or a more urgent retry may have become due and now stand in front.
-                    if job.cancelled or self._queue.peek(now, urgent_only=urgent_only) is not job:
-                        self._limiter.refund(job.estimated_tokens, now)
-                        continue
-                    # Asked only when the job will really go: half-open hands out one probe.
-                    blocked = self._breaker.delay(now)
-                    if blocked > 0.0:
-                        self._limiter.refund(job.estimated_tokens, now)
-                        await self._wait(now + blocked)
-                        continue
-                    self._queue.pop(now, urgent_only=urgent_only)
-                    self._alerts.record_queue_wait(now - job.submitted_at, now)
-                    return job
-                if self._controller is not None:
-                    self._controller.on_limited(now)
-                until = now + max(wait, _MIN_WAIT)
-                eligible = self._queue.next_eligible_at()
-                if eligible is not None:
-                    until = min(until, eligible)
-                await self._wait(until)
-
-    async def _worker(self) -> None:
-        while True:
-            try:
-                job = await self._next_job()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # e.g. a custom limiter failing: keep the worker alive
-                with contextlib.suppress(Exception):
-                    _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
-                await self._clock.sleep(_GATE_ERROR_PAUSE)
-                continue
-            if job is None:
-                return
-            try:
-                await self._run(job)
-            except asyncio.CancelledError:
-                self._fail(job, SchedulerClosedError("the scheduler was closed mid-call"))
-                raise
-            except Exception as exc:  # a bug must fail one job, never kill a worker
-                self._fail(job, SchedulerError(f"internal error: {type(exc).__name__}"))
-                with contextlib.suppress(Exception):
-                    _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
-
-    # -- one attempt ------------------------------------------------------------------------
-    async def _run(self, job: Job) -> None:
-        assert self._limiter is not None
-        clock = self._clock
-        started = clock.now()
-        try:
-            body = json.dumps(job.payload(), separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            # Checked at submit already; a message list mutated since then still ends cleanly.
-            self._limiter.refund(job.estimated_tokens, started)
-            self._fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"))
-            return
-        job.attempts += 1
-        job.queued_seconds += started - job.eligible_at
-        self._in_flight += 1
-        if self._first_call_at is None:
-            self._first_call_at = started
-        self._stats.dispatched()
-        if self._log_jobs:
-            _log.debug(
-                "grok_scheduler.dispatched",
-                priority=job.priority,
-                attempt=job.attempts,
-                queued_seconds=round(job.queued_seconds, 4),
-                in_flight=self._in_flight,
-            )
-        timeout = job.timeout or self._timeout or self._timeouts.timeout_for(job.max_tokens)
-        if job.deadline is not None:
-            timeout = max(0.001, min(timeout, job.deadline - started))
-        try:
-            response = await self._transport.send(job.endpoint.value, body, timeout=timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            now = clock.now()
-            job.in_flight_seconds += now - started
-            verdict = classify_exception(exc)
-            if isinstance(verdict.error, APIConnectionError):
-                self._breaker.record(False, now)
-            self._alerts.record_call(False, now)
-            # The server may have started on it: keep the reservation as spent.
-            self._retry_or_fail(job, verdict, now, cause=exc)
-            return
-        finally:
-            self._in_flight -= 1
-            if not self._heard_back or self._waiting_for_slot:
-                self._heard_back = True
-                self._poke()
-        now = clock.now()
-        elapsed = now - started
-        job.in_flight_seconds += elapsed
-        self._observe_headers(response, now)
-        if 200 <= response.status < 300:
-            self._succeed(job, response, now, elapsed)
-        else:
-            # A rejected call generated nothing: its tokens go back, its request slot does not.
-            self._limiter.settle(job.estimated_tokens, 0, now)
-            verdict = classify_response(
-                response.status, response.headers, response.body, request_id=response.request_id
-            )
-            self._breaker.record(response.status < 500, now)
-            if verdict.is_rate_limit:
-                self._alerts.record_rate_limited(now)
-            else:
-                self._alerts.record_call(False, now)
-            self._retry_or_fail(job, verdict, now)
-
-    def _observe_headers(self, response: TransportResponse, now: float) -> None:
-        assert self._limiter is not None
-        try:
-            headers = parse_rate_limit_headers(response.headers)
-        except Exception:  # the parsers promise not to raise; a header must never kill a job
-            return
-        if headers.is_empty:
-            return
-        # Stated limits go through the controller (it owns the rates); the limiter only
-        # synchronises its level with what the server says remains. Whatever a header holds,
-        # the answer it came with still counts.
-        try:
-            if self._controller is not None:
-                self._controller.on_headers(headers, now)
-            self._limiter.observe_headers(
-                dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-            )
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
-
-    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
-        assert self._limiter is not None
-        try:
-            parsed = json.loads(response.body)
-            if not isinstance(parsed, dict):
-                raise ValueError("the body is not a JSON object")
-            text, finish_reason = extract_answer(parsed, job.endpoint)
-        except ValueError as exc:
-            self._limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
-            self._breaker.record(True, now)
-            self._alerts.record_call(False, now)
-            error = APIResponseValidationError(
-                f"the server answered {response.status} with an unusable body: {exc}",
-                status_code=response.status,
-                request_id=response.request_id,
-            )
-            self._retry_or_fail(job, Verdict(error, True, None, None, False), now)
-            return
-        usage = Usage.from_body(parsed)
-        # A usage figure beyond any model's reach is a server bug, not tokens to account.
-        used = min(usage.total_tokens or job.estimated_tokens, _MAX_TOKENS_LIMIT)
-        self._limiter.settle(job.estimated_tokens, used, now)
-        self._breaker.record(True, now)
-        self._alerts.record_call(True, now)
-        if self._budget is not None:
-            reserved = job.estimated_tokens if job.budget_held else 0
-            job.budget_held = False
-            self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
-            self._alerts.record_budget(self._budget.used_fraction, now)
-        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, _MAX_TOKENS_LIMIT)
-        self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
-        self._timeouts.observe(elapsed, answer_tokens)
-        if self._controller is not None:
-            self._controller.on_success(used, now, elapsed)
-        self._consecutive_429 = 0
-        self._stats.completed(usage, job.queued_seconds, elapsed)
-        if self._log_jobs:
-            _log.debug(
-                "grok_scheduler.completed",
-                priority=job.priority,
-                attempts=job.attempts,
-                total_tokens=usage.total_tokens,
-                call_seconds=round(elapsed, 4),
-                request_id=response.request_id,
-            )
-        if job.future.done():
-            return
-        model = parsed.get("model")
-        job.future.set_result(
-            Result(
-                text=text,
-                usage=usage,
-                model=model if isinstance(model, str) else job.model,
-                request_id=response.request_id or _str_or_none(parsed.get("id")),
-                attempts=job.attempts,
-                queued_seconds=job.queued_seconds,
-                in_flight_seconds=job.in_flight_seconds,
-                finish_reason=finish_reason,
-                body=parsed,
-                raw_body=response.body,
-                metadata=job.metadata,
-                status_code=response.status,
-            )
-        )
-
-    # -- failure ----------------------------------------------------------------------------
-    def _retry_or_fail(
-        self, job: Job, verdict: Verdict, now: float, *, cause: BaseException | None = None
-    ) -> None:
-        assert self._limiter is not None
-        error = verdict.error
-        # aiohttp's response errors carry the request's headers (Authorization included):
-        # such a cause is not chained, so no traceback can show the key.
-        if cause is not None and not isinstance(cause, aiohttp.ClientResponseError):
-            error.__cause__ = cause
-        self._stats.failed_attempt(verdict)
-        if verdict.is_rate_limit:
-            self._pause_for_rate_limit(verdict, now)
-        delay: float | None = None
-        if verdict.retryable:
-            if verdict.retry_after is not None:
-                if verdict.retry_after > self._retry.max_retry_after:
-                    delay = None
-                    error = _too_long_wait(error, verdict.retry_after)
-                else:
-                    delay = retry_after_delay(verdict.retry_after, self._rng)
-            else:
-                delay = backoff_delay(self._retry, job.attempts, self._rng)
-        job.history.append(
-            AttemptRecord(
-                number=job.attempts,
-                status_code=error.status_code,
-                error_type=type(error).__name__,
-                message=error.message,
-                retry_after=verdict.retry_after,
-                backoff=delay,
-            )
-        )
-        if error.fails_every_job and self._stop_on_fatal:
-            self._stop_everything(error, job)
-            return
-        if self._fatal is not None:
-            # The run was stopped while this job was on the wire: it must not go again.
-            self._fail(job, self._copy_fatal())
-            return
-        if delay is None or job.future.done():
-            self._fail(job, error)
-            return
-        if job.attempts >= self._retry.max_attempts:
-            self._fail(job, error)
-            return
-        retry_at = now + delay
-        total = self._retry.total_timeout
-        if (job.deadline is not None and retry_at >= job.deadline) or (
-            total is not None and retry_at - job.submitted_at > total
-        ):
-            self._fail(job, error)
-            return
-        job.eligible_at = retry_at
-        self._stats.retried()
-        # Queue first: nothing after this point may lose the job, not even a broken log sink.
-        self._queue.push(job, now)
-        self._poke()
-        _log.info(
-            "grok_scheduler.retry_scheduled",
-            attempt=job.attempts,
-            delay=round(delay, 3),
-            error_type=type(error).__name__,
-            status_code=error.status_code,
-        )
-
-    def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
-        assert self._limiter is not None
-        self._consecutive_429 += 1
-        pause = 0.0
-        if self._controller is not None:
-            pause = self._controller.on_rate_limited(verdict.limit_dimension, now)
-        if verdict.retry_after is not None and verdict.retry_after <= self._retry.max_retry_after:
-            wait = verdict.retry_after
-        else:
-            # No server wait given (xAI's usual 429), or one beyond max_retry_after: that fails
-            # the job that got it, but must not hold every other job for a day.
-            # A short pool-wide pause, from the rate controller or, with adaptation off,
-            # growing while 429s repeat; jittered so that processes do not resume together.
-            if pause <= 0.0:
-                pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
-            wait = pause * self._rng.uniform(0.75, 1.25)
-        self._limiter.pause_until(now + wait, now, "429")
-
-    def _fail(self, job: Job, error: SchedulerError) -> None:
-        if isinstance(error, APIError):
-            error.attempts = job.attempts
-            error.history = tuple(job.history)
-        self._stats.failed(error)
-        self._release_budget(job)
-        if job.future.done():
-            return
-        job.future.set_exception(error)
-        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
-        job.future.exception()
-        _log.warning(
-            "grok_scheduler.failed",
-            error_type=type(error).__name__,
-            status_code=getattr(error, "status_code", None),
-            attempts=job.attempts,
-        )
-
-    def _stop_everything(self, error: APIError, job: Job) -> None:
-        """A failure that will fail every job (bad key, no credits) ends the whole run."""
-        self._fatal = error
-        _log.error(
-            "grok_scheduler.stopped",
-            error_type=type(error).__name__,
-            status_code=error.status_code,
-            reason="this error would fail every job",
-        )
-        self._fail(job, error)
-        self._fail_queued(None)
-
-    def _copy_fatal(self) -> APIError:
-        assert self._fatal is not None
-        fatal = self._fatal
-        return type(fatal)(
-            f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
-            status_code=fatal.status_code,
-            code=fatal.code,
-            request_id=fatal.request_id,
-        )
-
-    def _fail_queued(self, error: SchedulerError | None) -> None:
-        for job in self._queue.drain():
-            self._fail(job, error if error is not None else self._copy_fatal())
-        self._poke()
 
     # -- bulk -------------------------------------------------------------------------------
     def map(
@@ -910,7 +390,7 @@ class Scheduler:
         now = self._clock.now()
         return self._stats.snapshot(
             queued=len(self._queue),
-            in_flight=self._in_flight,
+            in_flight=self._state.in_flight,
             limiter=self._limiter.state(now) if self._limiter else None,
             queue_by_priority=queue_levels(
                 ((job.priority, job.submitted_at) for job in self._queue.jobs()), now
@@ -923,48 +403,10 @@ class Scheduler:
     def __repr__(self) -> str:
         limiter = self._limiter
         return (
-            f"Scheduler(model={self._model!r}, base_url={self._base_url!r}, "
-            f"max_concurrency={self._max_concurrency}, "
+            f"Scheduler(model={self._settings.model!r}, base_url={self._settings.base_url!r}, "
+            f"max_concurrency={self._settings.max_concurrency}, "
             f"requests_per_second={limiter.requests_per_second if limiter else None}, "
             f"tokens_per_minute={limiter.tokens_per_minute if limiter else None}, "
-            f"queued={len(self._queue)}, in_flight={self._in_flight}, closed={self._closing})"
+            f"queued={len(self._queue)}, in_flight={self._state.in_flight}, "
+            f"closed={self._state.closing})"
         )
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _too_long_wait(error: APIError, retry_after: float) -> APIError:
-    message = (
-        f"the server asked to wait {retry_after:g}s, longer than max_retry_after: {error.message}"
-    )
-    return RateLimitError(
-        message,
-        status_code=error.status_code,
-        code=error.code,
-        request_id=error.request_id,
-        body=error.body,
-        retry_after=retry_after,
-    )
-
-
-def _validate_prompt(prompt: object) -> str | list[dict[str, Any]]:
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise InvalidJobError("the prompt is empty")
-        return prompt
-    if isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
-        messages: list[dict[str, Any]] = []
-        for index, message in enumerate(prompt):
-            if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-                raise InvalidJobError(f"message {index} must be a mapping with a 'role'")
-            if "content" not in message:
-                raise InvalidJobError(f"message {index} has no 'content'")
-            messages.append(dict(message))
-        if not messages:
-            raise InvalidJobError("the message list is empty")
-        return messages
-    raise InvalidJobError(
-        f"a prompt is a string or a list of messages, not {type(prompt).__name__}"
-    )

@@ -1,0 +1,392 @@
+"""How a job ends: after each call succeed, retry or fail; the 429 pause; the fatal stop.
+
+Everything that happens once the transport has answered (or raised) is decided here, the way
+openai-python keeps the whole retry decision in one request loop: the verdict, the Retry-After
+cap, the backoff, the attempt/deadline/total-timeout bounds, and the requeue with a not-before
+time. A failure that would fail every job (bad key, no credits) stops the whole run here too,
+and a queued job that is cancelled or runs out of time ends here as well.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+
+from .._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    AttemptRecord,
+    DeadlineExceededError,
+    RateLimitError,
+    SchedulerError,
+)
+from .._guards._breaker import CircuitBreaker
+from .._guards._budget import Budget
+from .._guards._estimate import TokenEstimator
+from .._guards._timeouts import CallTimeouts
+from .._limits._adaptive import RateController
+from .._limits._local import Limiter
+from .._models import Result, Usage
+from .._observe._alerts import AlertMonitor
+from .._observe._events import events as _log
+from .._observe._stats import StatsRecorder
+from .._transports._base import TransportResponse
+from .._wire._classify import Verdict, classify_exception, classify_response
+from .._wire._response import extract_answer
+from ._job import Job
+from ._queue import JobQueue
+from ._retry import RetryPolicy, backoff_delay, retry_after_delay
+from ._settings import MAX_TOKENS_LIMIT
+
+__all__ = ["OutcomeHandler"]
+
+# When a 429 names no wait, the whole pool pauses this long (scaled by how often it repeats).
+_CONGESTION_PAUSE = 0.25
+
+
+class OutcomeHandler:
+    """Settles each call's credit and decides the job's fate: result, requeue, or error.
+
+    ``limiter`` and ``controller`` are attached when the scheduler starts (the limiter is
+    built then); ``fatal`` is the error that stopped the run, once one did.
+    """
+
+    __slots__ = (
+        "_alerts",
+        "_breaker",
+        "_budget",
+        "_consecutive_429",
+        "_estimators",
+        "_log_jobs",
+        "_poke",
+        "_queue",
+        "_retry",
+        "_rng",
+        "_stats",
+        "_stop_on_fatal",
+        "_timeouts",
+        "controller",
+        "fatal",
+        "limiter",
+    )
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        retry: RetryPolicy,
+        rng: random.Random,
+        breaker: CircuitBreaker,
+        alerts: AlertMonitor,
+        budget: Budget | None,
+        estimators: dict[str, TokenEstimator],
+        timeouts: CallTimeouts,
+        stats: StatsRecorder,
+        stop_on_fatal: bool,
+        log_jobs: bool,
+        poke: Callable[[], None],
+    ) -> None:
+        self._queue = queue
+        self._retry = retry
+        self._rng = rng
+        self._breaker = breaker
+        self._alerts = alerts
+        self._budget = budget
+        self._estimators = estimators
+        self._timeouts = timeouts
+        self._stats = stats
+        self._stop_on_fatal = stop_on_fatal
+        self._log_jobs = log_jobs
+        # Wakes the gate: a requeued job or a drained queue may change who goes next.
+        self._poke = poke
+        self.limiter: Limiter | None = None
+        self.controller: RateController | None = None
+        self.fatal: APIError | None = None
+        self._consecutive_429 = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"OutcomeHandler(max_attempts={self._retry.max_attempts}, "
+            f"stop_on_fatal={self._stop_on_fatal}, consecutive_429={self._consecutive_429}, "
+            f"stopped={self.fatal is not None})"
+        )
+
+    # -- the call came back -----------------------------------------------------------------
+    def raised(self, job: Job, exc: Exception, now: float) -> None:
+        """The transport raised (connection error, timeout): classify, then retry or fail."""
+        verdict = classify_exception(exc)
+        if isinstance(verdict.error, APIConnectionError):
+            self._breaker.record(False, now)
+        self._alerts.record_call(False, now)
+        # The server may have started on it: keep the reservation as spent.
+        self.retry_or_fail(job, verdict, now, cause=exc)
+
+    def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+        """The server answered: succeed, or settle the rejected call and retry-or-fail."""
+        assert self.limiter is not None
+        if 200 <= response.status < 300:
+            self._succeed(job, response, now, elapsed)
+            return
+        # A rejected call generated nothing: its tokens go back, its request slot does not.
+        self.limiter.settle(job.estimated_tokens, 0, now)
+        verdict = classify_response(
+            response.status, response.headers, response.body, request_id=response.request_id
+        )
+        self._breaker.record(response.status < 500, now)
+        if verdict.is_rate_limit:
+            self._alerts.record_rate_limited(now)
+        else:
+            self._alerts.record_call(False, now)
+        self.retry_or_fail(job, verdict, now)
+
+    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+        assert self.limiter is not None
+        try:
+            parsed = json.loads(response.body)
+            if not isinstance(parsed, dict):
+                raise ValueError("the body is not a JSON object")
+            text, finish_reason = extract_answer(parsed, job.endpoint)
+        except ValueError as exc:
+            self.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
+            self._breaker.record(True, now)
+            self._alerts.record_call(False, now)
+            error = APIResponseValidationError(
+                f"the server answered {response.status} with an unusable body: {exc}",
+                status_code=response.status,
+                request_id=response.request_id,
+            )
+            self.retry_or_fail(job, Verdict(error, True, None, None, False), now)
+            return
+        usage = Usage.from_body(parsed)
+        # A usage figure beyond any model's reach is a server bug, not tokens to account.
+        used = min(usage.total_tokens or job.estimated_tokens, MAX_TOKENS_LIMIT)
+        self.limiter.settle(job.estimated_tokens, used, now)
+        self._breaker.record(True, now)
+        self._alerts.record_call(True, now)
+        if self._budget is not None:
+            reserved = job.estimated_tokens if job.budget_held else 0
+            job.budget_held = False
+            self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
+            self._alerts.record_budget(self._budget.used_fraction, now)
+        answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, MAX_TOKENS_LIMIT)
+        self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
+        self._timeouts.observe(elapsed, answer_tokens)
+        if self.controller is not None:
+            self.controller.on_success(used, now, elapsed)
+        self._consecutive_429 = 0
+        self._stats.completed(usage, job.queued_seconds, elapsed)
+        if self._log_jobs:
+            _log.debug(
+                "grok_scheduler.completed",
+                priority=job.priority,
+                attempts=job.attempts,
+                total_tokens=usage.total_tokens,
+                call_seconds=round(elapsed, 4),
+                request_id=response.request_id,
+            )
+        if job.future.done():
+            return
+        model = parsed.get("model")
+        job.future.set_result(
+            Result(
+                text=text,
+                usage=usage,
+                model=model if isinstance(model, str) else job.model,
+                request_id=response.request_id or _str_or_none(parsed.get("id")),
+                attempts=job.attempts,
+                queued_seconds=job.queued_seconds,
+                in_flight_seconds=job.in_flight_seconds,
+                finish_reason=finish_reason,
+                body=parsed,
+                raw_body=response.body,
+                metadata=job.metadata,
+                status_code=response.status,
+            )
+        )
+
+    # -- retry or fail ----------------------------------------------------------------------
+    def retry_or_fail(
+        self, job: Job, verdict: Verdict, now: float, *, cause: BaseException | None = None
+    ) -> None:
+        """The whole retry decision: requeue the job with a not-before time, or fail it."""
+        error = verdict.error
+        _chain(error, cause)
+        self._stats.failed_attempt(verdict)
+        if verdict.is_rate_limit:
+            self._pause_for_rate_limit(verdict, now)
+        delay: float | None = None
+        if verdict.retryable:
+            if verdict.retry_after is not None:
+                if verdict.retry_after > self._retry.max_retry_after:
+                    delay = None
+                    error = _too_long_wait(error, verdict.retry_after)
+                else:
+                    delay = retry_after_delay(verdict.retry_after, self._rng)
+            else:
+                delay = backoff_delay(self._retry, job.attempts, self._rng)
+        job.history.append(
+            AttemptRecord(
+                number=job.attempts,
+                status_code=error.status_code,
+                error_type=type(error).__name__,
+                message=error.message,
+                retry_after=verdict.retry_after,
+                backoff=delay,
+            )
+        )
+        if error.fails_every_job and self._stop_on_fatal:
+            self._stop_everything(error, job)
+            return
+        if self.fatal is not None:
+            # The run was stopped while this job was on the wire: it must not go again.
+            self.fail(job, self.copy_fatal())
+            return
+        if delay is None or job.future.done():
+            self.fail(job, error)
+            return
+        if job.attempts >= self._retry.max_attempts:
+            self.fail(job, error)
+            return
+        retry_at = now + delay
+        total = self._retry.total_timeout
+        if (job.deadline is not None and retry_at >= job.deadline) or (
+            total is not None and retry_at - job.submitted_at > total
+        ):
+            self.fail(job, error)
+            return
+        job.eligible_at = retry_at
+        self._stats.retried()
+        # Queue first: nothing after this point may lose the job, not even a broken log sink.
+        self._queue.push(job, now)
+        self._poke()
+        _log.info(
+            "grok_scheduler.retry_scheduled",
+            attempt=job.attempts,
+            delay=round(delay, 3),
+            error_type=type(error).__name__,
+            status_code=error.status_code,
+        )
+
+    def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
+        assert self.limiter is not None
+        self._consecutive_429 += 1
+        pause = 0.0
+        if self.controller is not None:
+            pause = self.controller.on_rate_limited(verdict.limit_dimension, now)
+        if verdict.retry_after is not None and verdict.retry_after <= self._retry.max_retry_after:
+            wait = verdict.retry_after
+        else:
+            # No server wait given (xAI's usual 429), or one beyond max_retry_after: that fails
+            # the job that got it, but must not hold every other job for a day.
+            # A short pool-wide pause, from the rate controller or, with adaptation off,
+            # growing while 429s repeat; jittered so that processes do not resume together.
+            if pause <= 0.0:
+                pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
+            wait = pause * self._rng.uniform(0.75, 1.25)
+        self.limiter.pause_until(now + wait, now, "429")
+
+    def fail(self, job: Job, error: SchedulerError) -> None:
+        """End a job with ``error`` (its history attached), releasing what it held."""
+        if isinstance(error, APIError):
+            error.attempts = job.attempts
+            error.history = tuple(job.history)
+        self._stats.failed(error)
+        self.release_budget(job)
+        if job.future.done():
+            return
+        job.future.set_exception(error)
+        # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
+        job.future.exception()
+        _log.warning(
+            "grok_scheduler.failed",
+            error_type=type(error).__name__,
+            status_code=getattr(error, "status_code", None),
+            attempts=job.attempts,
+        )
+
+    # -- ended in the queue -----------------------------------------------------------------
+    def future_done(self, job: Job, _future: object) -> None:
+        """A job's future resolved: drop its deadline timer; if cancelled, take it out."""
+        if job.deadline_timer is not None:
+            # A finished job must not stay alive in the loop's timers until its deadline.
+            job.deadline_timer.cancel()
+            job.deadline_timer = None
+        if job.future.cancelled() and not job.cancelled:
+            job.cancelled = True
+            self._stats.cancelled()
+            if job.queued:
+                self._queue.discard(job)
+                self.release_budget(job)
+                self._poke()
+
+    def expire(self, job: Job) -> None:
+        """A queued job's deadline passed: fail it now rather than when it reaches the front."""
+        if job.queued and not job.cancelled and not job.future.done():
+            job.cancelled = True
+            self._queue.discard(job)
+            self.fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
+            self._poke()
+
+    def release_budget(self, job: Job) -> None:
+        """Give back a job's unspent budget reservation, once."""
+        if self._budget is not None and job.budget_held:
+            job.budget_held = False
+            self._budget.release(job.estimated_tokens)
+
+    # -- the fatal stop ---------------------------------------------------------------------
+    def _stop_everything(self, error: APIError, job: Job) -> None:
+        """A failure that will fail every job (bad key, no credits) ends the whole run."""
+        self.fatal = error
+        _log.error(
+            "grok_scheduler.stopped",
+            error_type=type(error).__name__,
+            status_code=error.status_code,
+            reason="this error would fail every job",
+        )
+        self.fail(job, error)
+        self.fail_queued(None)
+
+    def copy_fatal(self) -> APIError:
+        """A fresh error for a job refused because the run was stopped (one per job)."""
+        assert self.fatal is not None
+        fatal = self.fatal
+        return type(fatal)(
+            f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
+            status_code=fatal.status_code,
+            code=fatal.code,
+            request_id=fatal.request_id,
+        )
+
+    def fail_queued(self, error: SchedulerError | None) -> None:
+        """Fail every queued job with ``error`` (None: a copy of the fatal error)."""
+        for job in self._queue.drain():
+            self.fail(job, error if error is not None else self.copy_fatal())
+        self._poke()
+
+
+def _chain(error: APIError, cause: BaseException | None) -> None:
+    # The transport raises our own errors (already chained to what it saw, never to a response
+    # error carrying the request's Authorization header); classification may hand back that
+    # very object, which must not become its own cause.
+    if cause is not None and cause is not error:
+        error.__cause__ = cause
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _too_long_wait(error: APIError, retry_after: float) -> APIError:
+    message = (
+        f"the server asked to wait {retry_after:g}s, longer than max_retry_after: {error.message}"
+    )
+    return RateLimitError(
+        message,
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+        body=error.body,
+        retry_after=retry_after,
+    )
