@@ -84,7 +84,9 @@ def _environment() -> dict[str, str]:
     }
 
 
-def _run_application(setup: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+def _run_application(
+    setup: str, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
     outcome = tmp_path / "outcome.json"
     done = subprocess.run(
         [sys.executable, "-c", APPLICATION.format(setup=SETUPS[setup]), str(outcome)],
