@@ -18,6 +18,7 @@ the API derives from :class:`APIError`, with the names users of openai-python al
             ├── AuthenticationError       401, and xAI's 400 "Incorrect API key"  [every job]
             ├── PermissionDeniedError     403                                      [every job]
             ├── NotFoundError             404                        [every job, if the model]
+            │   └── ModelNotAvailableError  429 stating 0/0: the team may not use the model
             ├── UnprocessableEntityError  422
             ├── RateLimitError            429, with .retry_after
             ├── QuotaExhaustedError       billing exhaustion (429/403/402)         [every job]
@@ -48,6 +49,7 @@ __all__ = [
     "DeadlineExceededError",
     "InternalServerError",
     "InvalidJobError",
+    "ModelNotAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExhaustedError",
@@ -221,6 +223,14 @@ class PermissionDeniedError(APIStatusError):
 
 class NotFoundError(APIStatusError):
     """404. ``fails_every_job`` is set on the instance when the missing thing is the model."""
+
+
+class ModelNotAvailableError(NotFoundError):
+    """The team may not use this model at all (xAI's 429 stating a limit of ``0/0``).
+
+    Waiting cannot help, so it is never retried: the job fails, and so do the queued jobs of
+    the same model; jobs of other models carry on.
+    """
 
 
 class UnprocessableEntityError(APIStatusError):

@@ -1,9 +1,13 @@
 """The worker pool: each worker takes an admitted job, sends it, and hands back the answer.
 
-``max_concurrency`` worker tasks take turns at one :class:`Gate`, which decides which job goes
-(with its credit reserved). A worker then encodes the job, sends it within its timeout, feeds
-the server's stated limits to the limiter, and leaves the job's fate to the
-:class:`OutcomeHandler`. A worker never dies of one job's trouble.
+Workers take turns at one :class:`Gate`, which decides which job goes (with its credit
+reserved). A worker then encodes the job, sends it within its timeout, feeds the server's
+stated limits to the job's lane, and leaves the job's fate to the :class:`OutcomeHandler`. A
+worker never dies of one job's trouble.
+
+The pool grows with the work: whenever a worker leaves the gate with a job and none is left
+waiting there, another starts, up to the pool's cap (``max_concurrency``, or the automatic cap
+when calls in flight follow Little's law). Idle workers cost a parked task each.
 """
 
 from __future__ import annotations
@@ -17,52 +21,51 @@ from collections.abc import Callable
 from .._clock import Clock
 from .._errors import InvalidJobError, SchedulerClosedError, SchedulerError
 from .._guards._breaker import CircuitBreaker
-from .._guards._timeouts import CallTimeouts
-from .._limits._adaptive import RateController
-from .._limits._local import Limiter
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
 from .._transports._base import Transport, TransportResponse
+from .._wire._header_limits import header_limits
 from .._wire._headers import parse_rate_limit_headers
+from .._wire._windows import ClientCount
 from ._gate import Gate, GateState, Wakeup
 from ._job import Job
+from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
-from ._queue import JobQueue
 from ._settings import SchedulerSettings
 
 __all__ = ["WorkerPool"]
 
 # After an unexpected error at the gate (a custom limiter failing), wait this long, then retry.
 _GATE_ERROR_PAUSE = 0.1
+# The client's own count that header windows are checked against: the last second.
+_SEEN_WITHIN = 1.0
 
 
 class WorkerPool:
-    """``max_concurrency`` workers: gate -> one call on the transport -> outcome."""
+    """Workers, grown on demand up to the cap: gate -> one call on the transport -> outcome."""
 
     __slots__ = (
+        "_at_gate",
+        "_cap",
         "_clock",
-        "_controller",
         "_gate",
-        "_limiter",
+        "_lanes",
         "_log_jobs",
         "_outcome",
         "_poke",
-        "_size",
         "_state",
         "_stats",
+        "_stopping",
         "_tasks",
         "_timeout",
-        "_timeouts",
         "_transport",
     )
 
     def __init__(
         self,
         *,
-        queue: JobQueue,
-        limiter: Limiter,
-        controller: RateController | None,
+        lanes: Lanes,
         breaker: CircuitBreaker,
         alerts: AlertMonitor,
         clock: Clock,
@@ -70,61 +73,70 @@ class WorkerPool:
         wakeup: Wakeup,
         transport: Transport,
         outcome: OutcomeHandler,
-        timeouts: CallTimeouts,
         stats: StatsRecorder,
         settings: SchedulerSettings,
     ) -> None:
         self._gate = Gate(
-            queue=queue,
-            limiter=limiter,
-            controller=controller,
+            lanes=lanes,
             breaker=breaker,
             alerts=alerts,
             clock=clock,
             state=state,
             wakeup=wakeup,
             fail=outcome.fail,
+            release=outcome.release_budget,
             settings=settings,
         )
+        self._lanes = lanes
         self._state = state
         self._poke: Callable[[], None] = wakeup.poke
-        self._limiter = limiter
-        self._controller = controller
         self._transport = transport
         self._outcome = outcome
         self._clock = clock
-        self._timeouts = timeouts
         self._stats = stats
         self._timeout = settings.timeout
         self._log_jobs = settings.log_jobs
-        self._size = settings.max_concurrency
+        self._cap = settings.connections
         self._tasks: list[asyncio.Task[None]] = []
+        self._at_gate = 0
+        self._stopping = False
 
     def __repr__(self) -> str:
         return (
-            f"WorkerPool(size={self._size}, timeout={self._timeout}, "
-            f"running={sum(not task.done() for task in self._tasks)}, "
-            f"in_flight={self._state.in_flight})"
+            f"WorkerPool(cap={self._cap}, workers={len(self._tasks)}, "
+            f"timeout={self._timeout}, in_flight={self._state.in_flight})"
         )
 
+    @property
+    def size(self) -> int:
+        """Workers started so far."""
+        return len(self._tasks)
+
     def start(self) -> None:
-        """Start the workers."""
-        self._tasks = [
-            asyncio.create_task(self.work(), name=f"grok-scheduler-worker-{i}")
-            for i in range(self._size)
-        ]
+        """Start the first worker; more start as work arrives."""
+        self._grow()
+
+    def _grow(self) -> None:
+        if self._stopping or len(self._tasks) >= self._cap:
+            return
+        name = f"grok-scheduler-worker-{len(self._tasks)}"
+        self._tasks.append(asyncio.create_task(self.work(), name=name))
 
     async def join(self, *, cancel: bool) -> None:
         """Wait for every worker to stop (they stop once closing and the queue is empty)."""
-        if self._tasks:
-            if cancel:
-                for task in self._tasks:
-                    task.cancel()
+        if cancel:
+            self._stopping = True
+            for task in self._tasks:
+                task.cancel()
+        # Workers may start more workers while draining: wait until none is left running.
+        while any(not task.done() for task in self._tasks):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stopping = True
 
     async def work(self) -> None:
         """One worker: until the gate says stop, take the next job and make one attempt."""
         while True:
+            self._at_gate += 1
             try:
                 job = await self._gate.next_job()
             except asyncio.CancelledError:
@@ -134,8 +146,12 @@ class WorkerPool:
                     _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
                 await self._clock.sleep(_GATE_ERROR_PAUSE)
                 continue
+            finally:
+                self._at_gate -= 1
             if job is None:
                 return
+            if self._at_gate == 0:
+                self._grow()
             try:
                 await self._run(job)
             except asyncio.CancelledError:
@@ -149,16 +165,19 @@ class WorkerPool:
     async def _run(self, job: Job) -> None:
         clock = self._clock
         started = clock.now()
+        lane = self._lanes.get(job.model)
         try:
             body = json.dumps(job.payload(), separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
             # Checked at submit already; a message list mutated since then still ends cleanly.
-            self._limiter.refund(job.estimated_tokens, started)
+            lane.limiter.refund(job.estimated_tokens, started)
             self._outcome.fail(job, InvalidJobError(f"the request cannot be sent as JSON: {exc}"))
             return
         job.attempts += 1
         job.queued_seconds += started - job.eligible_at
         self._state.call_started(started)
+        lane.in_flight += 1
+        job.send_record = lane.controller.on_sent(job.estimated_tokens, started)
         self._stats.dispatched()
         if self._log_jobs:
             _log.debug(
@@ -168,7 +187,7 @@ class WorkerPool:
                 queued_seconds=round(job.queued_seconds, 4),
                 in_flight=self._state.in_flight,
             )
-        timeout = job.timeout or self._timeout or self._timeouts.timeout_for(job.max_tokens)
+        timeout = job.timeout or self._timeout or lane.timeouts.timeout_for(job.max_tokens)
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         try:
@@ -181,15 +200,17 @@ class WorkerPool:
             self._outcome.raised(job, exc, now)
             return
         finally:
-            if self._state.call_ended():
+            lane.in_flight -= 1
+            # A freed slot of a lane at its bound is what a waiting job may need.
+            if self._state.call_ended() or lane.in_flight + 1 >= lane.concurrency_limit():
                 self._poke()
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed
-        self._observe_headers(response, now)
+        self._observe_headers(lane, response, now)
         self._outcome.answered(job, response, now, elapsed)
 
-    def _observe_headers(self, response: TransportResponse, now: float) -> None:
+    def _observe_headers(self, lane: Lane, response: TransportResponse, now: float) -> None:
         try:
             headers = parse_rate_limit_headers(response.headers)
         except Exception:  # the parsers promise not to raise; a header must never kill a job
@@ -200,9 +221,21 @@ class WorkerPool:
         # synchronises its level with what the server says remains. Whatever a header holds,
         # the answer it came with still counts.
         try:
-            if self._controller is not None:
-                self._controller.on_headers(headers, now)
-            self._limiter.observe_headers(
+            controller = lane.controller
+            stated = header_limits(
+                headers,
+                requests_seen=ClientCount(
+                    controller.accepted("requests", _SEEN_WITHIN, now), _SEEN_WITHIN
+                ),
+            )
+            if stated.requests_per_second is not None or stated.tokens_per_minute is not None:
+                controller.on_stated(
+                    requests_per_second=stated.requests_per_second,
+                    tokens_per_minute=stated.tokens_per_minute,
+                    now=now,
+                    reason="headers",
+                )
+            lane.limiter.observe_headers(
                 dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
             )
         except Exception as exc:

@@ -1,11 +1,15 @@
 """Admission: which job goes next, and when.
 
-A fixed pool of workers takes turns at one gate. The worker at the gate looks at the most
-urgent eligible job and asks the limiter for its credit; if the limiter says "wait", the worker
-sleeps until that moment or until something changes (a more urgent job arrives, credit is
-refunded, limits change, a call ends), never polling. On the way the gate keeps the last worker
-slots free for urgent work while it keeps arriving, and sends one call at a time until the
-server has first answered.
+Workers take turns at one gate. The worker at the gate looks at the most urgent eligible job of
+each model's lane, most urgent lane first, and asks that lane's limiter for credit. The first
+job whose credit is there goes; a job waiting for its own model's credit never holds back a job
+of another model (no head-of-line blocking), and within a model priority order holds. When no
+lane can go, the worker sleeps until the earliest moment one can, or until something changes (a
+more urgent job arrives, credit is refunded, limits change, a call ends), never polling.
+
+Each lane bounds its calls in flight by Little's law (``_limits/_concurrency.py``), keeps the
+last of them free for urgent work while urgent work keeps arriving, and the whole pool sends one
+call at a time until the server has first answered.
 
 The state the gate shares with ``submit`` and with the attempts (calls in flight, first
 contact, the urgent hold) is one small :class:`GateState`, passed to each explicitly.
@@ -14,18 +18,17 @@ contact, the urgent hold) is one small :class:`GateState`, passed to each explic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable
 
 from .._clock import Clock, TimerHandle
 from .._errors import DeadlineExceededError, SchedulerError
 from .._guards._breaker import CircuitBreaker
-from .._limits._adaptive import RateController
-from .._limits._local import Limiter
 from .._models import Priority
 from .._observe._alerts import AlertMonitor
 from ._job import Job
-from ._queue import JobQueue
+from ._lanes import Lane, Lanes
 from ._settings import SchedulerSettings
 
 __all__ = ["Gate", "GateState", "Wakeup"]
@@ -123,14 +126,13 @@ class Gate:
         "_alerts",
         "_breaker",
         "_clock",
-        "_controller",
         "_fail",
-        "_limiter",
+        "_global_cap",
+        "_lanes",
         "_lock",
-        "_max_concurrency",
-        "_queue",
+        "_release",
         "_state",
-        "_urgent_slots",
+        "_urgent_share",
         "_urgent_window",
         "_wakeup",
     )
@@ -138,75 +140,59 @@ class Gate:
     def __init__(
         self,
         *,
-        queue: JobQueue,
-        limiter: Limiter,
-        controller: RateController | None,
+        lanes: Lanes,
         breaker: CircuitBreaker,
         alerts: AlertMonitor,
         clock: Clock,
         state: GateState,
         wakeup: Wakeup,
         fail: Callable[[Job, SchedulerError], None],
+        release: Callable[[Job], None],
         settings: SchedulerSettings,
     ) -> None:
-        self._queue = queue
-        self._limiter = limiter
-        self._controller = controller
+        self._lanes = lanes
         self._breaker = breaker
         self._alerts = alerts
         self._clock = clock
         self._state = state
         self._wakeup = wakeup
         self._fail = fail
-        self._max_concurrency = settings.max_concurrency
-        self._urgent_slots = settings.urgent_slots
+        self._release = release
+        self._global_cap = settings.max_concurrency or settings.concurrency_cap
+        self._urgent_share = settings.urgent_share
         self._urgent_window = settings.urgent_window
         # One worker at the gate at a time: credit is then granted strictly in queue order.
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return (
-            f"Gate(max_concurrency={self._max_concurrency}, urgent_slots={self._urgent_slots}, "
-            f"urgent_window={self._urgent_window}, queued={len(self._queue)}, "
+            f"Gate(global_cap={self._global_cap}, urgent_share={self._urgent_share}, "
+            f"urgent_window={self._urgent_window}, queued={self._lanes.queued()}, "
             f"in_flight={self._state.in_flight})"
         )
 
-    def _holding_for_urgent(self, now: float) -> bool:
-        """True when non-urgent work must leave the reserved slots free."""
-        state = self._state
+    def _holding_for_urgent(self, lane: Lane, limit: int, now: float) -> bool:
+        """True when non-urgent work of ``lane`` must leave its reserved slots free."""
+        slots = int(self._urgent_share * limit)
         return (
-            self._urgent_slots > 0
-            and now - state.last_urgent_at < self._urgent_window
-            and state.in_flight >= self._max_concurrency - self._urgent_slots
+            slots > 0
+            and now - self._state.last_urgent_at < self._urgent_window
+            and lane.in_flight >= limit - slots
         )
 
     async def next_job(self) -> Job | None:
         """The next job to send with its credit reserved, or None when it is time to stop."""
-        state, queue, limiter, wakeup = self._state, self._queue, self._limiter, self._wakeup
+        state, lanes, wakeup = self._state, self._lanes, self._wakeup
         async with self._lock:
             while True:
                 now = self._clock.now()
-                job = queue.peek(now)
-                if job is None:
-                    if state.closing and len(queue) == 0:
+                heads = [(job, lane) for lane in lanes if (job := lane.queue.peek(now))]
+                if not heads:
+                    if state.closing and lanes.queued() == 0:
                         wakeup.poke()
                         return None
-                    await wakeup.wait(queue.next_eligible_at())
+                    await wakeup.wait(lanes.next_eligible_at())
                     continue
-                urgent_only = False
-                if job.priority > Priority.HIGH and self._holding_for_urgent(now):
-                    # The last slots are kept for urgent work while it keeps arriving. An urgent
-                    # job behind an aged one may take them; otherwise the next call to finish,
-                    # or a retry falling due, wakes the gate.
-                    urgent = queue.peek(now, urgent_only=True)
-                    if urgent is None:
-                        state.waiting_for_slot = True
-                        until = state.last_urgent_at + self._urgent_window
-                        eligible = queue.next_eligible_at()
-                        await wakeup.wait(until if eligible is None else min(until, eligible))
-                        state.waiting_for_slot = False
-                        continue
-                    job, urgent_only = urgent, True
                 if state.first_call_at is not None and not state.heard_back:
                     # Until the server has answered once, one call at a time: a wrong key or
                     # an empty account then costs one request, not a whole pool of them, and
@@ -217,31 +203,74 @@ class Gate:
                         await wakeup.wait(opens_at)
                         continue
                     state.heard_back = True
-                if job.deadline is not None and now >= job.deadline:
-                    queue.pop(now, urgent_only=urgent_only)
-                    self._fail(job, DeadlineExceededError("the job's deadline passed"))
+                state.waiting_for_slot = False
+                if state.in_flight >= self._global_cap:
+                    state.waiting_for_slot = True
+                    await wakeup.wait(lanes.next_eligible_at())
                     continue
-                wait = await limiter.acquire(job.estimated_tokens, now, job.priority)
-                if wait <= 0.0:
-                    now = self._clock.now()
-                    # Awaiting a shared limiter lets time pass: the job may have been cancelled,
-                    # or a more urgent retry may have become due and now stand in front.
-                    if job.cancelled or queue.peek(now, urgent_only=urgent_only) is not job:
-                        limiter.refund(job.estimated_tokens, now)
-                        continue
-                    # Asked only when the job will really go: half-open hands out one probe.
-                    blocked = self._breaker.delay(now)
-                    if blocked > 0.0:
-                        limiter.refund(job.estimated_tokens, now)
-                        await wakeup.wait(now + blocked)
-                        continue
-                    queue.pop(now, urgent_only=urgent_only)
-                    self._alerts.record_queue_wait(now - job.submitted_at, now)
-                    return job
-                if self._controller is not None:
-                    self._controller.on_limited(now)
-                until = now + max(wait, _MIN_WAIT)
-                eligible = queue.next_eligible_at()
+                heads.sort(key=lambda head: head[0].key)
+                outcome = await self._admit_one(heads, now)
+                if isinstance(outcome, Job):
+                    return outcome
+                if outcome is None:
+                    continue
+                until = outcome
+                eligible = lanes.next_eligible_at()
                 if eligible is not None:
                     until = min(until, eligible)
-                await wakeup.wait(until)
+                await wakeup.wait(None if until == math.inf else until)
+
+    async def _admit_one(self, heads: list[tuple[Job, Lane]], now: float) -> Job | float | None:
+        """Admit the first head whose lane has a slot and credit.
+
+        Returns the job, None to look again at once, or the earliest time a lane may go.
+        """
+        state = self._state
+        until = math.inf
+        for job, lane in heads:
+            limit = lane.concurrency_limit()
+            if lane.in_flight >= limit:
+                lane.concurrency.on_saturated(now)
+                state.waiting_for_slot = True
+                continue
+            urgent_only = False
+            if job.priority > Priority.HIGH and self._holding_for_urgent(lane, limit, now):
+                # The last slots are kept for urgent work while it keeps arriving. An urgent
+                # job behind an aged one may take them; otherwise the next call to finish,
+                # or a retry falling due, wakes the gate.
+                urgent = lane.queue.peek(now, urgent_only=True)
+                if urgent is None:
+                    state.waiting_for_slot = True
+                    until = min(until, state.last_urgent_at + self._urgent_window)
+                    continue
+                job, urgent_only = urgent, True
+            if job.future.done() or (job.deadline is not None and now >= job.deadline):
+                # Cancelled (its done-callback may not have run yet) or out of time: never sent.
+                lane.queue.pop(now, urgent_only=urgent_only)
+                if not job.future.done():
+                    self._fail(job, DeadlineExceededError("the job's deadline passed"))
+                self._release(job)
+                return None
+            lane.controller.tick(now)
+            wait = await lane.limiter.acquire(job.estimated_tokens, now, job.priority)
+            if wait > 0.0:
+                lane.controller.on_limited(now)
+                until = min(until, now + max(wait, _MIN_WAIT))
+                continue
+            now = self._clock.now()
+            # Awaiting a shared limiter lets time pass: the job may have been cancelled, or a
+            # more urgent retry may have become due and now stand in front.
+            if job.future.done() or lane.queue.peek(now, urgent_only=urgent_only) is not job:
+                lane.limiter.refund(job.estimated_tokens, now)
+                return None
+            # Asked only when the job will really go: half-open hands out one probe.
+            blocked = self._breaker.delay(now)
+            if blocked > 0.0:
+                lane.limiter.refund(job.estimated_tokens, now)
+                return now + blocked
+            lane.queue.pop(now, urgent_only=urgent_only)
+            # A failing alert sink must never lose the job just popped.
+            with contextlib.suppress(Exception):
+                self._alerts.record_queue_wait(now - job.submitted_at, now)
+            return job
+        return until

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._clock import TimerHandle
 from .._errors import AttemptRecord
+from .._limits._acceptance import SendRecord
 from .._models import Endpoint, Result
 from .._wire._request import request_body
 
@@ -39,6 +40,7 @@ class Job:
         "prompt",
         "queued",
         "queued_seconds",
+        "send_record",
         "submitted_at",
         "timeout",
     )
@@ -81,6 +83,8 @@ class Job:
         self.history: list[AttemptRecord] = []
         self.queued_seconds = 0.0
         self.in_flight_seconds = 0.0
+        # The slot of send time of the current attempt, to book its fate on when it returns.
+        self.send_record: SendRecord | None = None
         self.cancelled = False
         self.queued = False
         self.budget_held = False

@@ -19,24 +19,22 @@ from .._errors import (
     APIResponseValidationError,
     AttemptRecord,
     DeadlineExceededError,
+    ModelNotAvailableError,
     RateLimitError,
     SchedulerError,
 )
 from .._guards._breaker import CircuitBreaker
 from .._guards._budget import Budget
-from .._guards._estimate import TokenEstimator
-from .._guards._timeouts import CallTimeouts
-from .._limits._adaptive import RateController
-from .._limits._local import Limiter
 from .._models import Result, Usage
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
 from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
+from .._wire._limit_bodies import LimitUnit, StatedLimits
 from .._wire._response import extract_answer
 from ._job import Job
-from ._queue import JobQueue
+from ._lanes import Lane, Lanes
 from ._retry import RetryPolicy, backoff_delay, retry_after_delay
 from ._settings import MAX_TOKENS_LIMIT
 
@@ -49,8 +47,8 @@ _CONGESTION_PAUSE = 0.25
 class OutcomeHandler:
     """Settles each call's credit and decides the job's fate: result, requeue, or error.
 
-    ``limiter`` and ``controller`` are attached when the scheduler starts (the limiter is
-    built then); ``fatal`` is the error that stopped the run, once one did.
+    Credit, learning and requeueing go to the job's model lane; ``fatal`` is the error that
+    stopped the run, once one did.
     """
 
     __slots__ = (
@@ -58,51 +56,41 @@ class OutcomeHandler:
         "_breaker",
         "_budget",
         "_consecutive_429",
-        "_estimators",
+        "_lanes",
         "_log_jobs",
         "_poke",
-        "_queue",
         "_retry",
         "_rng",
         "_stats",
         "_stop_on_fatal",
-        "_timeouts",
-        "controller",
         "fatal",
-        "limiter",
     )
 
     def __init__(
         self,
         *,
-        queue: JobQueue,
+        lanes: Lanes,
         retry: RetryPolicy,
         rng: random.Random,
         breaker: CircuitBreaker,
         alerts: AlertMonitor,
         budget: Budget | None,
-        estimators: dict[str, TokenEstimator],
-        timeouts: CallTimeouts,
         stats: StatsRecorder,
         stop_on_fatal: bool,
         log_jobs: bool,
         poke: Callable[[], None],
     ) -> None:
-        self._queue = queue
+        self._lanes = lanes
         self._retry = retry
         self._rng = rng
         self._breaker = breaker
         self._alerts = alerts
         self._budget = budget
-        self._estimators = estimators
-        self._timeouts = timeouts
         self._stats = stats
         self._stop_on_fatal = stop_on_fatal
         self._log_jobs = log_jobs
         # Wakes the gate: a requeued job or a drained queue may change who goes next.
         self._poke = poke
-        self.limiter: Limiter | None = None
-        self.controller: RateController | None = None
         self.fatal: APIError | None = None
         self._consecutive_429 = 0
 
@@ -117,6 +105,11 @@ class OutcomeHandler:
     def raised(self, job: Job, exc: Exception, now: float) -> None:
         """The transport raised (connection error, timeout): classify, then retry or fail."""
         verdict = classify_exception(exc)
+        if job.send_record is not None:
+            # The server may have taken it: for the limit it counts as accepted.
+            self._lanes.get(job.model).controller.on_answered(
+                job.send_record, job.estimated_tokens, job.estimated_tokens
+            )
         if isinstance(verdict.error, APIConnectionError):
             self._breaker.record(False, now)
         self._alerts.record_call(False, now)
@@ -125,15 +118,17 @@ class OutcomeHandler:
 
     def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
         """The server answered: succeed, or settle the rejected call and retry-or-fail."""
-        assert self.limiter is not None
+        lane = self._lanes.get(job.model)
         if 200 <= response.status < 300:
-            self._succeed(job, response, now, elapsed)
+            self._succeed(lane, job, response, now, elapsed)
             return
         # A rejected call generated nothing: its tokens go back, its request slot does not.
-        self.limiter.settle(job.estimated_tokens, 0, now)
+        lane.limiter.settle(job.estimated_tokens, 0, now)
         verdict = classify_response(
             response.status, response.headers, response.body, request_id=response.request_id
         )
+        if not verdict.is_rate_limit and job.send_record is not None:
+            lane.controller.on_answered(job.send_record, job.estimated_tokens, 0)
         self._breaker.record(response.status < 500, now)
         if verdict.is_rate_limit:
             self._alerts.record_rate_limited(now)
@@ -141,15 +136,16 @@ class OutcomeHandler:
             self._alerts.record_call(False, now)
         self.retry_or_fail(job, verdict, now)
 
-    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
-        assert self.limiter is not None
+    def _succeed(
+        self, lane: Lane, job: Job, response: TransportResponse, now: float, elapsed: float
+    ) -> None:
         try:
             parsed = json.loads(response.body)
             if not isinstance(parsed, dict):
                 raise ValueError("the body is not a JSON object")
             text, finish_reason = extract_answer(parsed, job.endpoint)
         except ValueError as exc:
-            self.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
+            lane.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
             self._breaker.record(True, now)
             self._alerts.record_call(False, now)
             error = APIResponseValidationError(
@@ -162,7 +158,9 @@ class OutcomeHandler:
         usage = Usage.from_body(parsed)
         # A usage figure beyond any model's reach is a server bug, not tokens to account.
         used = min(usage.total_tokens or job.estimated_tokens, MAX_TOKENS_LIMIT)
-        self.limiter.settle(job.estimated_tokens, used, now)
+        lane.limiter.settle(job.estimated_tokens, used, now)
+        if job.send_record is not None:
+            lane.controller.on_answered(job.send_record, job.estimated_tokens, used)
         self._breaker.record(True, now)
         self._alerts.record_call(True, now)
         if self._budget is not None:
@@ -171,10 +169,9 @@ class OutcomeHandler:
             self._budget.settle(reserved, used, usage.cost_in_usd_ticks)
             self._alerts.record_budget(self._budget.used_fraction, now)
         answer_tokens = min(usage.completion_tokens + usage.reasoning_tokens, MAX_TOKENS_LIMIT)
-        self._estimators[job.model].observe(job.characters, usage.prompt_tokens, answer_tokens)
-        self._timeouts.observe(elapsed, answer_tokens)
-        if self.controller is not None:
-            self.controller.on_success(used, now, elapsed)
+        lane.estimator.observe(job.characters, usage.prompt_tokens, answer_tokens)
+        lane.timeouts.observe(elapsed, answer_tokens)
+        lane.concurrency.observe(elapsed)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
         if self._log_jobs:
@@ -215,7 +212,7 @@ class OutcomeHandler:
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
         if verdict.is_rate_limit:
-            self._pause_for_rate_limit(verdict, now)
+            self._pause_for_rate_limit(job, verdict, now)
         delay: float | None = None
         if verdict.retryable:
             if verdict.retry_after is not None:
@@ -239,6 +236,9 @@ class OutcomeHandler:
         if error.fails_every_job and self._stop_on_fatal:
             self._stop_everything(error, job)
             return
+        if isinstance(error, ModelNotAvailableError):
+            self._close_lane(job, error)
+            return
         if self.fatal is not None:
             # The run was stopped while this job was on the wire: it must not go again.
             self.fail(job, self.copy_fatal())
@@ -259,7 +259,7 @@ class OutcomeHandler:
         job.eligible_at = retry_at
         self._stats.retried()
         # Queue first: nothing after this point may lose the job, not even a broken log sink.
-        self._queue.push(job, now)
+        self._lanes.get(job.model).queue.push(job, now)
         self._poke()
         _log.info(
             "grok_scheduler.retry_scheduled",
@@ -269,12 +269,23 @@ class OutcomeHandler:
             status_code=error.status_code,
         )
 
-    def _pause_for_rate_limit(self, verdict: Verdict, now: float) -> None:
-        assert self.limiter is not None
+    def _pause_for_rate_limit(self, job: Job, verdict: Verdict, now: float) -> None:
+        lane = self._lanes.get(job.model)
         self._consecutive_429 += 1
-        pause = 0.0
-        if self.controller is not None:
-            pause = self.controller.on_rate_limited(verdict.limit_dimension, now)
+        lane.concurrency.on_rate_limited(now)
+        stated = verdict.stated
+        if stated is not None:
+            # xAI's body states the limit exactly: the model's limits are known from now on.
+            lane.controller.on_stated(
+                requests_per_second=_per(stated, "requests", 1.0),
+                requests_per_minute=_per(stated, "requests", 60.0),
+                tokens_per_minute=_per(stated, "tokens", 60.0),
+                now=now,
+                reason="429 body",
+            )
+        pause = lane.controller.on_rate_limited(
+            verdict.limit_dimension, now, record=job.send_record, reserved=job.estimated_tokens
+        )
         if verdict.retry_after is not None and verdict.retry_after <= self._retry.max_retry_after:
             wait = verdict.retry_after
         else:
@@ -285,7 +296,7 @@ class OutcomeHandler:
             if pause <= 0.0:
                 pause = _CONGESTION_PAUSE * min(2 ** (self._consecutive_429 - 1), 16)
             wait = pause * self._rng.uniform(0.75, 1.25)
-        self.limiter.pause_until(now + wait, now, "429")
+        lane.limiter.pause_until(now + wait, now, "429")
 
     def fail(self, job: Job, error: SchedulerError) -> None:
         """End a job with ``error`` (its history attached), releasing what it held."""
@@ -317,7 +328,7 @@ class OutcomeHandler:
             job.cancelled = True
             self._stats.cancelled()
             if job.queued:
-                self._queue.discard(job)
+                self._lanes.get(job.model).queue.discard(job)
                 self.release_budget(job)
                 self._poke()
 
@@ -325,7 +336,7 @@ class OutcomeHandler:
         """A queued job's deadline passed: fail it now rather than when it reaches the front."""
         if job.queued and not job.cancelled and not job.future.done():
             job.cancelled = True
-            self._queue.discard(job)
+            self._lanes.get(job.model).queue.discard(job)
             self.fail(job, DeadlineExceededError("the job's deadline passed in the queue"))
             self._poke()
 
@@ -361,8 +372,18 @@ class OutcomeHandler:
 
     def fail_queued(self, error: SchedulerError | None) -> None:
         """Fail every queued job with ``error`` (None: a copy of the fatal error)."""
-        for job in self._queue.drain():
-            self.fail(job, error if error is not None else self.copy_fatal())
+        for lane in self._lanes:
+            for job in lane.queue.drain():
+                self.fail(job, error if error is not None else self.copy_fatal())
+        self._poke()
+
+    def _close_lane(self, job: Job, error: ModelNotAvailableError) -> None:
+        """The team may not use this model: fail its queued jobs too, and its later ones."""
+        lane = self._lanes.get(job.model)
+        lane.unavailable = error
+        self.fail(job, error)
+        for queued in lane.queue.drain():
+            self.fail(queued, lane_refusal(error))
         self._poke()
 
 
@@ -372,6 +393,22 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
     # very object, which must not become its own cause.
     if cause is not None and cause is not error:
         error.__cause__ = cause
+
+
+def lane_refusal(error: ModelNotAvailableError) -> ModelNotAvailableError:
+    """A fresh error for a job of a model the team may not use (one per job)."""
+    return ModelNotAvailableError(
+        f"not sent: {error.message}",
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+    )
+
+
+def _per(stated: StatedLimits, unit: LimitUnit, window: float) -> float | None:
+    """A stated limit of ``unit`` per ``window`` as a rate per that window."""
+    found = stated.limit_for(unit, window)
+    return None if found is None or found.limit <= 0 else found.limit
 
 
 def _str_or_none(value: object) -> str | None:

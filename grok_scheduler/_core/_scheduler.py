@@ -17,21 +17,25 @@ from .._clock import Clock, LoopClock
 from .._errors import SchedulerClosedError, SchedulerError
 from .._guards._breaker import BreakerPolicy, CircuitBreaker
 from .._guards._budget import Budget
-from .._guards._estimate import TokenEstimator, prompt_characters
-from .._guards._timeouts import CallTimeouts
-from .._limits._adaptive import AdaptivePolicy, RateController
-from .._limits._local import Limiter, LocalLimiter
+from .._guards._estimate import prompt_characters
+from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._events import events as _log
-from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
+from .._observe._stats import (
+    ModelStatistics,
+    SchedulerStatistics,
+    StatsRecorder,
+    queue_levels,
+)
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
 from ._job import Job
+from ._lanes import Lanes, LimiterSource, PerModel
 from ._map import OutcomeStream, PromptItem, map_prompts
-from ._outcome import OutcomeHandler
+from ._outcome import OutcomeHandler, lane_refusal
 from ._queue import JobQueue
 from ._retry import RetryPolicy
 from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings
@@ -61,9 +65,9 @@ class Scheduler:
         api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         model: str = "grok-4",
-        requests_per_second: float | None = None,
-        tokens_per_minute: float | None = None,
-        max_concurrency: int = 32,
+        requests_per_second: PerModel = None,
+        tokens_per_minute: PerModel = None,
+        max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         adaptive: AdaptivePolicy | None = None,
         breaker: BreakerPolicy | None = None,
@@ -80,16 +84,18 @@ class Scheduler:
         urgent_share: float = 0.1,
         log_jobs: bool = False,
         urgent_window: float = 60.0,
-        limiter: Limiter | None = None,
+        limiter: LimiterSource = None,
         transport: Transport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        concurrency_cap: int = 1024,
     ) -> None:
         settings = scheduler_settings(
             model=model,
             endpoint=endpoint,
             base_url=base_url,
             max_concurrency=max_concurrency,
+            concurrency_cap=concurrency_cap,
             requests_per_second=requests_per_second,
             tokens_per_minute=tokens_per_minute,
             timeout=timeout,
@@ -113,30 +119,38 @@ class Scheduler:
             if token_budget is not None or cost_budget_usd is not None
             else None
         )
-        self._controller: RateController | None = None
-        self._queue = JobQueue(aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH)
-        self._limiter: Limiter | None = limiter
+        self._lanes = Lanes(
+            default_model=settings.model,
+            requests_per_second=settings.requests_per_second,
+            tokens_per_minute=settings.tokens_per_minute,
+            burst_seconds=settings.burst_seconds,
+            adaptive=self._adaptive,
+            limiter=limiter,
+            max_concurrency=settings.max_concurrency,
+            concurrency_cap=settings.concurrency_cap,
+            make_queue=functools.partial(
+                JobQueue, aging_seconds=aging_seconds, urgent_at_most=Priority.HIGH
+            ),
+            now=self._clock.now,
+            listener=self._wakeup.poke,
+        )
         if transport is None:
             key = api_key if api_key is not None else os.environ.get("XAI_API_KEY")
             if not key:
                 raise ValueError("no API key: pass api_key= or set XAI_API_KEY")
             transport = AiohttpTransport(
-                base_url=base_url, api_key=key, max_connections=max_concurrency
+                base_url=base_url, api_key=key, max_connections=settings.connections
             )
         self._transport = transport
-        self._estimators: dict[str, TokenEstimator] = {}
-        self._timeouts = CallTimeouts()
         self._stats = StatsRecorder()
         self._state = GateState()
         self._outcome = OutcomeHandler(
-            queue=self._queue,
+            lanes=self._lanes,
             retry=retry or RetryPolicy(),
             rng=rng or random.Random(),
             breaker=self._breaker,
             alerts=self._alerts,
             budget=self._budget,
-            estimators=self._estimators,
-            timeouts=self._timeouts,
             stats=self._stats,
             stop_on_fatal=stop_on_fatal,
             # Per-job events cost on every job and would flood a configured log: opt-in.
@@ -163,28 +177,10 @@ class Scheduler:
         if self._closed:
             raise SchedulerClosedError("the scheduler is closed")
         self._started = True
-        now = self._clock.now()
-        if self._limiter is None:
-            self._limiter = LocalLimiter(
-                requests_per_second=self._settings.requests_per_second,
-                tokens_per_minute=self._settings.tokens_per_minute,
-                burst_seconds=self._settings.burst_seconds,
-                now=now,
-            )
-        limiter = self._outcome.limiter = self._limiter
-        limiter.set_listener(self._wakeup.poke)
-        controller = self._controller = self._outcome.controller = RateController(
-            self._adaptive,
-            limiter,
-            requests_per_second=limiter.requests_per_second,
-            tokens_per_minute=limiter.tokens_per_minute,
-            now=now,
-            measure_acceptance=getattr(self._limiter, "measures_acceptance", False),
-        )
+        # The default model's lane exists from the start: statistics and a given limiter.
+        _ = self._lanes.default
         self._pool = WorkerPool(
-            queue=self._queue,
-            limiter=limiter,
-            controller=controller,
+            lanes=self._lanes,
             breaker=self._breaker,
             alerts=self._alerts,
             clock=self._clock,
@@ -192,7 +188,6 @@ class Scheduler:
             wakeup=self._wakeup,
             transport=self._transport,
             outcome=self._outcome,
-            timeouts=self._timeouts,
             stats=self._stats,
             settings=self._settings,
         )
@@ -214,8 +209,8 @@ class Scheduler:
             # Anything still unresolved (workers cancelled mid-call) fails rather than hangs.
             self._outcome.fail_queued(SchedulerClosedError(_CLOSED_BEFORE_RUN))
             try:
-                if self._limiter is not None:
-                    await self._limiter.aclose()
+                for lane in list(self._lanes):
+                    await lane.limiter.aclose()
             finally:
                 await self._transport.aclose()
 
@@ -226,8 +221,8 @@ class Scheduler:
 
     @property
     def max_concurrency(self) -> int:
-        """How many calls may be in flight at once."""
-        return self._settings.max_concurrency
+        """The most calls that may ever be in flight at once (the cap when sized automatically)."""
+        return self._settings.connections
 
     @property
     def closed(self) -> bool:
@@ -287,10 +282,10 @@ class Scheduler:
                 priority=job.priority,
                 model=job.model,
                 estimated_tokens=job.estimated_tokens,
-                queued=len(self._queue) + 1,
+                queued=self._lanes.queued() + 1,
             )
         # Wake the gate for a new head, or for an urgent job while it holds the reserved slots.
-        if self._queue.push(job, job.submitted_at) or (
+        if self._lanes.get(job.model).queue.push(job, job.submitted_at) or (
             self._state.waiting_for_slot and job.priority <= Priority.HIGH
         ):
             self._wakeup.poke()
@@ -334,20 +329,13 @@ class Scheduler:
     def _make_job(self, args: JobArguments, metadata: Any) -> Job:
         """A queued job's state, its tokens estimated; refused if it could never be sent."""
         characters, count = prompt_characters(args.messages)
-        estimator = self._estimators.get(args.model)
-        if estimator is None:
-            estimator = self._estimators[args.model] = TokenEstimator()
-        estimate = estimator.estimate(characters, count, args.max_tokens)
+        lane = self._lanes.get(args.model)
+        if lane.unavailable is not None:
+            raise lane_refusal(lane.unavailable)
+        estimate = lane.estimator.estimate(characters, count, args.max_tokens)
         # The ceiling, not the current adaptive rate: a job that fits the limit must not be
         # refused because a 429 lowered the pace for a while.
-        check_fits(
-            estimate,
-            self._controller.tokens_ceiling
-            if self._controller is not None
-            else self._limiter.tokens_per_minute
-            if self._limiter
-            else None,
-        )
+        check_fits(estimate, lane.controller.tokens_ceiling)
         now = self._clock.now()
         return Job(
             prompt=args.messages,
@@ -361,7 +349,7 @@ class Scheduler:
             deadline=now + args.deadline if args.deadline is not None else None,
             estimated_tokens=estimate,
             characters=characters,
-            key=self._queue.key_for(args.priority, now),
+            key=lane.queue.key_for(args.priority, now),
             now=now,
             future=asyncio.get_running_loop().create_future(),
         )
@@ -388,25 +376,40 @@ class Scheduler:
     def statistics(self) -> SchedulerStatistics:
         """A frozen snapshot of queue, limits, counters and token use."""
         now = self._clock.now()
+        lanes = list(self._lanes)
+        default = self._lanes.existing(self._settings.model)
         return self._stats.snapshot(
-            queued=len(self._queue),
+            queued=self._lanes.queued(),
             in_flight=self._state.in_flight,
-            limiter=self._limiter.state(now) if self._limiter else None,
+            limiter=default.limiter.state(now) if default is not None else None,
             queue_by_priority=queue_levels(
-                ((job.priority, job.submitted_at) for job in self._queue.jobs()), now
+                ((job.priority, job.submitted_at) for lane in lanes for job in lane.queue.jobs()),
+                now,
             ),
+            models={
+                lane.model: ModelStatistics(
+                    model=lane.model,
+                    limiter=lane.limiter.state(now),
+                    in_flight=lane.in_flight,
+                    concurrency_limit=lane.concurrency_limit(),
+                    queued=len(lane.queue),
+                    slow_latency=lane.concurrency.slow_latency,
+                )
+                for lane in lanes
+            },
             breaker_state=self._breaker.state,
             active_alerts=self._alerts.active(),
             budget_used_fraction=self._budget.used_fraction if self._budget else None,
         )
 
     def __repr__(self) -> str:
-        limiter = self._limiter
+        lane = self._lanes.existing(self._settings.model)
+        limiter = lane.limiter if lane is not None else None
         return (
             f"Scheduler(model={self._settings.model!r}, base_url={self._settings.base_url!r}, "
             f"max_concurrency={self._settings.max_concurrency}, "
             f"requests_per_second={limiter.requests_per_second if limiter else None}, "
             f"tokens_per_minute={limiter.tokens_per_minute if limiter else None}, "
-            f"queued={len(self._queue)}, in_flight={self._state.in_flight}, "
+            f"queued={self._lanes.queued()}, in_flight={self._state.in_flight}, "
             f"closed={self._state.closing})"
         )

@@ -51,9 +51,10 @@ class SchedulerSettings:
     model: str
     endpoint: Endpoint
     base_url: str
-    max_concurrency: int
-    requests_per_second: float | None
-    tokens_per_minute: float | None
+    max_concurrency: int | None
+    concurrency_cap: int
+    requests_per_second: float | Mapping[str, float] | None
+    tokens_per_minute: float | Mapping[str, float] | None
     timeout: float | None
     burst_seconds: float
     aging_seconds: float | None
@@ -64,9 +65,9 @@ class SchedulerSettings:
     log_jobs: bool
 
     @property
-    def urgent_slots(self) -> int:
-        """Workers kept free of NORMAL/LOW calls while urgent work keeps arriving."""
-        return int(self.urgent_share * self.max_concurrency)
+    def connections(self) -> int:
+        """Calls that may ever be in flight at once: the connection pool's size."""
+        return self.max_concurrency or self.concurrency_cap
 
 
 def scheduler_settings(
@@ -74,9 +75,10 @@ def scheduler_settings(
     model: str,
     endpoint: Endpoint | str,
     base_url: str,
-    max_concurrency: int,
-    requests_per_second: float | None,
-    tokens_per_minute: float | None,
+    max_concurrency: int | None,
+    concurrency_cap: int,
+    requests_per_second: float | Mapping[str, float] | None,
+    tokens_per_minute: float | Mapping[str, float] | None,
     timeout: float | None,
     burst_seconds: float,
     aging_seconds: float | None,
@@ -87,14 +89,12 @@ def scheduler_settings(
     log_jobs: bool,
 ) -> SchedulerSettings:
     """Check the constructor's arguments (raising ``ValueError``) in the order it always did."""
-    if (
-        not isinstance(max_concurrency, int)
-        or isinstance(max_concurrency, bool)
-        or (max_concurrency < 1)
-    ):
-        raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-    check_positive("requests_per_second", requests_per_second)
-    check_positive("tokens_per_minute", tokens_per_minute)
+    if max_concurrency is not None and not _positive_int(max_concurrency):
+        raise ValueError(f"max_concurrency must be a positive int or None, got {max_concurrency!r}")
+    if not _positive_int(concurrency_cap):
+        raise ValueError(f"concurrency_cap must be a positive int, got {concurrency_cap!r}")
+    requests_per_second = _per_model("requests_per_second", requests_per_second)
+    tokens_per_minute = _per_model("tokens_per_minute", tokens_per_minute)
     check_positive("timeout", timeout)
     check_positive("aging_seconds", aging_seconds)
     check_positive("urgent_window", urgent_window)
@@ -107,6 +107,7 @@ def scheduler_settings(
         endpoint=Endpoint(endpoint),
         base_url=base_url,
         max_concurrency=max_concurrency,
+        concurrency_cap=concurrency_cap,
         requests_per_second=requests_per_second,
         tokens_per_minute=tokens_per_minute,
         timeout=timeout,
@@ -118,6 +119,26 @@ def scheduler_settings(
         urgent_window=urgent_window,
         log_jobs=log_jobs,
     )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _per_model(
+    name: str, value: float | Mapping[str, float] | None
+) -> float | Mapping[str, float] | None:
+    """One positive figure, or a mapping of model names to positive figures (copied)."""
+    if isinstance(value, Mapping):
+        checked: dict[str, float] = {}
+        for model, figure in value.items():
+            if not isinstance(model, str) or not model:
+                raise ValueError(f"{name}: model names must be non-empty strings, got {model!r}")
+            check_positive(f"{name}[{model!r}]", figure)
+            checked[model] = figure
+        return checked
+    check_positive(name, value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

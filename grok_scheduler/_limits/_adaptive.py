@@ -1,57 +1,98 @@
-"""Finding and holding the real limit when the server does not say it (xAI sends no headers).
+"""Finding and holding each limit from what the server demonstrates, at any call latency.
 
-The controller runs AIMD with a measured cut, per dimension (requests/s and tokens/min):
+One controller per (key, model) and dimension (requests per second, tokens per minute). The
+evidence, strongest first:
 
-* **Cut** on a 429, once per congestion event (later 429s within about two call latencies, at
-  most ``cut_cooldown``, are the same event: requests already in flight). The new rate is
-  ``0.95 x the rate the server actually accepted`` over the last ``measure_window`` seconds, so
-  one cut lands near the real limit instead of halving blindly again and again; with no such
-  measurement (a limiter shared with other processes) it is ``decrease x rate``.
-* **Recover** after ``quiet_period`` seconds without a 429, but only while the limiter is the
-  bottleneck (raising a rate nobody uses would drift it upward unchecked): climb back linearly to
-  the rate where the last 429 happened within ``recovery_seconds``...
-* **Probe** beyond it slowly, ``probe_fraction`` of the rate per second, never above the ceiling:
-  the configured limit, a limit the server's headers state, or ``max_*`` when nothing is given.
+1. **A limit the server states**: xAI's 429 body (``Requests per Second (actual/limit): 2/2``)
+   or a header triple whose window the wire layer read from the triple itself. It becomes the
+   ceiling and the rate to run at.
+2. **What the server accepted while it was rejecting.** During a congestion episode the
+   server's bucket is empty, so what it still accepts per second is its refill rate: the limit
+   we are looking for, neighbours already taken out.
+3. **Configured limits**: a ceiling the controller never exceeds.
 
-With nothing configured, requests start unlimited (the concurrency bound holds them) and the first
-429 sets the rate from the measured acceptance. A 429 that does not say which limit it hit is
-blamed on the dimension that was closer to its limit.
+Acceptance is counted by **send time**. A call counts as accepted unless a 429 for it came back
+within the rejection horizon ``H`` (twice the slowest recent 429 turnaround). A 429 comes back
+at once even when answers take minutes, so a measurement is ready ``H`` seconds after the sends
+it covers, whatever the answer latency.
+
+* **Episode**: from the send time of the first rejected call until ``quiet_period`` (at least
+  ``2 H``) without a 429.
+* **Cut**: while an episode lasts, every ``max(0.5 s, H)`` the sends of ``[episode start, now -
+  H]`` (at most the last ``measure_window``, at least 20 sends' worth) are measured. If the
+  server was saturated (at least 5% of them rejected) the rate becomes ``0.95 x`` what it
+  accepted, but never less than half the current rate in one step. Before a measurement exists
+  the rate is cut by ``0.85`` once per step, and every 429 pauses this model's dispatch briefly.
+* **Grow**: after the quiet period, while the gate waited for this model's credit within the
+  last two seconds: linearly back to ``0.98 x`` the rate at which the last episode began within
+  ``recovery_seconds``, then probing up by ``probe_fraction`` per second, doubling every four
+  quiet seconds up to 8x. Growth is time-driven (``tick``), not success-driven, so it works with
+  one answer a minute.
+* **Bounds**: never above the ceiling; never grown beyond ``usage_cap x`` what was actually sent
+  over the last ten seconds (AWS's adaptive client caps at twice the measured rate), so a
+  dimension that is not binding cannot run away.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Protocol, runtime_checkable
 
 from .._observe._events import events as _log
-from ._base import Limiter, RateLimitHeaders
+from ._acceptance import AcceptanceLog, Dimension, SendRecord, WindowCounts
+from ._base import Limiter
 
-__all__ = ["AdaptivePolicy", "RateController"]
+__all__ = ["AdaptivePolicy", "FleetLog", "RateController"]
 
-Dimension = Literal["requests", "tokens"]
-_ADJUST_EVERY = 0.25
+_SATURATED = 0.05  # a window with this share refused was measured at the server's limit
+_MIN_ACCEPTED = 8  # fewer accepted calls than this measure noise, not a rate...
+_LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
+_MIN_SPAN = 0.25
+_MAX_WINDOW = 30.0
+_USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
-# Below this age an episode's acceptance is too few samples to measure a rate from.
-_MIN_EPISODE = 0.5
 _EARLY_CUT = 0.85
+_DEEPEST_STEP = 0.5
 _PROBE_DOUBLING = 4.0
-_SLOT = 0.02
+_LIMITED_RECENTLY = 2.0
+_TICK = 0.05
+
+
+class FleetLog(Protocol):
+    """Sends and refusals of every process sharing a limit (the Redis limiter keeps one)."""
+
+    def record_sent(self, now: float) -> None: ...
+
+    def record_rejected(self, sent_at: float, dimension: str) -> None: ...
+
+    def fleet_acceptance(self, start: float, end: float) -> tuple[int, int] | None:
+        """``(sent, refused)`` over the fleet for send times in ``[start, end)``."""
+        ...
+
+
+@runtime_checkable
+class _MinuteLimited(Protocol):
+    def set_requests_per_minute(self, requests_per_minute: float | None, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class AdaptivePolicy:
-    """Constants of the rate discovery (module docstring); ``enabled=False`` turns it off."""
+    """Constants of the rate discovery (see the module docstring); ``enabled=False`` turns it off.
+
+    ``decrease`` is the cut of a known rate while an episode is older than ``cut_cooldown`` and
+    nothing could be measured yet (younger episodes cut by 0.85).
+    """
 
     enabled: bool = True
     decrease: float = 0.7
     cut_cooldown: float = 1.0
-    quiet_period: float = 3.0
-    recovery_seconds: float = 8.0
-    probe_fraction: float = 0.03
+    quiet_period: float = 2.0
+    recovery_seconds: float = 4.0
+    probe_fraction: float = 0.05
     measure_window: float = 2.0
+    usage_cap: float = 2.0
     max_requests_per_second: float | None = None
     max_tokens_per_minute: float | None = None
     min_requests_per_second: float = 0.05
@@ -63,12 +104,16 @@ class _Dimension:
 
     __slots__ = (
         "applied",
+        "best_measured",
         "ceiling",
+        "configured",
         "cut_at",
+        "episode_rate",
         "episode_start",
         "floor",
         "last_429",
-        "last_cut",
+        "last_step",
+        "measured_in_episode",
         "rate",
         "recover_from",
         "stated",
@@ -77,30 +122,36 @@ class _Dimension:
     def __init__(self, rate: float | None, ceiling: float | None, floor: float) -> None:
         self.rate = rate  # None: unlimited (nothing known yet)
         self.applied = rate  # what the limiter was last given
+        self.configured = ceiling
         self.ceiling = ceiling
         self.floor = floor
-        self.last_cut = -math.inf
+        self.last_step = -math.inf
         self.last_429 = -math.inf
-        self.episode_start = -math.inf  # the first 429 of the current congestion episode
-        self.cut_at: float | None = None  # the rate at which the last 429 came
-        self.recover_from: float | None = None
-        self.stated = False  # the server's headers gave this limit: no guessing needed
+        self.episode_start = math.inf  # send time of the first refused call of the episode
+        self.episode_rate: float | None = None  # the rate when the episode began
+        self.best_measured = 0.0  # the most the server accepted in a measured window of it
+        self.measured_in_episode = False
+        self.cut_at: float | None = None  # where recovery climbs back to after an episode
+        self.recover_from: float | None = None  # the rate recovery started from
+        self.stated = False  # the server stated this limit (a body or headers)
+
+    def in_episode(self, now: float, quiet: float) -> bool:
+        return now - self.last_429 <= quiet
 
 
 class RateController:
-    """Adjusts a limiter's rates from 429s, successes and headers."""
+    """Adjusts one model's limiter from 429s, stated limits and what the server accepted."""
 
     __slots__ = (
-        "_accepted",
-        "_last_adjust",
+        "_fleet",
         "_last_limited",
-        "_latency",
+        "_last_tick",
         "_limiter",
-        "_measure",
+        "_log",
         "_on_change",
         "_policy",
         "_requests",
-        "_started",
+        "_shared",
         "_tokens",
         "last_reason",
     )
@@ -113,14 +164,16 @@ class RateController:
         requests_per_second: float | None,
         tokens_per_minute: float | None,
         now: float,
-        measure_acceptance: bool = True,
+        fleet: FleetLog | None = None,
+        shared: bool = False,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._policy = policy
-        self._started = now
-        self._latency = 0.0
-        self._measure = measure_acceptance
         self._limiter = limiter
+        # Processes sharing a limit measure what the whole fleet got accepted; without a fleet
+        # log, what this process alone got accepted says nothing about the limit.
+        self._fleet = fleet
+        self._shared = shared or fleet is not None
         self._requests = _Dimension(
             requests_per_second,
             requests_per_second or policy.max_requests_per_second,
@@ -131,202 +184,271 @@ class RateController:
             tokens_per_minute or policy.max_tokens_per_minute,
             policy.min_tokens_per_minute,
         )
-        # (completion time, total tokens) of recent successes, for the measured cut.
-        self._accepted: deque[list[float]] = deque()  # [sent at, calls, tokens]
-        self._last_adjust = -math.inf
+        self._log = AcceptanceLog()
         self._last_limited = -math.inf
+        self._last_tick = now
         self._on_change = on_change
         self.last_reason = "configured"
 
     # -- observations -----------------------------------------------------------------------
+    def on_sent(self, tokens: int, now: float) -> SendRecord:
+        """A call leaves now with ``tokens`` reserved; returns the record to book its fate on."""
+        if self._fleet is not None:
+            self._fleet.record_sent(now)
+        return self._log.sent(tokens, now)
+
+    def on_answered(self, record: SendRecord, reserved: int, used: int) -> None:
+        """A call sent in ``record`` was answered (not refused): book its real token count."""
+        self._log.answered(record, reserved, used)
+
     def on_limited(self, now: float) -> None:
-        """The gate had to wait for credit: the limiter is the bottleneck right now."""
+        """The gate had to wait for this model's credit: the limiter is the bottleneck now."""
         self._last_limited = now
 
-    def on_success(self, tokens: int, now: float, call_seconds: float = 0.0) -> None:
-        """A call succeeded; maybe raise the rates."""
-        # Calls in flight when a 429 comes back belong to the same congestion event: the
-        # cooldown between cuts follows how long a call takes.
-        self._latency += 0.1 * (call_seconds - self._latency)
-        accepted = self._accepted
-        # Keyed by when the call was sent: that is when the server counted it. Calls sent within
-        # _SLOT seconds share one entry, so memory stays flat at thousands of calls a second.
-        sent = now - call_seconds
-        if accepted and abs(sent - accepted[-1][0]) < _SLOT:
-            slot = accepted[-1]
-            slot[1] += 1
-            slot[2] += tokens
-        else:
-            accepted.append([sent, 1, tokens])
-        horizon = now - max(self._policy.measure_window, 60.0)
-        while accepted and accepted[0][0] < horizon:
-            accepted.popleft()
-        if self._policy.enabled and now - self._last_adjust >= _ADJUST_EVERY:
-            elapsed = min(now - self._last_adjust, 1.0)
-            self._last_adjust = now
-            if now - self._last_limited <= 1.0:
-                self._grow(elapsed, now)
-
-    def on_rate_limited(self, dimension: Dimension | None, now: float) -> float:
-        """A 429 came back; cut the guilty dimension. Returns the pool pause to apply."""
-        if not self._policy.enabled:
-            return 0.0
-        dimension = dimension or self._blame(now)
-        state = self._requests if dimension == "requests" else self._tokens
-        if now - state.last_429 > self._policy.quiet_period:
-            state.episode_start = now
-        state.last_429 = now
-        cooldown = min(self._policy.cut_cooldown, max(0.2, 2.0 * self._latency))
-        if state.stated or now - state.last_cut < cooldown:
-            # A stated limit is exact: the 429 came from a burst or a neighbour, which the
-            # pause and the remaining/reset synchronisation already handle.
-            return self._pause(dimension)
-        # A shared limiter's rate may have been changed by another process: start from it.
-        shared = (
-            self._limiter.requests_per_second
-            if dimension == "requests"
-            else (self._limiter.tokens_per_minute)
-        )
-        if shared is not None:
-            state.rate = shared
-        # Once 429s have started, the server's bucket is empty: what it accepted since then is
-        # exactly its refill rate, the limit we are looking for (before that, its initial burst
-        # would inflate any measurement). What this process saw accepted says nothing about
-        # the key's limit when other processes share it: the measured cut is local only.
-        episode = now - state.episode_start
-        measured = None
-        if self._measure and episode >= _MIN_EPISODE:
-            # A long episode measures its recent part only: the limit may have moved within it.
-            since = max(state.episode_start, now - self._policy.measure_window)
-            measured = self._measured(dimension, now, since=since)
-        if state.rate is None and measured is None:
-            # Nothing known and nothing measured yet: guessing from the server's first burst
-            # is noise. Pause, and cut once the episode has lasted long enough to measure.
-            return self._pause(dimension)
-        current = state.rate if state.rate is not None else measured
-        if current is None or current <= 0:
-            return self._pause(dimension)
-        if measured is not None and measured > 0:
-            new_rate = min(current, measured) * 0.95
-            state.cut_at = min(current, measured)
-        else:
-            # No measurement yet: back off multiplicatively (mildly while the episode is young).
-            factor = self._policy.decrease if episode >= _MIN_EPISODE else _EARLY_CUT
-            new_rate = current * factor
-            state.cut_at = current
-        new_rate = max(state.floor, new_rate)
-        state.recover_from = new_rate
-        state.last_cut = now
-        self._set(dimension, new_rate, now, f"429 on {dimension}")
-        return self._pause(dimension)
-
-    def on_headers(self, headers: RateLimitHeaders, now: float) -> None:
-        """A limit the server states becomes the ceiling (headers win over inference)."""
-        pairs: tuple[tuple[Dimension, float | None], ...] = (
-            ("requests", headers.requests_per_second),
-            ("tokens", headers.tokens_per_minute),
-        )
-        for dimension, limit in pairs:
-            state = self._requests if dimension == "requests" else self._tokens
-            if limit is None or not 0.0 < limit < math.inf or state.ceiling == limit:
-                continue
-            state.ceiling = limit
-            state.stated = True
-            # Until a 429 taught us otherwise, the stated limit is the rate to run at.
-            rate = limit if state.rate is None or state.cut_at is None else state.rate
-            self._set(dimension, min(rate, limit), now, "headers")
-
-    # -- decisions --------------------------------------------------------------------------
-    def _blame(self, now: float) -> Dimension:
-        tpm = self._tokens.rate
-        if tpm is not None:
-            used = self._measured("tokens", now, window=60.0)
-            if used is not None and used >= 0.8 * tpm:
-                return "tokens"
-        return "requests"
-
-    def _measured(
+    def on_rate_limited(
         self,
-        dimension: Dimension,
+        dimension: Dimension | None,
         now: float,
         *,
-        window: float | None = None,
-        since: float | None = None,
+        record: SendRecord | None = None,
+        reserved: int = 0,
+    ) -> float:
+        """A 429 came back for a call sent in ``record``; returns this model's pause."""
+        dimension = dimension or self._blame(now)
+        state = self._state(dimension)
+        sent_at = now
+        if record is not None:
+            sent_at = record.sent_at
+            self._log.rejected(record, dimension, reserved, now)
+            if self._fleet is not None:
+                self._fleet.record_rejected(sent_at, dimension)
+        if not self._policy.enabled:
+            return self._pause(dimension)
+        if not state.in_episode(now, self._quiet()):
+            state.episode_start = sent_at
+            state.measured_in_episode = False
+            state.episode_rate = state.rate
+            state.best_measured = 0.0
+            state.cut_at = state.rate
+        state.episode_start = min(state.episode_start, sent_at)
+        state.last_429 = now
+        self._step(dimension, now)
+        return self._pause(dimension)
+
+    def on_stated(
+        self,
+        *,
+        now: float,
+        reason: str,
+        requests_per_second: float | None = None,
+        tokens_per_minute: float | None = None,
+        requests_per_minute: float | None = None,
+    ) -> None:
+        """The server stated a limit (a 429 body, or headers): the ceiling and the rate to run at.
+
+        A configured limit below it still wins (the user may want less than the server
+        allows), and a neighbour's share measured since keeps the rate below the statement.
+        """
+        pairs: tuple[tuple[Dimension, float | None], ...] = (
+            ("requests", requests_per_second),
+            ("tokens", tokens_per_minute),
+        )
+        for dimension, limit in pairs:
+            if limit is None or not 0.0 < limit < math.inf:
+                continue
+            state = self._state(dimension)
+            ceiling = limit if state.configured is None else min(limit, state.configured)
+            if state.stated and state.ceiling == ceiling:
+                continue
+            state.stated = True
+            state.ceiling = ceiling
+            rate = ceiling
+            if state.rate is not None and state.measured_in_episode:
+                rate = min(state.rate, ceiling)
+            state.cut_at = None
+            self._set(dimension, rate, now, reason)
+        if (
+            requests_per_minute is not None
+            and 0.0 < requests_per_minute < math.inf
+            and isinstance(self._limiter, _MinuteLimited)
+        ):
+            self._limiter.set_requests_per_minute(requests_per_minute, now)
+
+    def tick(self, now: float) -> None:
+        """Time passed: measure a running episode, or grow after a quiet one."""
+        if not self._policy.enabled:
+            return
+        elapsed = min(now - self._last_tick, 1.0)
+        if elapsed < _TICK:
+            return
+        self._last_tick = now
+        quiet = self._quiet()
+        dimensions: tuple[Dimension, Dimension] = ("requests", "tokens")
+        for dimension in dimensions:
+            state = self._state(dimension)
+            if state.in_episode(now, quiet):
+                self._step(dimension, now)
+            elif now - self._last_limited <= _LIMITED_RECENTLY:
+                self._grow(dimension, state, elapsed, now)
+
+    def accepted(self, dimension: Dimension, within: float, now: float) -> float:
+        """Requests (or tokens) the server took from this process in the last ``within`` s."""
+        counts = self._log.window(now - within, now + 1.0)
+        return float(counts.accepted) if dimension == "requests" else max(0.0, counts.tokens)
+
+    # -- decisions --------------------------------------------------------------------------
+    def _state(self, dimension: Dimension) -> _Dimension:
+        return self._requests if dimension == "requests" else self._tokens
+
+    def _quiet(self) -> float:
+        return max(self._policy.quiet_period, 2.0 * self._log.horizon())
+
+    def _step(self, dimension: Dimension, now: float) -> None:
+        """During an episode, at most once per step: cut to what the server accepted."""
+        state = self._state(dimension)
+        if now - state.last_step < max(0.5, self._log.horizon()):
+            return
+        measured = self._measure_episode(dimension, state, now)
+        current = state.rate
+        if measured is not None:
+            rate, saturated = measured
+            if not saturated:
+                return  # the server kept up with us: no evidence of a lower limit
+            state.last_step = now
+            state.measured_in_episode = True
+            # Recovery climbs back to what the server showed it accepts, not to the rate that
+            # overran it; when it accepted nothing at all (an outage, not a limit), back to the
+            # rate the episode began at.
+            state.best_measured = max(state.best_measured, rate)
+            if state.best_measured > 0:
+                state.cut_at = min(state.episode_rate or math.inf, state.best_measured)
+            new_rate = 0.95 * rate
+            if current is not None:
+                if new_rate >= current:
+                    return
+                # One noisy window must not collapse the rate: at most halve per step.
+                new_rate = max(new_rate, _DEEPEST_STEP * current)
+            self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}: measured")
+            return
+        if current is None or state.measured_in_episode:
+            return  # nothing to cut yet: the pause holds the pool until a measurement exists
+        state.last_step = now
+        age = now - state.episode_start
+        factor = self._policy.decrease if age >= self._policy.cut_cooldown else _EARLY_CUT
+        self._set(dimension, max(state.floor, current * factor), now, f"429 on {dimension}")
+
+    def _measure_episode(
+        self, dimension: Dimension, state: _Dimension, now: float
+    ) -> tuple[float, bool] | None:
+        """What the server accepted since the episode began: (rate, it was saturated)."""
+        end = now - self._log.horizon()
+        window = self._policy.measure_window
+        calls = self._calls_per_second(dimension, state.rate, now)
+        if calls is not None and calls > 0:
+            # At least about twenty calls' worth, or the count is noise.
+            window = max(window, min(_MAX_WINDOW, 20.0 / calls))
+        start = max(state.episode_start, end - window)
+        if end - start < _MIN_SPAN:
+            return None
+        counts = self._counts(dimension, start, end)
+        if counts is None:
+            return None
+        if counts.accepted < _MIN_ACCEPTED and end - start < _LOW_RATE_SPAN:
+            return None
+        saturated = counts.sent > 0 and counts.rejected(dimension) >= _SATURATED * counts.sent
+        return counts.accepted_rate(dimension), saturated
+
+    def _counts(self, dimension: Dimension, start: float, end: float) -> WindowCounts | None:
+        local = self._log.window(start, end)
+        if not self._shared:
+            return local
+        if self._fleet is None or dimension != "requests":
+            return None
+        fleet = self._fleet.fleet_acceptance(start, end)
+        if fleet is None:
+            return None
+        sent, refused = fleet
+        return WindowCounts(local.span, sent, refused, 0, local.tokens)
+
+    def _calls_per_second(
+        self, dimension: Dimension, rate: float | None, now: float
     ) -> float | None:
-        """What the server accepted lately: requests per second or tokens per minute."""
-        if since is None:
-            # Early in a run there is less history than the window: do not dilute the rate.
-            span = max(0.5, min(window or self._policy.measure_window, now - self._started))
-            since = now - span
-            recent = [slot for slot in self._accepted if slot[0] >= since]
-        else:
-            # Calls sent in the last moments have not answered yet: measure up to the latest
-            # send that has, or the count would be diluted.
-            recent = [slot for slot in self._accepted if slot[0] >= since]
-            span = max((slot[0] for slot in recent), default=since) - since
-            if span < _MIN_EPISODE / 2:
-                return None
-        if not recent:
+        """Calls per second the current rate allows (tokens: at the recent tokens per call)."""
+        if rate is None or rate <= 0:
             return None
         if dimension == "requests":
-            return sum(slot[1] for slot in recent) / span
-        return sum(slot[2] for slot in recent) / span * 60.0
+            return rate
+        per_call = self._log.tokens_per_call(_USAGE_SPAN, now)
+        return None if per_call is None else rate / 60.0 / per_call
+
+    def _grow(self, dimension: Dimension, state: _Dimension, elapsed: float, now: float) -> None:
+        if self._shared:
+            # Another process may have cut the shared rate: grow from what every process sees.
+            shared = self._limiter_rate(dimension)
+            if shared is not None:
+                state.rate = state.applied = shared
+        rate = state.rate
+        if rate is None:
+            return
+        cut_at = state.cut_at
+        if cut_at is not None and state.recover_from is not None and rate < 0.98 * cut_at:
+            step = (cut_at - state.recover_from) / self._policy.recovery_seconds
+            grown = min(0.98 * cut_at, rate + step * elapsed)
+        else:
+            quiet = max(0.0, now - state.last_429 - self._quiet())
+            doublings = min(quiet / _PROBE_DOUBLING, 3.0)
+            grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
+        # A rate nobody uses must not drift upward without end (AWS caps at twice the usage).
+        used = self._log.sent_rate(dimension, _USAGE_SPAN, now)
+        grown = min(grown, max(rate, self._policy.usage_cap * used))
+        if state.ceiling is not None:
+            grown = min(grown, state.ceiling)
+        if grown <= rate:
+            return
+        state.rate = grown
+        applied = state.applied
+        if (
+            applied is None
+            or grown > applied * (1.0 + _CHANGE_WORTH_APPLYING)
+            or grown == state.ceiling
+        ):
+            self._set(dimension, grown, now, "probing up", recovering=True)
+
+    def _limiter_rate(self, dimension: Dimension) -> float | None:
+        if dimension == "requests":
+            return self._limiter.requests_per_second
+        return self._limiter.tokens_per_minute
+
+    def _blame(self, now: float) -> Dimension:
+        tpm = self._tokens.rate
+        if tpm is not None and self._log.sent_rate("tokens", _USAGE_SPAN, now) >= 0.8 * tpm:
+            return "tokens"
+        return "requests"
 
     def _pause(self, dimension: Dimension) -> float:
-        state = self._requests if dimension == "requests" else self._tokens
-        if state.rate is None:
+        rate = self._state(dimension).rate
+        if rate is None:
             return 0.25
         if dimension == "requests":
-            return min(1.0, max(0.05, 1.0 / state.rate))
+            return min(1.0, max(0.05, 1.0 / rate))
         return 1.0
 
-    def _grow(self, elapsed: float, now: float) -> None:
-        pairs: tuple[tuple[Dimension, _Dimension], ...] = (
-            ("requests", self._requests),
-            ("tokens", self._tokens),
-        )
-        for dimension, state in pairs:
-            quiet = now - state.last_cut - self._policy.quiet_period
-            if not self._measure:
-                # A shared limiter: grow from the rate every process sees, so that a cut made
-                # by another process is not overwritten by this one's older figure.
-                shared = (
-                    self._limiter.requests_per_second
-                    if dimension == "requests"
-                    else self._limiter.tokens_per_minute
-                )
-                if shared is not None:
-                    state.rate = state.applied = shared
-            if state.rate is None or quiet < 0:
-                continue
-            rate = state.rate
-            if (
-                state.cut_at is not None
-                and state.recover_from is not None
-                and (rate < 0.98 * state.cut_at)
-            ):
-                step = (state.cut_at - state.recover_from) / self._policy.recovery_seconds
-                rate = min(0.98 * state.cut_at, rate + step * elapsed)
-            else:
-                # The longer no 429 has come, the less the old limit holds: probing speeds up,
-                # doubling every few seconds, so a raised limit is found in seconds, not minutes.
-                fraction = self._policy.probe_fraction * 2.0 ** min(quiet / _PROBE_DOUBLING, 3.0)
-                rate *= 1.0 + fraction * elapsed
-            if state.ceiling is not None:
-                rate = min(rate, state.ceiling)
-            state.rate = rate
-            applied = state.applied
-            if (
-                applied is None
-                or rate > applied * (1.0 + _CHANGE_WORTH_APPLYING)
-                or (rate == state.ceiling and rate != applied)
-            ):
-                self._set(dimension, rate, now, "probing up")
-
-    def _set(self, dimension: Dimension, rate: float, now: float, reason: str) -> None:
-        state = self._requests if dimension == "requests" else self._tokens
+    def _set(
+        self,
+        dimension: Dimension,
+        rate: float,
+        now: float,
+        reason: str,
+        *,
+        recovering: bool = False,
+    ) -> None:
+        state = self._state(dimension)
+        if state.ceiling is not None:
+            rate = min(rate, state.ceiling)
         state.rate = rate
         state.applied = rate
+        if not recovering:
+            state.recover_from = rate
         self.last_reason = reason
         self._limiter.set_limits(
             requests_per_second=self._requests.rate,
@@ -343,6 +465,7 @@ class RateController:
         if self._on_change is not None:
             self._on_change(reason)
 
+    # -- what it holds ----------------------------------------------------------------------
     @property
     def tokens_ceiling(self) -> float | None:
         """The most tokens per minute this controller will ever allow (None: no ceiling)."""

@@ -48,13 +48,18 @@ def _valid_rate(value: float | None) -> float | None:
 
 
 class LocalLimiter:
-    """Two token buckets (requests/s and tokens/min) in this process."""
+    """Token buckets in this process: requests/s and tokens/min, plus requests/min once stated.
+
+    xAI states a per-minute request limit beside the per-second one ("Requests per Minute
+    (actual/limit): 1922/60"); it becomes a third bucket holding one minute of requests.
+    """
 
     __slots__ = (
         "_burst_seconds",
         "_last_reason",
         "_listener",
         "_paused_until",
+        "_per_minute",
         "_requests",
         "_tokens",
     )
@@ -72,6 +77,7 @@ class LocalLimiter:
         self._burst_seconds = burst_seconds
         self._requests: Bucket | None = None
         self._tokens: Bucket | None = None
+        self._per_minute: Bucket | None = None
         self._paused_until = -math.inf
         self._last_reason = "configured"
         self._listener: Callable[[], None] | None = None
@@ -133,6 +139,24 @@ class LocalLimiter:
         self._last_reason = reason
         self._notify()
 
+    def set_requests_per_minute(self, requests_per_minute: float | None, now: float) -> None:
+        """Add, resize or (None) drop the per-minute request bucket."""
+        rpm = _valid_rate(requests_per_minute)
+        if rpm is None:
+            self._per_minute = None
+        elif self._per_minute is None:
+            # Starts empty like a server that just refused us for it: no minute's burst at once.
+            self._per_minute = Bucket(rate=rpm / 60.0, capacity=max(1.0, rpm), now=now, level=0.0)
+        else:
+            self._per_minute.resize(rate=rpm / 60.0, capacity=max(1.0, rpm), now=now)
+        self._last_reason = "requests per minute stated"
+        self._notify()
+
+    @property
+    def requests_per_minute(self) -> float | None:
+        """The per-minute request limit, once one was stated (None: none)."""
+        return self._per_minute.rate * 60.0 if self._per_minute else None
+
     def set_listener(self, listener: Callable[[], None]) -> None:
         self._listener = listener
 
@@ -146,6 +170,8 @@ class LocalLimiter:
         wait = self._paused_until - now
         if self._requests is not None:
             wait = max(wait, self._requests.delay(1.0, now))
+        if self._per_minute is not None:
+            wait = max(wait, self._per_minute.delay(1.0, now))
         if self._tokens is not None and tokens > 0:
             wait = max(wait, self._tokens.delay(float(tokens), now))
         return max(0.0, wait)
@@ -160,6 +186,8 @@ class LocalLimiter:
             return wait
         if self._requests is not None:
             self._requests.take(1.0, now)
+        if self._per_minute is not None:
+            self._per_minute.take(1.0, now)
         if self._tokens is not None and tokens > 0:
             self._tokens.take(float(tokens), now)
         return 0.0
@@ -176,6 +204,8 @@ class LocalLimiter:
     def refund(self, reserved: int, now: float) -> None:
         if self._requests is not None:
             self._requests.give_back(1.0, now)
+        if self._per_minute is not None:
+            self._per_minute.give_back(1.0, now)
         if self._tokens is not None and reserved > 0:
             self._tokens.give_back(float(reserved), now)
         self._notify()

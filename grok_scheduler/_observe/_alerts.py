@@ -32,7 +32,6 @@ __all__ = ["Alert", "AlertKind", "AlertMonitor", "AlertPolicy"]
 AlertKind = Literal["error_rate", "rate_limited", "queue_wait", "budget"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert starting (``firing=True``) or ending (``firing=False``, recovered)."""

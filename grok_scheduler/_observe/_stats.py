@@ -140,6 +140,20 @@ class QueueLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelStatistics:
+    """One model's lane: its limits as learned or stated, and its calls."""
+
+    model: str
+    limiter: LimiterState
+    in_flight: int
+    concurrency_limit: int
+    """Calls of this model allowed in flight now (Little's law, or ``max_concurrency``)."""
+    queued: int
+    slow_latency: float
+    """The 90th percentile of this model's recent call times (0.0 before any answer)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerStatistics:
     """What the scheduler has done so far and where it stands now."""
 
@@ -186,6 +200,8 @@ class SchedulerStatistics:
     """The alert kinds currently firing."""
     budget_used_fraction: float | None = None
     """The used share of the budget (None: no budget)."""
+    models: dict[str, ModelStatistics] = field(default_factory=dict)
+    """Each model's own limits, learning and calls in flight (xAI limits per model)."""
 
     @property
     def cost_usd(self) -> float:
@@ -349,6 +365,7 @@ class StatsRecorder:
         breaker_state: str = "closed",
         active_alerts: frozenset[str] = frozenset(),
         budget_used_fraction: float | None = None,
+        models: Mapping[str, ModelStatistics] | None = None,
     ) -> SchedulerStatistics:
         """Freeze the counters; the arguments add what only the scheduler knows.
 
@@ -392,4 +409,5 @@ class StatsRecorder:
             breaker_state=breaker_state,
             active_alerts=active_alerts,
             budget_used_fraction=budget_used_fraction,
+            models=dict(models or {}),
         )

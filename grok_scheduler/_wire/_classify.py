@@ -29,6 +29,7 @@ from .._errors import (
     AuthenticationError,
     BadRequestError,
     InternalServerError,
+    ModelNotAvailableError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExhaustedError,
@@ -44,6 +45,7 @@ from ._error_body import (
     read_error,
 )
 from ._headers import parse_retry_after, parse_should_retry
+from ._limit_bodies import StatedLimits, parse_limit_body
 from ._response import read_request_id
 
 __all__ = [
@@ -98,6 +100,8 @@ class Verdict:
     """Which limit a 429 hit, when the body or headers say."""
     is_rate_limit: bool
     """A 429 rate limit, which should slow the whole pool (not capacity, not a 5xx)."""
+    stated: StatedLimits | None = None
+    """The limits a rate-limit 429's body states (xAI names the model and each limit)."""
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -168,6 +172,9 @@ def _typed_error(facts: _Facts) -> tuple[APIError, bool]:
         return _make(AuthenticationError, facts), False
     if status in (402, 403, 429) and _is_billing(said):
         return _make(QuotaExhaustedError, facts), False
+    if status == 429 and (stated := parse_limit_body(facts.message)) and stated.model_unavailable:
+        # "Requests per Minute (actual/limit): 0/0": the team may not use this model at all.
+        return _make(ModelNotAvailableError, facts), False
     if status == 429:
         error = RateLimitError(
             facts.message,
@@ -241,14 +248,18 @@ def classify_response(
         retryable = should_retry
     is_rate_limit = isinstance(error, RateLimitError) and not _CAPACITY.search(message)
     dimension = None
+    stated = None
     if is_rate_limit:
-        dimension = _message_dimension(message) or _header_dimension(lowered)
+        stated = parse_limit_body(facts.message)
+        hit = stated.hit if stated is not None else None
+        dimension = hit or _message_dimension(message) or _header_dimension(lowered)
     return Verdict(
         error=error,
         retryable=retryable,
         retry_after=facts.retry_after,
         limit_dimension=dimension,
         is_rate_limit=is_rate_limit,
+        stated=stated,
     )
 
 

@@ -40,7 +40,6 @@ __all__ = [
 _EMPTY = RateLimitHeaders()
 
 # OpenAI documents its request and token limits as per-minute budgets.
-_OPENAI_WINDOW = 60.0
 # A generic reset larger than this is a Unix timestamp (2001-09-09), not a delay in seconds.
 _TIMESTAMP_THRESHOLD = 1e9
 # Larger still is a millisecond timestamp: in seconds it would be beyond the year 5000.
@@ -291,7 +290,7 @@ def _openai(found: Mapping[str, str], dimension: str) -> _Dim:
     limit = None if limit_text is None else _positive(_number(limit_text.strip()))
     return (
         limit,
-        _OPENAI_WINDOW if limit is not None else None,
+        None,  # OpenAI-style headers do not say their window: it is read from the triple
         None if remaining_text is None else _non_negative(_number(remaining_text.strip())),
         None if reset_text is None else parse_go_duration(reset_text),
     )

@@ -1,0 +1,215 @@
+"""One lane per model: the queue, credit, learning and calls in flight that a model's jobs share.
+
+xAI limits each team per model, so each model gets its own limiter, rate controller, token
+estimator, timeout model and in-flight bound, created when its first job arrives. A job waits
+only for its own model's credit: a slow model's 429s never throttle a fast one, and a fast
+model's rate never floods a slow one.
+
+Limits may be given as one number (every model) or a mapping per model (a model not in it is
+discovered). A limiter given by the caller serves the scheduler's default model; a callable
+``model -> Limiter`` (what ``--redis-url`` passes) builds one for every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from .._errors import ModelNotAvailableError
+from .._guards._estimate import TokenEstimator
+from .._guards._timeouts import CallTimeouts
+from .._limits._adaptive import AdaptivePolicy, FleetLog, RateController
+from .._limits._base import Limiter
+from .._limits._concurrency import ConcurrencyLimit
+from .._limits._local import LocalLimiter
+from ._queue import JobQueue
+
+__all__ = ["Lane", "Lanes", "LimiterSource", "PerModel"]
+
+#: One figure for every model, or one per model (a model left out is discovered).
+PerModel: TypeAlias = float | Mapping[str, float] | None
+#: A limiter for the default model, or a factory of one limiter per model.
+LimiterSource: TypeAlias = "Limiter | Callable[[str], Limiter] | None"
+
+
+@runtime_checkable
+class _Fleet(FleetLog, Protocol):
+    """A limiter that also keeps the fleet's acceptance (the Redis limiter)."""
+
+
+def limit_for(value: PerModel, model: str) -> float | None:
+    """The configured figure for ``model``."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    figure = value.get(model)
+    return None if figure is None else float(figure)
+
+
+class Lane:
+    """Everything one model's calls share."""
+
+    __slots__ = (
+        "concurrency",
+        "controller",
+        "estimator",
+        "in_flight",
+        "limiter",
+        "model",
+        "queue",
+        "timeouts",
+        "unavailable",
+    )
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        limiter: Limiter,
+        controller: RateController,
+        concurrency: ConcurrencyLimit,
+        queue: JobQueue,
+    ) -> None:
+        self.model = model
+        self.limiter = limiter
+        self.controller = controller
+        self.concurrency = concurrency
+        self.queue = queue
+        self.estimator = TokenEstimator()
+        self.timeouts = CallTimeouts()
+        self.in_flight = 0
+        # Set once the server said the team may not use this model: later jobs fail at once.
+        self.unavailable: ModelNotAvailableError | None = None
+
+    def concurrency_limit(self) -> int:
+        """Calls of this model that may be in flight now (Little's law on the learned rate)."""
+        return self.concurrency.limit(self.limiter.requests_per_second)
+
+    def __repr__(self) -> str:
+        return (
+            f"Lane(model={self.model!r}, in_flight={self.in_flight}, queued={len(self.queue)}, "
+            f"requests_per_second={self.limiter.requests_per_second}, "
+            f"tokens_per_minute={self.limiter.tokens_per_minute})"
+        )
+
+
+class Lanes:
+    """The lanes of one scheduler, by model, created on first use."""
+
+    __slots__ = (
+        "_adaptive",
+        "_burst_seconds",
+        "_by_model",
+        "_cap",
+        "_clock_now",
+        "_default_model",
+        "_factory",
+        "_given",
+        "_listener",
+        "_make_queue",
+        "_max_concurrency",
+        "_requests_per_second",
+        "_tokens_per_minute",
+    )
+
+    def __init__(
+        self,
+        *,
+        default_model: str,
+        requests_per_second: PerModel,
+        tokens_per_minute: PerModel,
+        burst_seconds: float,
+        adaptive: AdaptivePolicy,
+        limiter: LimiterSource,
+        max_concurrency: int | None,
+        concurrency_cap: int,
+        make_queue: Callable[[], JobQueue],
+        now: Callable[[], float],
+        listener: Callable[[], None],
+    ) -> None:
+        self._default_model = default_model
+        self._requests_per_second = requests_per_second
+        self._tokens_per_minute = tokens_per_minute
+        self._burst_seconds = burst_seconds
+        self._adaptive = adaptive
+        self._given: Limiter | None = None
+        self._factory: Callable[[str], Limiter] | None = None
+        if callable(limiter):
+            self._factory = limiter
+        elif limiter is not None:
+            self._given = limiter
+        self._max_concurrency = max_concurrency
+        self._cap = concurrency_cap
+        self._make_queue = make_queue
+        self._clock_now = now
+        self._listener = listener
+        self._by_model: dict[str, Lane] = {}
+
+    def __repr__(self) -> str:
+        return f"Lanes(models={list(self._by_model)})"
+
+    def __iter__(self) -> Iterator[Lane]:
+        return iter(self._by_model.values())
+
+    def __len__(self) -> int:
+        return len(self._by_model)
+
+    def get(self, model: str) -> Lane:
+        """The lane of ``model``, created on first use."""
+        lane = self._by_model.get(model)
+        if lane is None:
+            lane = self._by_model[model] = self._create(model)
+        return lane
+
+    def existing(self, model: str) -> Lane | None:
+        """The lane of ``model`` if one was created."""
+        return self._by_model.get(model)
+
+    @property
+    def default(self) -> Lane:
+        """The lane of the scheduler's default model."""
+        return self.get(self._default_model)
+
+    def queued(self) -> int:
+        """Jobs waiting in every lane."""
+        return sum(len(lane.queue) for lane in self._by_model.values())
+
+    def next_eligible_at(self) -> float | None:
+        """The earliest time a delayed job of any lane becomes eligible."""
+        times = [t for lane in self._by_model.values() if (t := lane.queue.next_eligible_at())]
+        return min(times) if times else None
+
+    def _create(self, model: str) -> Lane:
+        now = self._clock_now()
+        rps = limit_for(self._requests_per_second, model)
+        tpm = limit_for(self._tokens_per_minute, model)
+        if self._factory is not None:
+            limiter = self._factory(model)
+        elif self._given is not None and model == self._default_model:
+            limiter = self._given
+        else:
+            limiter = LocalLimiter(
+                requests_per_second=rps,
+                tokens_per_minute=tpm,
+                burst_seconds=self._burst_seconds,
+                now=now,
+            )
+        limiter.set_listener(self._listener)
+        fleet = limiter if isinstance(limiter, _Fleet) else None
+        controller = RateController(
+            self._adaptive,
+            limiter,
+            # A shared limiter may already know the fleet's limits.
+            requests_per_second=limiter.requests_per_second,
+            tokens_per_minute=limiter.tokens_per_minute,
+            now=now,
+            fleet=fleet,
+            shared=not getattr(limiter, "measures_acceptance", False),
+        )
+        concurrency = ConcurrencyLimit(fixed=self._max_concurrency, cap=self._cap)
+        return Lane(
+            model,
+            limiter=limiter,
+            controller=controller,
+            concurrency=concurrency,
+            queue=self._make_queue(),
+        )
