@@ -86,11 +86,6 @@ def sim() -> Iterator[SimulatorThread]:
         yield running
 
 
-@pytest.fixture(autouse=True)
-def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("XAI_API_KEY", raising=False)
-
-
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     with open(path, "w", encoding="utf-8") as out:
         for record in records:
@@ -286,6 +281,7 @@ def test_usage_errors_exit_2(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Bad flags, a missing input file or a missing key exit 2 before any call is made."""
+    monkeypatch.delenv("XAI_API_KEY")
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "in.jsonl", plain(1))
     assert main(args) == 2
@@ -379,8 +375,24 @@ def test_wrong_key_fails_the_run_without_leaking_it(
         assert SECRET[8:] not in text
 
 
-def test_local_base_url_needs_no_key(sim: SimulatorThread, tmp_path: Path) -> None:
-    """With no XAI_API_KEY, a local base URL runs with a placeholder key."""
+def test_local_base_url_without_a_key_is_a_usage_error(
+    sim: SimulatorThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No XAI_API_KEY and a local URL: "XAI_API_KEY is not set", exit 2, nothing sent."""
+    monkeypatch.delenv("XAI_API_KEY")
+    source = write_jsonl(tmp_path / "in.jsonl", plain(2))
+    base = sim.base_url.replace("127.0.0.1", "localhost")
+    assert run(source, "-o", tmp_path / "out.jsonl", "--base-url", base) == 2
+    assert "XAI_API_KEY is not set" in capsys.readouterr().err
+    assert sim.stats.requests == 0
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_any_key_runs_against_a_local_server(sim: SimulatorThread, tmp_path: Path) -> None:
+    """With XAI_API_KEY set to anything, a local simulator answers every line."""
     source = write_jsonl(tmp_path / "in.jsonl", plain(2))
     base = sim.base_url.replace("127.0.0.1", "localhost")
     assert run(source, "-o", tmp_path / "out.jsonl", "--base-url", base) == 0

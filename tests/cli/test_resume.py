@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_run(source: Path, output: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "XAI_API_KEY"}
+    env = dict(os.environ)  # XAI_API_KEY: the cli tests' local key (see conftest)
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "grok_scheduler.cli", "run", str(source), "-o", str(output)),
