@@ -19,6 +19,8 @@ from grok_scheduler.cli import main
 from grok_scheduler.simulator import Simulator, SimulatorConfig, SimulatorStats
 
 SECRET = "xai-TESTSECRETKEY0123456789abcdefXYZ"
+LOCAL_KEY = "local-simulator-key"
+"""Any value does for the simulator; the command line still wants XAI_API_KEY set."""
 
 
 class SimulatorThread:
@@ -84,6 +86,11 @@ def sim() -> Iterator[SimulatorThread]:
     """A zero-latency, unlimited simulator in a thread."""
     with SimulatorThread() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _local_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XAI_API_KEY", LOCAL_KEY)
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import SimulatorThread, plain, read_jsonl, write_jsonl
+from test_cli import LOCAL_KEY, SimulatorThread, plain, read_jsonl, write_jsonl
 
 from grok_scheduler.cli import main
 from grok_scheduler.simulator import SimulatorConfig
@@ -25,8 +25,13 @@ from grok_scheduler.simulator import SimulatorConfig
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _local_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XAI_API_KEY", LOCAL_KEY)
+
+
 def start_run(source: Path, output: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ)  # XAI_API_KEY: the cli tests' local key (see conftest)
+    env = {**os.environ, "XAI_API_KEY": LOCAL_KEY}
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "grok_scheduler.cli", "run", str(source), "-o", str(output)),
