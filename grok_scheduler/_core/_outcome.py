@@ -9,6 +9,7 @@ and a queued job that is cancelled or runs out of time ends here as well.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Callable
@@ -214,6 +215,11 @@ class OutcomeHandler:
         error = verdict.error
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
+        said = verdict.retry_after
+        if said is not None and said <= 0.0 and _previous_said_now(job):
+            # "Retry now" is honoured once; said again, it is as if the server named no wait:
+            # backoff for the job, a congestion pause for the pool, never a tight loop.
+            verdict = dataclasses.replace(verdict, retry_after=None)
         if verdict.is_rate_limit:
             self._pause_for_rate_limit(verdict, now)
         delay: float | None = None
@@ -232,7 +238,7 @@ class OutcomeHandler:
                 status_code=error.status_code,
                 error_type=type(error).__name__,
                 message=error.message,
-                retry_after=verdict.retry_after,
+                retry_after=said,
                 backoff=delay,
             )
         )
@@ -289,13 +295,14 @@ class OutcomeHandler:
 
     def fail(self, job: Job, error: SchedulerError) -> None:
         """End a job with ``error`` (its history attached), releasing what it held."""
+        self.release_budget(job)
+        if job.future.done():
+            # Cancelled while its call was in flight: it counts as cancelled, not also failed.
+            return
         if isinstance(error, APIError):
             error.attempts = job.attempts
             error.history = tuple(job.history)
         self._stats.failed(error)
-        self.release_budget(job)
-        if job.future.done():
-            return
         job.future.set_exception(error)
         # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
         job.future.exception()
@@ -372,6 +379,14 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
     # very object, which must not become its own cause.
     if cause is not None and cause is not error:
         error.__cause__ = cause
+
+
+def _previous_said_now(job: Job) -> bool:
+    """True when the job's previous attempt was answered with ``Retry-After: 0``."""
+    if not job.history:
+        return False
+    previous = job.history[-1].retry_after
+    return previous is not None and previous <= 0.0
 
 
 def _str_or_none(value: object) -> str | None:
