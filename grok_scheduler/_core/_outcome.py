@@ -372,8 +372,6 @@ class OutcomeHandler:
             error_type=type(error).__name__,
             status_code=error.status_code,
             reason="this error would fail every job",
-            # Said once here, so a caller can show why without reading every job's error.
-            message=error.message,
         )
         self.fail(job, error)
         self.fail_queued(None)
