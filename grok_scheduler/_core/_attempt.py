@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 
 from .._clock import Clock
-from .._errors import InvalidJobError, SchedulerClosedError, SchedulerError
+from .._errors import APITimeoutError, InvalidJobError, SchedulerClosedError, SchedulerError
 from .._guards._breaker import CircuitBreaker
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
@@ -187,7 +187,12 @@ class WorkerPool:
                 queued_seconds=round(job.queued_seconds, 4),
                 in_flight=self._state.in_flight,
             )
-        timeout = job.timeout or self._timeout or lane.timeouts.timeout_for(job.max_tokens)
+        # A timeout the user chose is a contract and stays; a learned one that fired grows.
+        timeout = (
+            job.timeout
+            or self._timeout
+            or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
+        )
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         try:
@@ -241,3 +246,8 @@ class WorkerPool:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
+
+
+def _timed_out(job: Job) -> int:
+    """How many of the job's earlier attempts hit their timeout."""
+    return sum(record.error_type == APITimeoutError.__name__ for record in job.history)

@@ -3,12 +3,14 @@
 Everything that happens once the transport has answered (or raised) is decided here, the way
 openai-python keeps the whole retry decision in one request loop: the verdict, the Retry-After
 cap, the backoff, the attempt/deadline/total-timeout bounds, and the requeue with a not-before
-time. A failure that would fail every job (bad key, no credits) stops the whole run here too,
-and a queued job that is cancelled or runs out of time ends here as well.
+time. A failure that would fail every job (bad key, no credits, an address that never answered)
+stops the whole run here too, and a queued job that is cancelled or runs out of time ends here
+as well.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Callable
@@ -20,7 +22,6 @@ from .._errors import (
     AttemptRecord,
     DeadlineExceededError,
     ModelNotAvailableError,
-    RateLimitError,
     SchedulerError,
 )
 from .._guards._breaker import CircuitBreaker
@@ -35,7 +36,14 @@ from .._wire._limit_bodies import LimitUnit, StatedLimits
 from .._wire._response import extract_answer
 from ._job import Job
 from ._lanes import Lane, Lanes
-from ._retry import RetryPolicy, backoff_delay, retry_after_delay
+from ._retry import (
+    RetryPolicy,
+    Unreachable,
+    backoff_delay,
+    retry_after_delay,
+    said_now_again,
+    too_long_wait,
+)
 from ._settings import MAX_TOKENS_LIMIT
 
 __all__ = ["OutcomeHandler"]
@@ -63,6 +71,7 @@ class OutcomeHandler:
         "_rng",
         "_stats",
         "_stop_on_fatal",
+        "_unreachable",
         "fatal",
     )
 
@@ -93,6 +102,8 @@ class OutcomeHandler:
         self._poke = poke
         self.fatal: APIError | None = None
         self._consecutive_429 = 0
+        # A URL nothing listens on must stop the run within seconds, not retry for minutes.
+        self._unreachable = Unreachable()
 
     def __repr__(self) -> str:
         return (
@@ -113,12 +124,19 @@ class OutcomeHandler:
         if isinstance(verdict.error, APIConnectionError):
             self._breaker.record(False, now)
         self._alerts.record_call(False, now)
+        if self._stop_on_fatal and self.fatal is None:
+            _chain(verdict.error, exc)
+            stop = self._unreachable.failed(verdict.error, retryable=verdict.retryable, now=now)
+            if stop is not None:
+                self.retry_or_fail(job, Verdict(stop, False, None, None, False), now)
+                return
         # The server may have started on it: keep the reservation as spent.
         self.retry_or_fail(job, verdict, now, cause=exc)
 
     def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
         """The server answered: succeed, or settle the rejected call and retry-or-fail."""
         lane = self._lanes.get(job.model)
+        self._unreachable.answered = True
         if 200 <= response.status < 300:
             self._succeed(lane, job, response, now, elapsed)
             return
@@ -211,6 +229,11 @@ class OutcomeHandler:
         error = verdict.error
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
+        said = verdict.retry_after
+        if said is not None and said <= 0.0 and said_now_again(job.history):
+            # As if the server named no wait: backoff for the job, a congestion pause for the
+            # pool, never a tight loop.
+            verdict = dataclasses.replace(verdict, retry_after=None)
         if verdict.is_rate_limit:
             self._pause_for_rate_limit(job, verdict, now)
         delay: float | None = None
@@ -218,7 +241,7 @@ class OutcomeHandler:
             if verdict.retry_after is not None:
                 if verdict.retry_after > self._retry.max_retry_after:
                     delay = None
-                    error = _too_long_wait(error, verdict.retry_after)
+                    error = too_long_wait(error, verdict.retry_after)
                 else:
                     delay = retry_after_delay(verdict.retry_after, self._rng)
             else:
@@ -229,19 +252,23 @@ class OutcomeHandler:
                 status_code=error.status_code,
                 error_type=type(error).__name__,
                 message=error.message,
-                retry_after=verdict.retry_after,
+                retry_after=said,
                 backoff=delay,
             )
         )
         if error.fails_every_job and self._stop_on_fatal:
-            self._stop_everything(error, job)
+            if self.fatal is None:
+                self._stop_everything(error, job)
+            else:
+                # Its own call got a fatal answer too: it keeps its status and request id.
+                self.fail(job, error)
             return
         if isinstance(error, ModelNotAvailableError):
             self._close_lane(job, error)
             return
         if self.fatal is not None:
             # The run was stopped while this job was on the wire: it must not go again.
-            self.fail(job, self.copy_fatal())
+            self.fail(job, self.copy_fatal(job))
             return
         if delay is None or job.future.done():
             self.fail(job, error)
@@ -300,13 +327,14 @@ class OutcomeHandler:
 
     def fail(self, job: Job, error: SchedulerError) -> None:
         """End a job with ``error`` (its history attached), releasing what it held."""
+        self.release_budget(job)
+        if job.future.done():
+            # Cancelled while its call was in flight: it counts as cancelled, not also failed.
+            return
         if isinstance(error, APIError):
             error.attempts = job.attempts
             error.history = tuple(job.history)
         self._stats.failed(error)
-        self.release_budget(job)
-        if job.future.done():
-            return
         job.future.set_exception(error)
         # A failure nobody awaits (fire-and-forget submit_nowait) must not warn at shutdown.
         job.future.exception()
@@ -359,22 +387,30 @@ class OutcomeHandler:
         self.fail(job, error)
         self.fail_queued(None)
 
-    def copy_fatal(self) -> APIError:
-        """A fresh error for a job refused because the run was stopped (one per job)."""
+    def copy_fatal(self, job: Job | None = None) -> APIError:
+        """A fresh error for a job refused because the run was stopped (``job`` None: a submit).
+
+        The fatal error's type (``except`` clauses still work) and, as its ``__cause__``, the
+        fatal error itself; not its status or request id, which belong to the call that got it.
+        """
         assert self.fatal is not None
         fatal = self.fatal
-        return type(fatal)(
-            f"not sent: an earlier call failed with an error that fails every job: {fatal.message}",
-            status_code=fatal.status_code,
-            code=fatal.code,
-            request_id=fatal.request_id,
+        # A job sent before (then requeued, or still on the wire at the stop) is not retried.
+        verb = "not retried" if job is not None and job.attempts > 0 else "not sent"
+        copy = type(fatal)(
+            f"{verb}: the run stopped after {type(fatal).__name__}: {fatal.message}",
+            status_code=None,
         )
+        if "fails_every_job" in vars(fatal):
+            copy.fails_every_job = fatal.fails_every_job
+        copy.__cause__ = fatal
+        return copy
 
     def fail_queued(self, error: SchedulerError | None) -> None:
         """Fail every queued job with ``error`` (None: a copy of the fatal error)."""
         for lane in self._lanes:
             for job in lane.queue.drain():
-                self.fail(job, error if error is not None else self.copy_fatal())
+                self.fail(job, error if error is not None else self.copy_fatal(job))
         self._poke()
 
     def _close_lane(self, job: Job, error: ModelNotAvailableError) -> None:
@@ -413,17 +449,3 @@ def _per(stated: StatedLimits, unit: LimitUnit, window: float) -> float | None:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _too_long_wait(error: APIError, retry_after: float) -> APIError:
-    message = (
-        f"the server asked to wait {retry_after:g}s, longer than max_retry_after: {error.message}"
-    )
-    return RateLimitError(
-        message,
-        status_code=error.status_code,
-        code=error.code,
-        request_id=error.request_id,
-        body=error.body,
-        retry_after=retry_after,
-    )

@@ -4,17 +4,27 @@ A stuck connection must not hold a job for minutes, yet a long answer must not b
 bound is ``slack * (base latency + seconds per token * max_tokens) + floor``, where base latency
 and seconds per token are the largest of recent observations (so a slow phase widens the bound
 at once), clamped to ``[minimum, maximum]``. Before enough calls were seen a generous prior holds.
+
+Two rules keep a long answer from being cut and bought again. A call without ``max_tokens`` may
+answer up to the model's context, so it is bounded as if allowed that many tokens (in practice
+the maximum), not as if it had a small default: the largest answer observed so far would be no
+bound at all, because an answer longer than the timeout is cut and never observed, so a bound
+learned from the survivors could never grow. And a timeout that fired is not repeated
+unchanged: each timed-out attempt of a job doubles the next one's bound, up to the maximum.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["CallTimeouts"]
+__all__ = ["UNBOUNDED_ANSWER_TOKENS", "CallTimeouts"]
 
 _WINDOW = 64
 _MIN_SAMPLES = 8
 _REFRESH = 8
+# What a call without max_tokens may generate: the smallest context window of the Grok models
+# (131,072 tokens), since the server stops an answer only there.
+UNBOUNDED_ANSWER_TOKENS = 131_072
 
 
 class CallTimeouts:
@@ -67,9 +77,13 @@ class CallTimeouts:
         if self._observed % _REFRESH == 0 or self._observed <= _MIN_SAMPLES:
             self._cached = None
 
-    def timeout_for(self, max_tokens: int | None) -> float:
-        """The bound for a call allowed ``max_tokens`` answer tokens (None: the default size)."""
-        tokens = max_tokens if max_tokens is not None else 1024
+    def timeout_for(self, max_tokens: int | None, *, timed_out: int = 0) -> float:
+        """The bound for a call allowed ``max_tokens`` answer tokens (None: the model's context).
+
+        ``timed_out`` counts the job's earlier attempts that hit their timeout: each one doubles
+        the bound (up to the maximum), so a call that needs longer than predicted gets it.
+        """
+        tokens = max_tokens if max_tokens is not None else UNBOUNDED_ANSWER_TOKENS
         if len(self._base) < _MIN_SAMPLES:
             estimate = self._prior_base + self._prior_per_token * tokens
         else:
@@ -81,7 +95,9 @@ class CallTimeouts:
             fastest, per_token = self._cached
             estimate = fastest + per_token * tokens
         bound = self._slack * estimate + self._floor
+        # The exponent is capped: past a few doublings any bound is beyond the maximum anyway.
+        bound *= 2.0 ** min(max(timed_out, 0), 32)
         return max(self._minimum, min(self._maximum, bound))
 
     def __repr__(self) -> str:
-        return f"CallTimeouts(samples={len(self._base)}, next={self.timeout_for(None):.1f}s)"
+        return f"CallTimeouts(samples={len(self._base)}, next_1024={self.timeout_for(1024):.1f}s)"

@@ -7,6 +7,7 @@ rate limit, sends OpenAI-style rate-limit headers and fails a few calls on purpo
 shows limits being learned, 429s and retries being absorbed, and every prompt still answered.
 
 ``--real`` sends a handful of prompts to the real xAI API instead (needs ``XAI_API_KEY``).
+The temporary folder is removed at the end: pass ``--output`` to keep the results.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pathlib import Path
 import anyio
 
 from .._core._scheduler import DEFAULT_BASE_URL
-from ._exit import EXIT_INTERRUPTED, EXIT_USAGE
+from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._logging import LOG_LEVELS, configure_logging
-from ._options import RunOptions
+from ._options import RunOptions, check_writable
 from ._run import run_bulk
 
 __all__ = ["add_demo_parser", "run_demo", "write_sample_prompts"]
@@ -92,7 +93,11 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     add("--prompts", type=int, default=300, metavar="N", help="how many prompts (default 300)")
     add("--real", action="store_true", help="send a handful of prompts to the real xAI API")
     add("--model", default="grok-4", help="model name (default grok-4)")
-    add("--output", metavar="PATH", help="where to write results (default: a temp directory)")
+    add(
+        "--output",
+        metavar="PATH",
+        help="keep the results in PATH (default: a temporary folder, removed at the end)",
+    )
     add("--progress", choices=("auto", "live", "plain", "off"), default="auto")
     add("--progress-interval", type=float, default=2.0, metavar="SECONDS")
     add("--log-level", choices=LOG_LEVELS, default="error")
@@ -108,7 +113,17 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.real and not key:
         print("grok-scheduler demo: error: --real needs XAI_API_KEY", file=sys.stderr)
         return EXIT_USAGE
-    workdir = Path(tempfile.mkdtemp(prefix="grok-scheduler-demo-"))
+    if args.output:
+        try:
+            check_writable(Path(args.output), "the output")
+        except UsageError as exc:
+            print(f"grok-scheduler demo: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    with tempfile.TemporaryDirectory(prefix="grok-scheduler-demo-") as workdir:
+        return _run_in(Path(workdir), args, key)
+
+
+def _run_in(workdir: Path, args: argparse.Namespace, key: str) -> int:
     count = min(args.prompts, 5) if args.real else args.prompts
     source = workdir / "prompts.jsonl"
     write_sample_prompts(source, count)
@@ -134,8 +149,15 @@ def run_demo(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         restore()
-    print(f"grok-scheduler demo: results in {output}", file=sys.stderr)
-    print(str(output))
+    if args.output:
+        print(f"grok-scheduler demo: results in {output}", file=sys.stderr)
+        print(str(output))
+    else:
+        print(
+            "grok-scheduler demo: the temporary folder is removed; pass --output PATH to keep "
+            "the results",
+            file=sys.stderr,
+        )
     return code
 
 

@@ -10,12 +10,16 @@ Input lines come in two shapes and both become a ``(prompt, submit options)`` pa
   ``max_tokens``, ``temperature``, ``priority``, ``model``, ``metadata``.
 
 A line without an id gets ``line-<n>``. A line that cannot become a job is an error result with
-its line number; it never stops the run. :class:`IdSet` remembers custom_ids compactly (for
-duplicates within an input and for what earlier runs finished).
+its line number; it never stops the run. :func:`request_hash` fingerprints a line's request, so
+a resumed run can tell that an id now names a different request (an edited input).
+:class:`IdSet` remembers custom_ids compactly (for duplicates within an input and for what
+earlier runs finished).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from array import array
@@ -35,6 +39,7 @@ __all__ = [
     "LineRef",
     "count_lines",
     "iter_lines",
+    "request_hash",
 ]
 
 _URLS = {
@@ -146,6 +151,18 @@ class LineRef:
     custom_id: str
     line: int
     metadata: Any = None
+    request_hash: str | None = None
+    """The fingerprint of the input line (:func:`request_hash`), written to its output line."""
+    echo_id: bool = False
+    """The plain shape: the output line's ``id`` is the user's id, not a fresh one."""
+
+
+def request_hash(raw: bytes) -> str:
+    """A short fingerprint of one input line's request (its bytes, outer whitespace ignored).
+
+    64 bits: two different requests under one id look equal with probability 2**-64.
+    """
+    return hashlib.blake2b(raw.strip(), digest_size=8).hexdigest()
 
 
 def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -175,15 +192,20 @@ class LineParser:
     def __repr__(self) -> str:
         return f"LineParser(priority_field={self._priority_field!r})"
 
-    def parse(self, raw: bytes, line: int) -> Prepared:
-        """Parse line number ``line``; never raises for bad input."""
+    def parse(self, raw: bytes, line: int, *, fingerprint: str | None = None) -> Prepared:
+        """Parse line number ``line``; never raises for bad input.
+
+        ``fingerprint`` (the line's :func:`request_hash`) is carried in the job's :class:`LineRef`.
+        """
         fallback = f"line-{line}"
         try:
             obj = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            return _reject(fallback, line, f"line {line} is not valid JSON: {exc}", "invalid_json")
+            message = f"line {line} is not valid JSON: {exc}"
+            return _reject(fallback, line, message, "invalid_json", fingerprint)
         if not isinstance(obj, dict):
-            return _reject(fallback, line, f"line {line} is not a JSON object", "invalid_line")
+            message = f"line {line} is not a JSON object"
+            return _reject(fallback, line, message, "invalid_line", fingerprint)
         raw_id = obj.get("custom_id", obj.get("id"))
         if raw_id is None:
             custom_id = fallback
@@ -193,11 +215,12 @@ class LineParser:
             custom_id = str(raw_id)
         else:
             message = f"line {line}: custom_id must be a non-empty string or an integer"
-            return _reject(fallback, line, message, "invalid_field")
-        ref = LineRef(custom_id, line, obj.get("metadata"))
+            return _reject(fallback, line, message, "invalid_field", fingerprint)
+        ref = LineRef(custom_id, line, obj.get("metadata"), fingerprint)
         try:
             if "body" in obj or "url" in obj or "method" in obj:
                 return self._batch(obj, ref)
+            ref = dataclasses.replace(ref, echo_id=True)
             return self._plain(obj, ref)
         except InvalidLineError as exc:
             return Rejected(exc, ref)
@@ -311,5 +334,8 @@ def _options(
     return options
 
 
-def _reject(custom_id: str, line: int, message: str, code: str) -> Rejected:
-    return Rejected(InvalidLineError(message, code=code), LineRef(custom_id, line))
+def _reject(
+    custom_id: str, line: int, message: str, code: str, fingerprint: str | None
+) -> Rejected:
+    ref = LineRef(custom_id, line, None, fingerprint)
+    return Rejected(InvalidLineError(message, code=code), ref)

@@ -3,7 +3,9 @@
 On a terminal events are rendered for people; otherwise one JSON object per line. Everything
 goes to the *current* ``sys.stderr`` (looked up at each write, so a live progress display that
 redirects stderr still places log lines above itself). A last processor masks anything that
-looks like an API key, whatever an event carries.
+looks like an API key, whatever an event carries. Once the scheduler stopped the run (an error
+that fails every job), the failure event of each job never sent is dropped: the run says why
+once, not once per job.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ def _redact_event(
     return event
 
 
+class _QuietAfterStop:
+    """Drops ``grok_scheduler.failed`` of jobs never sent (attempts 0) after a fatal stop."""
+
+    __slots__ = ("stopped",)
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(
+        self, _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        name = event.get("event")
+        if name == "grok_scheduler.stopped":
+            self.stopped = True
+        elif self.stopped and name == "grok_scheduler.failed" and event.get("attempts") == 0:
+            raise structlog.DropEvent
+        return event
+
+
 def configure_logging(level: str = "warning", *, json: bool | None = None) -> Callable[[], None]:
     """Configure structlog for a CLI run; return a function that restores the previous setup.
 
@@ -60,6 +81,7 @@ def configure_logging(level: str = "warning", *, json: bool | None = None) -> Ca
     )
     structlog.configure(
         processors=[
+            _QuietAfterStop(),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -1,13 +1,16 @@
 """The options of ``run``: its flags, their validation into :class:`RunOptions`, the API key.
 
-The key is read from ``XAI_API_KEY`` only (there is no flag for it); a local base URL runs with
-a placeholder key when it is not set, as the simulator accepts any key.
+The key is read from ``XAI_API_KEY`` only (there is no flag for it), whatever the base URL: a
+placeholder sent silently would hide a forgotten key (a local simulator accepts any value, so
+``XAI_API_KEY=x`` is enough there). Only ``demo`` passes its own key, to the simulator it starts.
+The output and ``--summary-json`` paths are checked for writing before anything is sent.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +21,13 @@ from ._exit import UsageError
 from ._logging import LOG_LEVELS
 
 __all__ = [
-    "PLACEHOLDER_KEY",
     "RunOptions",
     "build_run_parser",
+    "check_writable",
     "is_local_url",
     "options_from_args",
     "resolve_api_key",
 ]
-
-PLACEHOLDER_KEY = "local-simulator-placeholder-key"
-"""Sent to a local base URL when XAI_API_KEY is not set (the simulator accepts any key)."""
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -93,16 +93,26 @@ def is_local_url(base_url: str) -> bool:
 
 
 def resolve_api_key(base_url: str, environ: Mapping[str, str]) -> str:
-    """The key from ``XAI_API_KEY``; a placeholder for a local server; else a usage error."""
+    """The key from ``XAI_API_KEY``; a usage error when it is not set."""
     key = environ.get("XAI_API_KEY", "").strip()
     if key:
         return key
-    if is_local_url(base_url):
-        return PLACEHOLDER_KEY
-    raise UsageError(
-        "XAI_API_KEY is not set: export your xAI API key in XAI_API_KEY "
-        "(or point --base-url at a local server such as `grok-scheduler simulate`)"
+    hint = (
+        " (the local server accepts any value: XAI_API_KEY=local)" if is_local_url(base_url) else ""
     )
+    raise UsageError(f"XAI_API_KEY is not set: export your xAI API key in XAI_API_KEY{hint}")
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Open ``path`` for appending now, so a run never pays for answers it cannot write."""
+    existed = path.exists()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {str(path)!r}: {exc.strerror}") from None
+    os.close(fd)
+    if not existed:
+        path.unlink(missing_ok=True)  # leave no trace of a probe
 
 
 def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RunOptions:
@@ -126,12 +136,18 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
     summary = Path(args.summary_json) if args.summary_json else None
     if summary is not None and not summary.parent.is_dir():
         raise UsageError(f"the --summary-json directory does not exist: {summary.parent}")
+    if summary is not None and summary.is_dir():
+        raise UsageError(f"--summary-json is a directory: {summary}")
     if not args.priority_field:
         raise UsageError("--priority-field must not be empty")
+    api_key = resolve_api_key(base_url, environ)
+    check_writable(output, "the output")
+    if summary is not None:
+        check_writable(summary, "--summary-json")
     return RunOptions(
         input=args.input,
         output=output,
-        api_key=resolve_api_key(base_url, environ),
+        api_key=api_key,
         base_url=base_url,
         model=args.model,
         requests_per_second=args.rps,
@@ -157,16 +173,25 @@ input lines (JSONL), either shape:
    "body": {"model": "grok-4", "messages": [{"role": "user", "content": "Hi"}]}}
   {"id": "a2", "prompt": "Hi", "max_tokens": 100, "priority": 1}
 
-output lines (JSONL, batch output shape), one per input line:
-  {"id": ..., "custom_id": "a1", "response": {"status_code": 200, "body": {...}}, "error": null}
-  {"id": ..., "custom_id": "a2", "response": null, "error": {"type": ..., "message": ...}}
+output lines (JSONL, batch output shape), one per input line ("id": the server's request id
+for the batch shape, the line's own id for the plain shape):
+  {"id": ..., "custom_id": "a1", "request_hash": ..., "response": {"status_code": 200,
+   "request_id": ..., "body": {...}}, "error": null}
+  {"id": "a2", "custom_id": "a2", "request_hash": ..., "response": null,
+   "error": {"type": ..., "code": ..., "message": ..., "status_code": ..., "attempts": ...}}
+A job never sent (the run stopped first, e.g. on a refused key) has "code": "not_sent",
+"status_code": null and attempts 0; the reason is printed once on stderr.
 
 resume: when OUTPUT already has lines, successes are kept and never sent again; failed and
-bad lines are removed and redone, so the finished file holds one line per input line.
---ordered orders the lines written by this run. Use --overwrite to start over.
+bad lines are removed and redone, so the finished file holds one line per input line. Each
+line records its request's fingerprint (request_hash): an id that now names another request
+stops the run (exit 2). --ordered writes lines as answers arrive (none is held in memory) and
+puts this run's lines in input order at the end. Use --overwrite to start over.
 
-The API key is read from XAI_API_KEY only. Exit status: 0 all succeeded, 1 some failed,
-2 usage error, 130 interrupted (Ctrl-C once drains calls in flight, twice stops at once).
+The API key is read from XAI_API_KEY only, also for a local --base-url (any value works
+there). Exit status: 0 all succeeded (or nothing to do), 1 some failed, 2 usage error (also:
+an output or --summary-json that cannot be written, an input edited since OUTPUT was written),
+130 interrupted (Ctrl-C once drains calls in flight, twice stops at once).
 """
 
 

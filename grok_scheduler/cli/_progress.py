@@ -3,7 +3,8 @@
 The run hands a :class:`ProgressSnapshot` to a reporter on every tick. :class:`LiveProgress`
 draws with rich (an optional dependency); :class:`PlainProgress` writes one line every
 ``interval`` seconds, which is what a log file or CI wants. :func:`format_summary` is the text
-printed at the end.
+printed at the end. Notices (warnings, Ctrl-C) go through the reporter too, so a live display
+prints them above itself instead of drawing over them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ __all__ = [
     "ProgressSnapshot",
     "RateMeter",
     "format_duration",
+    "format_limit",
     "format_summary",
     "make_reporter",
+    "plural",
 ]
 
 
@@ -47,6 +50,8 @@ class ProgressSnapshot:
     tokens_per_minute: float | None
     total_tokens: int
     cost_usd: float
+    capacity_429s: int = 0
+    """The 429s (counted in ``rate_limited``) that said the service was at capacity."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -77,6 +82,11 @@ class RateMeter:
         return f"RateMeter(window={self._window}, samples={len(self._samples)})"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 call``, ``2 calls`` (``nouns`` for an irregular plural)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
+
+
 def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
     """Seconds left at ``rate``, or None when unknown."""
     if total is None or rate is None or rate <= 0:
@@ -96,8 +106,18 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _limit(value: float | None, unit: str) -> str:
-    return f"{value:g} {unit}" if value is not None else f"no {unit} limit"
+def format_limit(value: float | None, unit: str) -> str:
+    """``22.2 rps``, ``400000 tpm``: a learned limit has no meaningful fourth digit."""
+    if value is None:
+        return f"no {unit} limit"
+    if not math.isfinite(value):
+        return f"{value} {unit}"
+    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"
+
+
+def _429s(total: int, capacity: int) -> str:
+    return f"{total} (capacity {capacity})" if capacity else str(total)
 
 
 def format_line(s: ProgressSnapshot) -> str:
@@ -107,9 +127,10 @@ def format_line(s: ProgressSnapshot) -> str:
     rate = f"{s.rate:.1f}/s" if s.rate is not None else "?/s"
     return (
         f"grok-scheduler: {s.done}{total} done{percent}, {rate}, ok {s.succeeded}, "
-        f"failed {s.failed}, skipped {s.skipped}, in flight {s.in_flight}, 429s {s.rate_limited}, "
-        f"retries {s.retries}, limits {_limit(s.requests_per_second, 'rps')} / "
-        f"{_limit(s.tokens_per_minute, 'tpm')}, tokens {s.total_tokens}, "
+        f"failed {s.failed}, skipped {s.skipped}, in flight {s.in_flight}, "
+        f"429s {_429s(s.rate_limited, s.capacity_429s)}, "
+        f"retries {s.retries}, limits {format_limit(s.requests_per_second, 'rps')} / "
+        f"{format_limit(s.tokens_per_minute, 'tpm')}, tokens {s.total_tokens}, "
         f"cost ${s.cost_usd:.4f}, elapsed {format_duration(s.elapsed)}, "
         f"ETA {format_duration(s.eta)}"
     )
@@ -126,6 +147,13 @@ class ProgressReporter(Protocol):
     def update(self, snapshot: ProgressSnapshot) -> None: ...
 
     def stop(self, snapshot: ProgressSnapshot | None) -> None: ...
+
+    def notice(self, text: str) -> None: ...
+
+
+def _write_line(stream: IO[str], text: str) -> None:
+    stream.write(text + "\n")
+    stream.flush()
 
 
 class PlainProgress:
@@ -153,14 +181,21 @@ class PlainProgress:
     def stop(self, snapshot: ProgressSnapshot | None) -> None:
         """Nothing to tear down (the summary follows)."""
 
+    def notice(self, text: str) -> None:
+        """A warning or a notice, on its own line."""
+        _write_line(self._stream, text)
+
     def __repr__(self) -> str:
         return f"PlainProgress(interval={self._interval})"
 
 
 class SilentProgress:
-    """No progress output (``--progress off``)."""
+    """No progress output (``--progress off``); notices still show."""
 
-    __slots__ = ()
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
 
     @property
     def interval(self) -> float:
@@ -176,15 +211,20 @@ class SilentProgress:
     def stop(self, snapshot: ProgressSnapshot | None) -> None:
         """Nothing."""
 
+    def notice(self, text: str) -> None:
+        """A warning or a notice, on its own line."""
+        _write_line(self._stream, text)
+
 
 class LiveProgress:
     """A live display drawn with rich on a terminal."""
 
-    __slots__ = ("_console", "_live")
+    __slots__ = ("_console", "_live", "_stream")
 
     def __init__(self, stream: IO[str]) -> None:
         from rich.console import Console
 
+        self._stream = stream
         self._console = Console(file=stream)
         self._live: Any = None
 
@@ -214,6 +254,13 @@ class LiveProgress:
         self._live.stop()
         self._live = None
 
+    def notice(self, text: str) -> None:
+        """Printed above the live region while it runs (a plain write would be drawn over)."""
+        if self._live is None:
+            _write_line(self._stream, text)
+        else:
+            self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def __repr__(self) -> str:
         return f"LiveProgress(running={self._live is not None})"
 
@@ -238,11 +285,12 @@ def _render(s: ProgressSnapshot) -> Any:
     )
     grid.add_row(
         "scheduler",
-        f"in flight {s.in_flight}  queued {s.queued}  retries {s.retries}  429s {s.rate_limited}",
+        f"in flight {s.in_flight}  queued {s.queued}  retries {s.retries}  "
+        f"429s {_429s(s.rate_limited, s.capacity_429s)}",
     )
     grid.add_row(
         "limits",
-        f"{_limit(s.requests_per_second, 'rps')}  {_limit(s.tokens_per_minute, 'tpm')}",
+        f"{format_limit(s.requests_per_second, 'rps')}  {format_limit(s.tokens_per_minute, 'tpm')}",
     )
     grid.add_row("usage", f"{s.total_tokens} tokens  ${s.cost_usd:.4f}")
     return grid
@@ -251,7 +299,7 @@ def _render(s: ProgressSnapshot) -> Any:
 def make_reporter(mode: str, stream: IO[str], *, interval: float) -> ProgressReporter:
     """``auto``: live on a terminal (when rich is installed), plain lines otherwise."""
     if mode == "off":
-        return SilentProgress()
+        return SilentProgress(stream)
     if mode in {"auto", "live"} and (mode == "live" or _is_terminal(stream)):
         try:
             return LiveProgress(stream)
@@ -269,17 +317,24 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The human summary printed at the end of a run."""
+    capacity = summary.get("rate_limited_capacity", 0)
     lines = [
         f"grok-scheduler: {summary['status']} in {format_duration(summary['elapsed_seconds'])}",
         f"  lines       {summary['lines']} read, {summary['succeeded']} succeeded, "
         f"{summary['failed']} failed ({summary['bad_lines']} bad input lines), "
         f"{summary['skipped']} already done",
         f"  throughput  {summary['lines_per_second']:.1f} lines/s",
-        f"  scheduler   {summary['retries']} retries, {summary['rate_limited']} rate limited (429)",
-        f"  limits      {_limit(summary['requests_per_second'], 'rps')}, "
-        f"{_limit(summary['tokens_per_minute'], 'tpm')}",
+        f"  scheduler   {plural(summary['retries'], 'retry', 'retries')}, "
+        f"{summary['rate_limited']} rate limited (429)"
+        + (f", {capacity} of them for capacity" if capacity else ""),
+        f"  limits      {format_limit(summary['requests_per_second'], 'rps')}, "
+        f"{format_limit(summary['tokens_per_minute'], 'tpm')}",
         f"  usage       {summary['total_tokens']} tokens, ${summary['cost_usd']:.4f}",
     ]
+    causes = summary.get("failed_calls_by_cause") or {}
+    if causes:
+        kinds = ", ".join(f"{name} {count}" for name, count in sorted(causes.items()))
+        lines.append(f"  failed calls {kinds}")
     failures = summary.get("failures_by_type") or {}
     if failures:
         kinds = ", ".join(f"{name} {count}" for name, count in sorted(failures.items()))

@@ -19,6 +19,8 @@ from grok_scheduler.cli import main
 from grok_scheduler.simulator import Simulator, SimulatorConfig, SimulatorStats
 
 SECRET = "xai-TESTSECRETKEY0123456789abcdefXYZ"
+LOCAL_KEY = "local-simulator-key"
+"""Any value does for the simulator; the command line still wants XAI_API_KEY set."""
 
 
 class SimulatorThread:
@@ -87,8 +89,8 @@ def sim() -> Iterator[SimulatorThread]:
 
 
 @pytest.fixture(autouse=True)
-def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("XAI_API_KEY", raising=False)
+def _local_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XAI_API_KEY", LOCAL_KEY)
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:
@@ -286,6 +288,7 @@ def test_usage_errors_exit_2(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Bad flags, a missing input file or a missing key exit 2 before any call is made."""
+    monkeypatch.delenv("XAI_API_KEY")
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "in.jsonl", plain(1))
     assert main(args) == 2
@@ -379,8 +382,24 @@ def test_wrong_key_fails_the_run_without_leaking_it(
         assert SECRET[8:] not in text
 
 
-def test_local_base_url_needs_no_key(sim: SimulatorThread, tmp_path: Path) -> None:
-    """With no XAI_API_KEY, a local base URL runs with a placeholder key."""
+def test_local_base_url_without_a_key_is_a_usage_error(
+    sim: SimulatorThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No XAI_API_KEY and a local URL: "XAI_API_KEY is not set", exit 2, nothing sent."""
+    monkeypatch.delenv("XAI_API_KEY")
+    source = write_jsonl(tmp_path / "in.jsonl", plain(2))
+    base = sim.base_url.replace("127.0.0.1", "localhost")
+    assert run(source, "-o", tmp_path / "out.jsonl", "--base-url", base) == 2
+    assert "XAI_API_KEY is not set" in capsys.readouterr().err
+    assert sim.stats.requests == 0
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_any_key_runs_against_a_local_server(sim: SimulatorThread, tmp_path: Path) -> None:
+    """With XAI_API_KEY set to anything, a local simulator answers every line."""
     source = write_jsonl(tmp_path / "in.jsonl", plain(2))
     base = sim.base_url.replace("127.0.0.1", "localhost")
     assert run(source, "-o", tmp_path / "out.jsonl", "--base-url", base) == 0
@@ -398,10 +417,98 @@ def test_module_entry_point_runs_the_demo(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.glob("grok-scheduler-demo-*"))  # no temporary folder left
     records = read_jsonl(output)
     assert len(records) == 40 and all(r["error"] is None for r in records)
     assert "40 succeeded" in done.stderr
     assert str(output) in done.stdout
+
+
+# -- issue 13 regressions --------------------------------------------------------------------
+def test_wrong_key_tells_the_reason_once_and_marks_jobs_never_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused key: the server's reason once on stderr; unsent jobs say "not sent"."""
+    monkeypatch.setenv("XAI_API_KEY", SECRET)
+    config = SimulatorConfig(requests_per_second=None, latency=0.0, api_key="xai-other-key-0000")
+    n = 60
+    with SimulatorThread(config) as sim:
+        source = write_jsonl(tmp_path / "in.jsonl", plain(n))
+        output = tmp_path / "out.jsonl"
+        assert run(source, "-o", output, "--base-url", sim.base_url, "--concurrency", "1") == 1
+        sent = sim.stats.requests
+    err = capsys.readouterr().err
+    assert err.count("Incorrect API key provided") == 1, err
+    assert len(err.splitlines()) < 20, err  # not one warning per job
+    assert SECRET[8:] not in err
+    records = read_jsonl(output)
+    unsent = [r for r in records if r["error"]["attempts"] == 0]
+    assert len(unsent) == n - sent
+    for record in unsent:
+        assert record["response"] is None and record["error"]["status_code"] is None
+        assert record["error"]["message"].startswith("not sent")
+    assert "not sent" in err  # the summary counts them apart
+
+
+def test_plain_shape_keeps_the_users_id(sim: SimulatorThread, tmp_path: Path) -> None:
+    """The plain shape's id comes back as given; the server's id is response.request_id."""
+    source = write_jsonl(tmp_path / "in.jsonl", plain(3))
+    output = tmp_path / "out.jsonl"
+    assert run(source, "-o", output, "--base-url", sim.base_url) == 0
+    for record in read_jsonl(output):
+        assert record["id"] == record["custom_id"]
+        assert record["response"]["request_id"] not in (None, record["id"])
+
+
+@pytest.mark.parametrize("where", ["output", "summary"])
+def test_unwritable_output_or_summary_is_a_usage_error_before_sending(
+    where: str, sim: SimulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An output or --summary-json that cannot be written: exit 2, nothing sent, no file."""
+    source = write_jsonl(tmp_path / "in.jsonl", plain(3))
+    output = tmp_path / "out.jsonl"
+    args: list[str | Path] = [source, "--base-url", sim.base_url]
+    if where == "output":
+        # A link into a missing folder: writable-looking, but no file can be created there.
+        output = tmp_path / "dangling.jsonl"
+        output.symlink_to(tmp_path / "no-such-dir" / "out.jsonl")
+    else:
+        (tmp_path / "summary.json").mkdir()  # a folder where the summary should go
+        args += ["--summary-json", tmp_path / "summary.json"]
+    assert run(*args, "-o", output) == 2
+    assert sim.stats.requests == 0
+    assert "error" in capsys.readouterr().err
+    if where == "summary":
+        assert not output.exists()
+
+
+def test_empty_input_exits_0_and_says_so(
+    sim: SimulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An input with no jobs: exit 0 and a word on stderr."""
+    source = write_jsonl(tmp_path / "in.jsonl", ["", "  "])
+    assert run(source, "-o", tmp_path / "out.jsonl", "--base-url", sim.base_url) == 0
+    assert f"no jobs in {source}" in capsys.readouterr().err
+
+
+def test_unknown_flag_prints_the_usage_of_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """A flag `run` does not know: exit 2 with run's usage, not the top-level one."""
+    assert main(["run", "in.jsonl", "-o", "out.jsonl", "--no-such-flag"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: grok-scheduler run" in err and "--no-such-flag" in err
+
+
+def test_capacity_429s_count_as_429s_and_failed_calls_by_cause(tmp_path: Path) -> None:
+    """A 429 for capacity is a 429 in the summary (and counted apart); calls by cause."""
+    config = SimulatorConfig(requests_per_second=None, latency=0.0, faults={"capacity_429": 1.0})
+    with SimulatorThread(config) as sim:
+        source = write_jsonl(tmp_path / "in.jsonl", plain(3))
+        summary_path = tmp_path / "s.json"
+        args = ("--base-url", sim.base_url, "--max-attempts", "2", "--summary-json", summary_path)
+        assert run(source, "-o", tmp_path / "out.jsonl", *args) == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["rate_limited"] == 6 and summary["rate_limited_capacity"] == 6
+    assert summary["failed_calls_by_cause"] == {"rate_limited": 6}

@@ -81,7 +81,7 @@ def test_plain_line_with_prompt_and_options() -> None:
     )
     assert prompt == "Hi"
     assert options == {
-        "metadata": LineRef("12", 3, {"k": 1}),
+        "metadata": LineRef("12", 3, {"k": 1}, echo_id=True),
         "model": "m",
         "max_tokens": 10,
         "temperature": 0,

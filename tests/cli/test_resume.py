@@ -7,6 +7,7 @@ that was recorded is sent twice".
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from test_cli import SimulatorThread, plain, read_jsonl, write_jsonl
+import pytest
+from test_cli import LOCAL_KEY, SimulatorThread, plain, read_jsonl, write_jsonl
 
 from grok_scheduler.cli import main
 from grok_scheduler.simulator import SimulatorConfig
@@ -23,8 +25,13 @@ from grok_scheduler.simulator import SimulatorConfig
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _local_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XAI_API_KEY", LOCAL_KEY)
+
+
 def start_run(source: Path, output: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "XAI_API_KEY"}
+    env = {**os.environ, "XAI_API_KEY": LOCAL_KEY}
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "grok_scheduler.cli", "run", str(source), "-o", str(output)),
@@ -178,3 +185,68 @@ def test_ctrl_c_twice_exits_at_once_with_valid_output(tmp_path: Path) -> None:
         assert run.returncode == 130, stderr
         assert "stopping now" in stderr
         assert all(isinstance(r, dict) for r in read_jsonl(output))
+
+
+# -- issue 13 regressions --------------------------------------------------------------------
+def test_an_input_edited_between_runs_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line inserted above shifts every line-<n> id: the resumed run refuses, exit 2."""
+    lines = [{"prompt": f"tell me about number {i}"} for i in range(4)]  # ids line-1..line-4
+    with SimulatorThread() as sim:
+        source = write_jsonl(tmp_path / "in.jsonl", lines)
+        output = tmp_path / "out.jsonl"
+        args = ["run", str(source), "-o", str(output), "--base-url", sim.base_url]
+        assert main(args) == 0
+        before = output.read_bytes()
+        write_jsonl(source, [{"prompt": "a NEW line on top"}, *lines])
+        sim.reset_stats()
+        capsys.readouterr()
+        assert main(args) == 2
+        assert sim.stats.requests == 0  # refused before sending anything
+        assert output.read_bytes() == before
+        assert "changed since" in capsys.readouterr().err
+        # Appending a line keeps every id: that resume is fine and sends only the new line.
+        write_jsonl(source, [*lines, {"prompt": "appended"}])
+        assert main(args) == 0
+        assert sim.stats.accepted == 1
+
+
+def test_an_edited_standard_input_is_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With INPUT '-', a changed request under a finished id stops the run with exit 2."""
+    lines = [{"prompt": f"tell me about number {i}"} for i in range(3)]
+    with SimulatorThread() as sim:
+        output = tmp_path / "out.jsonl"
+        args = ["run", "-", "-o", str(output), "--base-url", sim.base_url]
+        edited = [{"prompt": "a NEW line on top"}, *lines]
+        for records, code in ((lines, 0), (edited, 2)):
+            data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+            assert main(args) == code
+    assert "changed since" in capsys.readouterr().err
+    assert len(read_jsonl(output)) == 3  # line-1 still holds the answer to its own request
+
+
+def test_ordered_run_killed_mid_run_loses_no_paid_answer(tmp_path: Path) -> None:
+    """--ordered killed with SIGKILL, then resumed: no answer the server gave is bought again."""
+    n, concurrency = 200, 16
+    # Jittered latency and a wide window: answers arrive far out of input order.
+    config = SimulatorConfig(requests_per_second=None, latency=0.1, latency_jitter=1.0, seed=3)
+    with SimulatorThread(config) as sim:
+        source = write_jsonl(tmp_path / "in.jsonl", plain(n))
+        output = tmp_path / "out.jsonl"
+        extra = ("--ordered", "--window", "200", "--concurrency", str(concurrency))
+        run = start_run(source, output, sim.base_url, *extra)
+        wait_for(lambda: sim.stats.accepted >= 120)
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=10)
+        first_run, kept = sim.stats.accepted, complete_lines(output)
+        args = ["run", str(source), "-o", str(output), "--base-url", sim.base_url]
+        assert main([*args, *extra]) == 0
+        # Only the calls on the wire at the kill (never answered) may be sent twice.
+        assert sim.stats.accepted <= n + concurrency, (first_run, sim.stats.accepted)
+    assert_exactly_once(output, n)
+    resumed = [r["custom_id"] for r in read_jsonl(output)][kept:]
+    assert resumed == sorted(resumed, key=lambda c: int(c[1:]))  # this run's lines in order

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grok_scheduler import Result, Usage
+from grok_scheduler.cli._lines import LineRef
+from grok_scheduler.cli._output import success_line
 from grok_scheduler.cli._resume import prepare_output
 
 
@@ -51,3 +54,37 @@ def test_overwrite_empties_the_output(tmp_path: Path) -> None:
     path.write_bytes(_success("a") + b"\n")
     state = prepare_output(path, overwrite=True)
     assert path.read_bytes() == b"" and len(state.done) == 0
+
+
+def test_a_success_with_a_bom_body_is_kept_on_resume(tmp_path: Path) -> None:
+    """A success whose body began with a BOM is a success on resume (not sent again)."""
+    raw = b'\xef\xbb\xbf{"choices":[]}'
+    result = Result(
+        text="",
+        usage=Usage(),
+        model="m",
+        request_id="r",
+        attempts=1,
+        queued_seconds=0.0,
+        in_flight_seconds=0.0,
+        finish_reason="stop",
+        body={"choices": []},
+        raw_body=raw,
+    )
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(success_line(LineRef("a", 1), result))
+    state = prepare_output(path)
+    assert state.kept == 1 and "a" in state.done and state.dropped == 0
+
+
+def test_resume_tells_an_answered_request_from_a_changed_one(tmp_path: Path) -> None:
+    """An id answered for request X is done for X, changed for Y; old lines (no hash) are done."""
+    path = tmp_path / "out.jsonl"
+    hashed = json.loads(_success("a"))
+    hashed["request_hash"] = "x-hash"
+    path.write_bytes(json.dumps(hashed).encode() + b"\n" + _success("old") + b"\n")
+    state = prepare_output(path)
+    assert state.status("a", "x-hash") == "done"
+    assert state.status("a", "y-hash") == "changed"
+    assert state.status("old", "anything") == "done"  # written before request_hash existed
+    assert state.status("new", "z") == "todo"

@@ -152,7 +152,8 @@ async def test_the_command_line_at_debug_prints_events_on_stderr(
         *("--base-url", simulator.base_url, "--log-level", "debug", "--progress", "plain"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_environment(),
+        # The local simulator accepts any key, but the command line needs one set.
+        env={**_environment(), "XAI_API_KEY": "local-test-key"},
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
