@@ -40,6 +40,7 @@ PUBLIC_NAMES = [
     "LocalLimiter",
     "LoopClock",
     "MockTransport",
+    "ModelNotAvailableError",
     "NotFoundError",
     "Outcome",
     "OutcomeStream",

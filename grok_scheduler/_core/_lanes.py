@@ -22,9 +22,10 @@ from .._limits._adaptive import AdaptivePolicy, FleetLog, RateController
 from .._limits._base import Limiter
 from .._limits._concurrency import ConcurrencyLimit
 from .._limits._local import LocalLimiter
+from .._wire._limit_bodies import LimitUnit, StatedLimits
 from ._queue import JobQueue
 
-__all__ = ["Lane", "Lanes", "LimiterSource", "PerModel"]
+__all__ = ["Lane", "Lanes", "LimiterSource", "PerModel", "lane_refusal", "limit_for"]
 
 #: One figure for every model, or one per model (a model left out is discovered).
 PerModel: TypeAlias = float | Mapping[str, float] | None
@@ -35,6 +36,22 @@ LimiterSource: TypeAlias = "Limiter | Callable[[str], Limiter] | None"
 @runtime_checkable
 class _Fleet(FleetLog, Protocol):
     """A limiter that also keeps the fleet's acceptance (the Redis limiter)."""
+
+
+def lane_refusal(error: ModelNotAvailableError) -> ModelNotAvailableError:
+    """A fresh error for a job of a model the team may not use (one per job)."""
+    return ModelNotAvailableError(
+        f"not sent: {error.message}",
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+    )
+
+
+def _stated(stated: StatedLimits, unit: LimitUnit, window: float) -> float | None:
+    """A stated limit of ``unit`` per ``window``, as a figure per that window."""
+    found = stated.limit_for(unit, window)
+    return None if found is None or found.limit <= 0 else found.limit
 
 
 def limit_for(value: PerModel, model: str) -> float | None:
@@ -79,6 +96,16 @@ class Lane:
         self.in_flight = 0
         # Set once the server said the team may not use this model: later jobs fail at once.
         self.unavailable: ModelNotAvailableError | None = None
+
+    def apply_stated(self, stated: StatedLimits, now: float) -> None:
+        """xAI's 429 body states this model's limits exactly: run at them from now on."""
+        self.controller.on_stated(
+            requests_per_second=_stated(stated, "requests", 1.0),
+            requests_per_minute=_stated(stated, "requests", 60.0),
+            tokens_per_minute=_stated(stated, "tokens", 60.0),
+            now=now,
+            reason="429 body",
+        )
 
     def concurrency_limit(self) -> int:
         """Calls of this model that may be in flight now (Little's law on the learned rate)."""

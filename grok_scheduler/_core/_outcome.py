@@ -32,10 +32,9 @@ from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
 from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
-from .._wire._limit_bodies import LimitUnit, StatedLimits
 from .._wire._response import extract_answer
 from ._job import Job
-from ._lanes import Lane, Lanes
+from ._lanes import Lane, Lanes, lane_refusal
 from ._retry import (
     RetryPolicy,
     Unreachable,
@@ -300,16 +299,8 @@ class OutcomeHandler:
         lane = self._lanes.get(job.model)
         self._consecutive_429 += 1
         lane.concurrency.on_rate_limited(now)
-        stated = verdict.stated
-        if stated is not None:
-            # xAI's body states the limit exactly: the model's limits are known from now on.
-            lane.controller.on_stated(
-                requests_per_second=_per(stated, "requests", 1.0),
-                requests_per_minute=_per(stated, "requests", 60.0),
-                tokens_per_minute=_per(stated, "tokens", 60.0),
-                now=now,
-                reason="429 body",
-            )
+        if verdict.stated is not None:
+            lane.apply_stated(verdict.stated, now)
         pause = lane.controller.on_rate_limited(
             verdict.limit_dimension, now, record=job.send_record, reserved=job.estimated_tokens
         )
@@ -429,22 +420,6 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
     # very object, which must not become its own cause.
     if cause is not None and cause is not error:
         error.__cause__ = cause
-
-
-def lane_refusal(error: ModelNotAvailableError) -> ModelNotAvailableError:
-    """A fresh error for a job of a model the team may not use (one per job)."""
-    return ModelNotAvailableError(
-        f"not sent: {error.message}",
-        status_code=error.status_code,
-        code=error.code,
-        request_id=error.request_id,
-    )
-
-
-def _per(stated: StatedLimits, unit: LimitUnit, window: float) -> float | None:
-    """A stated limit of ``unit`` per ``window`` as a rate per that window."""
-    found = stated.limit_for(unit, window)
-    return None if found is None or found.limit <= 0 else found.limit
 
 
 def _str_or_none(value: object) -> str | None:

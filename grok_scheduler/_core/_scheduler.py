@@ -33,9 +33,9 @@ from .._transports._base import Transport
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
 from ._job import Job
-from ._lanes import Lanes, LimiterSource, PerModel
+from ._lanes import Lanes, LimiterSource, PerModel, lane_refusal
 from ._map import OutcomeStream, PromptItem, map_prompts
-from ._outcome import OutcomeHandler, lane_refusal
+from ._outcome import OutcomeHandler
 from ._queue import JobQueue
 from ._retry import RetryPolicy
 from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings

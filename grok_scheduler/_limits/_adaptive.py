@@ -1,36 +1,21 @@
-"""Finding and holding each limit from what the server demonstrates, at any call latency.
+"""Finding and holding each model's limits from what the server demonstrates, at any latency.
 
-One controller per (key, model) and dimension (requests per second, tokens per minute). The
-evidence, strongest first:
+Evidence, strongest first: a limit the server states (xAI's 429 body, or a header triple whose
+window was read from the triple) becomes the ceiling and the rate; what the server accepted
+while it was refusing (``_acceptance.py``, counted by send time) is its refill rate, the limit
+less any neighbour's share; a configured limit is a ceiling never exceeded.
 
-1. **A limit the server states**: xAI's 429 body (``Requests per Second (actual/limit): 2/2``)
-   or a header triple whose window the wire layer read from the triple itself. It becomes the
-   ceiling and the rate to run at.
-2. **What the server accepted while it was rejecting.** During a congestion episode the
-   server's bucket is empty, so what it still accepts per second is its refill rate: the limit
-   we are looking for, neighbours already taken out.
-3. **Configured limits**: a ceiling the controller never exceeds.
-
-Acceptance is counted by **send time**. A call counts as accepted unless a 429 for it came back
-within the rejection horizon ``H`` (twice the slowest recent 429 turnaround). A 429 comes back
-at once even when answers take minutes, so a measurement is ready ``H`` seconds after the sends
-it covers, whatever the answer latency.
-
-* **Episode**: from the send time of the first rejected call until ``quiet_period`` (at least
-  ``2 H``) without a 429.
-* **Cut**: while an episode lasts, every ``max(0.5 s, H)`` the sends of ``[episode start, now -
-  H]`` (at most the last ``measure_window``, at least 20 sends' worth) are measured. If the
-  server was saturated (at least 5% of them rejected) the rate becomes ``0.95 x`` what it
-  accepted, but never less than half the current rate in one step. Before a measurement exists
-  the rate is cut by ``0.85`` once per step, and every 429 pauses this model's dispatch briefly.
-* **Grow**: after the quiet period, while the gate waited for this model's credit within the
-  last two seconds: linearly back to ``0.98 x`` the rate at which the last episode began within
-  ``recovery_seconds``, then probing up by ``probe_fraction`` per second, doubling every four
-  quiet seconds up to 8x. Growth is time-driven (``tick``), not success-driven, so it works with
-  one answer a minute.
-* **Bounds**: never above the ceiling; never grown beyond ``usage_cap x`` what was actually sent
-  over the last ten seconds (AWS's adaptive client caps at twice the measured rate), so a
-  dimension that is not binding cannot run away.
+* **Episode**: from the send time of the first refused call until ``quiet_period`` (at least
+  twice the rejection horizon) without a 429.
+* **Cut**: every ``max(0.5 s, horizon)`` of an episode, if the server was saturated (5% or more
+  of the measured sends refused), the rate becomes ``0.95 x`` what it accepted, at most halving
+  per step. Before a measurement exists, a configured or learned rate (never a stated one) is
+  cut by 0.85, then ``decrease``; every 429 also pauses the model's dispatch briefly.
+* **Grow**, driven by time (``tick``), not by answers: after the quiet period and while the gate
+  waited for this model's credit, linearly back to ``0.98 x`` what the server showed it accepts
+  within ``recovery_seconds``, then probing up ``probe_fraction`` per second, doubling every
+  four quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
+  sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run away.
 """
 
 from __future__ import annotations
@@ -43,6 +28,7 @@ from typing import Protocol, runtime_checkable
 from .._observe._events import events as _log
 from ._acceptance import AcceptanceLog, Dimension, SendRecord, WindowCounts
 from ._base import Limiter
+from ._episode import DimensionState
 
 __all__ = ["AdaptivePolicy", "FleetLog", "RateController"]
 
@@ -99,46 +85,6 @@ class AdaptivePolicy:
     min_tokens_per_minute: float = 100.0
 
 
-class _Dimension:
-    """The adaptive state of one limit."""
-
-    __slots__ = (
-        "applied",
-        "best_measured",
-        "ceiling",
-        "configured",
-        "cut_at",
-        "episode_rate",
-        "episode_start",
-        "floor",
-        "last_429",
-        "last_step",
-        "measured_in_episode",
-        "rate",
-        "recover_from",
-        "stated",
-    )
-
-    def __init__(self, rate: float | None, ceiling: float | None, floor: float) -> None:
-        self.rate = rate  # None: unlimited (nothing known yet)
-        self.applied = rate  # what the limiter was last given
-        self.configured = ceiling
-        self.ceiling = ceiling
-        self.floor = floor
-        self.last_step = -math.inf
-        self.last_429 = -math.inf
-        self.episode_start = math.inf  # send time of the first refused call of the episode
-        self.episode_rate: float | None = None  # the rate when the episode began
-        self.best_measured = 0.0  # the most the server accepted in a measured window of it
-        self.measured_in_episode = False
-        self.cut_at: float | None = None  # where recovery climbs back to after an episode
-        self.recover_from: float | None = None  # the rate recovery started from
-        self.stated = False  # the server stated this limit (a body or headers)
-
-    def in_episode(self, now: float, quiet: float) -> bool:
-        return now - self.last_429 <= quiet
-
-
 class RateController:
     """Adjusts one model's limiter from 429s, stated limits and what the server accepted."""
 
@@ -174,12 +120,12 @@ class RateController:
         # log, what this process alone got accepted says nothing about the limit.
         self._fleet = fleet
         self._shared = shared or fleet is not None
-        self._requests = _Dimension(
+        self._requests = DimensionState(
             requests_per_second,
             requests_per_second or policy.max_requests_per_second,
             policy.min_requests_per_second,
         )
-        self._tokens = _Dimension(
+        self._tokens = DimensionState(
             tokens_per_minute,
             tokens_per_minute or policy.max_tokens_per_minute,
             policy.min_tokens_per_minute,
@@ -297,7 +243,7 @@ class RateController:
         return float(counts.accepted) if dimension == "requests" else max(0.0, counts.tokens)
 
     # -- decisions --------------------------------------------------------------------------
-    def _state(self, dimension: Dimension) -> _Dimension:
+    def _state(self, dimension: Dimension) -> DimensionState:
         return self._requests if dimension == "requests" else self._tokens
 
     def _quiet(self) -> float:
@@ -330,15 +276,17 @@ class RateController:
                 new_rate = max(new_rate, _DEEPEST_STEP * current)
             self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}: measured")
             return
-        if current is None or state.measured_in_episode:
-            return  # nothing to cut yet: the pause holds the pool until a measurement exists
+        if current is None or state.measured_in_episode or state.stated:
+            # Nothing to cut yet, or a stated limit that only a measurement may undercut (a
+            # neighbour's share): the pause holds the pool until a measurement exists.
+            return
         state.last_step = now
         age = now - state.episode_start
         factor = self._policy.decrease if age >= self._policy.cut_cooldown else _EARLY_CUT
         self._set(dimension, max(state.floor, current * factor), now, f"429 on {dimension}")
 
     def _measure_episode(
-        self, dimension: Dimension, state: _Dimension, now: float
+        self, dimension: Dimension, state: DimensionState, now: float
     ) -> tuple[float, bool] | None:
         """What the server accepted since the episode began: (rate, it was saturated)."""
         end = now - self._log.horizon()
@@ -381,7 +329,9 @@ class RateController:
         per_call = self._log.tokens_per_call(_USAGE_SPAN, now)
         return None if per_call is None else rate / 60.0 / per_call
 
-    def _grow(self, dimension: Dimension, state: _Dimension, elapsed: float, now: float) -> None:
+    def _grow(
+        self, dimension: Dimension, state: DimensionState, elapsed: float, now: float
+    ) -> None:
         if self._shared:
             # Another process may have cut the shared rate: grow from what every process sees.
             shared = self._limiter_rate(dimension)

@@ -20,6 +20,7 @@ _DEFAULTS: dict[str, Any] = {
     "endpoint": Endpoint.CHAT_COMPLETIONS,
     "base_url": "https://api.x.ai/v1",
     "max_concurrency": 8,
+    "concurrency_cap": 1024,
     "requests_per_second": None,
     "tokens_per_minute": None,
     "timeout": None,
@@ -53,11 +54,13 @@ def test_bad_constructor_arguments_are_refused(change: dict[str, Any], message: 
         scheduler_settings(**{**_DEFAULTS, **change})
 
 
-def test_settings_take_endpoint_strings_and_derive_urgent_slots() -> None:
-    """An endpoint string becomes the enum; urgent slots are the share of the pool."""
+def test_settings_take_endpoint_strings_and_size_the_pool() -> None:
+    """An endpoint string becomes the enum; the pool is max_concurrency, else the cap."""
     settings = scheduler_settings(**{**_DEFAULTS, "endpoint": "responses"})
     assert settings.endpoint is Endpoint.RESPONSES
-    assert settings.urgent_slots == 2
+    assert settings.connections == 8
+    automatic = scheduler_settings(**{**_DEFAULTS, "max_concurrency": None, "concurrency_cap": 64})
+    assert automatic.connections == 64
 
 
 def _job(**change: Any) -> Any:

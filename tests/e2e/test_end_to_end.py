@@ -63,9 +63,9 @@ async def test_rate_limit_is_respected_without_429s(make_simulator: SimulatorFac
 async def test_limits_too_high_are_corrected_by_openai_headers(
     make_simulator: SimulatorFactory,
 ) -> None:
-    """Configured 4x too high against a server sending headers: every job still succeeds."""
+    """Configured 4x too high against a server whose headers count per second: all succeed."""
     sim = await make_simulator(
-        SimulatorConfig(latency=0.0, requests_per_second=10, headers="openai")
+        SimulatorConfig(latency=0.0, requests_per_second=10, headers="openai-1s")
     )
     async with Scheduler(
         api_key=KEY,

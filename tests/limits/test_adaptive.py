@@ -93,18 +93,22 @@ async def test_one_cut_per_congestion_event() -> None:
     assert limiter.requests_per_second == pytest.approx(50 * 0.85)
 
 
-async def test_headers_win_over_inference() -> None:
-    """A limit stated by headers is the rate; a later 429 does not cut below it."""
-    from grok_scheduler import RateLimitHeaders
-
+async def test_a_stated_limit_is_not_cut_blindly() -> None:
+    """A limit the server stated is the rate; a lone 429 with nothing measured does not cut it."""
     limiter = LocalLimiter(requests_per_second=50, tokens_per_minute=None, now=0.0)
     controller = RateController(
         AdaptivePolicy(), limiter, requests_per_second=50, tokens_per_minute=None, now=0.0
     )
-    controller.on_headers(RateLimitHeaders(requests_limit=1200, requests_window=60), 0.0)
+    controller.on_stated(requests_per_second=20, now=0.0, reason="headers")
     assert limiter.requests_per_second == pytest.approx(20)
     controller.on_rate_limited("requests", 1.0)
     assert limiter.requests_per_second == pytest.approx(20)
+    # Without a statement the same 429 cuts the configured rate.
+    other = LocalLimiter(requests_per_second=50, tokens_per_minute=None, now=0.0)
+    RateController(
+        AdaptivePolicy(), other, requests_per_second=50, tokens_per_minute=None, now=0.0
+    ).on_rate_limited("requests", 1.0)
+    assert other.requests_per_second is not None and other.requests_per_second < 50
 
 
 async def test_high_priority_queue_time_stays_bounded_under_a_low_flood(

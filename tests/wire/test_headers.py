@@ -220,11 +220,13 @@ def test_should_retry_absent() -> None:
                 "requests_limit": 600.0,
                 "requests_remaining": 599.0,
                 "requests_reset": 0.1,
-                "requests_window": 60.0,
+                # OpenAI-style headers do not say their window: it is read from the triple
+                # (_wire/_header_limits.py), never assumed.
+                "requests_window": None,
                 "tokens_limit": 150000.0,
                 "tokens_remaining": 149984.0,
                 "tokens_reset": 360.0,
-                "tokens_window": 60.0,
+                "tokens_window": None,
             },
             id="openai",
         ),
@@ -432,7 +434,7 @@ def test_openai_beats_ietf_beats_generic_per_field() -> None:
     }
     result = parse(headers)
     assert result.requests_limit == 600.0
-    assert result.requests_window == 60.0
+    assert result.requests_window is None  # the OpenAI family states no window
     assert result.requests_remaining == 4.0
     assert result.requests_reset == 0.5
 
@@ -500,11 +502,11 @@ def test_derived_rates(value: RateLimitHeaders, rps: float | None, tpm: float | 
     assert value.tokens_per_minute == tpm
 
 
-def test_openai_limits_become_rates() -> None:
-    """OpenAI limits are per minute, so 600 requests means 10 per second."""
+def test_openai_limits_alone_state_no_rate() -> None:
+    """A bare OpenAI-style limit says no window: no rate is assumed from it."""
     result = parse({"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "2000000"})
-    assert result.requests_per_second == 10.0
-    assert result.tokens_per_minute == 2000000.0
+    assert result.requests_per_second is None
+    assert result.tokens_per_minute is None
 
 
 # --------------------------------------------------------------------------- never raises
