@@ -230,7 +230,10 @@ class Gate:
         for job, lane in heads:
             limit = lane.concurrency_limit()
             if lane.in_flight >= limit:
-                lane.concurrency.on_saturated(now)
+                grows_at = lane.concurrency.on_saturated(now)
+                if grows_at <= now:
+                    return None  # the bound just grew: look again
+                until = min(until, grows_at)
                 state.waiting_for_slot = True
                 continue
             urgent_only = False

@@ -7,7 +7,7 @@ slowest recent 429 turnaround. Counting by send time is what makes a measurement
 a fraction of a second at any answer latency; counting answers as they arrive (the previous
 design) measured nothing once calls took longer than its window.
 
-Sends within ``_SLOT`` seconds share one :class:`SendRecord`, so memory is flat at any rate,
+Sends within ``SLOT`` seconds share one :class:`SendRecord`, so memory is flat at any rate,
 and the scheduler keeps each call's record on its job to book its fate minutes later.
 """
 
@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AcceptanceLog", "Dimension", "SendRecord", "WindowCounts"]
+__all__ = ["SLOT", "AcceptanceLog", "Dimension", "SendRecord", "WindowCounts"]
 
 Dimension = Literal["requests", "tokens"]
 
-_SLOT = 0.02
+SLOT = 0.02
+"""Seconds of send time that share one record."""
 _HISTORY = 120.0
 _DEFAULT_TURNAROUND = 0.05
 _MAX_HORIZON = 30.0
@@ -92,7 +93,7 @@ class AcceptanceLog:
     def sent(self, tokens: int, now: float) -> SendRecord:
         """A call leaves now with ``tokens`` reserved; returns the record to book its fate on."""
         records = self._records
-        if records and now - records[-1].sent_at < _SLOT:
+        if records and now - records[-1].sent_at < SLOT:
             record = records[-1]
         else:
             record = SendRecord(now)

@@ -14,7 +14,7 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
 * **Grow**, driven by time (``tick``), not by answers: after the quiet period and while the gate
   waited for this model's credit, linearly back to ``0.98 x`` what the server showed it accepts
   within ``recovery_seconds``, then probing up ``probe_fraction`` per second, doubling every
-  four quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
+  15 quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
   sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run away.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._observe._events import events as _log
+from ._acceptance import SLOT as _SLOT
 from ._acceptance import AcceptanceLog, Dimension, SendRecord, WindowCounts
 from ._base import Limiter
 from ._episode import DimensionState
@@ -33,7 +34,7 @@ from ._episode import DimensionState
 __all__ = ["AdaptivePolicy", "FleetLog", "RateController"]
 
 _SATURATED = 0.05  # a window with this share refused was measured at the server's limit
-_MIN_ACCEPTED = 8  # fewer accepted calls than this measure noise, not a rate...
+_MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
 _LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
 _MIN_SPAN = 0.25
 _MAX_WINDOW = 30.0
@@ -41,7 +42,7 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
-_PROBE_DOUBLING = 4.0
+_PROBE_DOUBLING = 15.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
 
@@ -76,7 +77,7 @@ class AdaptivePolicy:
     cut_cooldown: float = 1.0
     quiet_period: float = 2.0
     recovery_seconds: float = 4.0
-    probe_fraction: float = 0.05
+    probe_fraction: float = 0.005
     measure_window: float = 2.0
     usage_cap: float = 2.0
     max_requests_per_second: float | None = None
@@ -174,9 +175,11 @@ class RateController:
             state.episode_start = sent_at
             state.measured_in_episode = False
             state.episode_rate = state.rate
+            state.blind_cuts = 0
             state.best_measured = 0.0
             state.cut_at = state.rate
         state.episode_start = min(state.episode_start, sent_at)
+        state.last_refused_sent = max(state.last_refused_sent, sent_at)
         state.last_429 = now
         self._step(dimension, now)
         return self._pause(dimension)
@@ -266,6 +269,7 @@ class RateController:
             # overran it; when it accepted nothing at all (an outage, not a limit), back to the
             # rate the episode began at.
             state.best_measured = max(state.best_measured, rate)
+            state.learned = rate if rate > 0 else state.learned
             if state.best_measured > 0:
                 state.cut_at = min(state.episode_rate or math.inf, state.best_measured)
             new_rate = 0.95 * rate
@@ -276,26 +280,51 @@ class RateController:
                 new_rate = max(new_rate, _DEEPEST_STEP * current)
             self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}: measured")
             return
-        if current is None or state.measured_in_episode or state.stated:
-            # Nothing to cut yet, or a stated limit that only a measurement may undercut (a
-            # neighbour's share): the pause holds the pool until a measurement exists.
+        if current is None:
+            self._provisional(dimension, state, now)
             return
+        if state.measured_in_episode or state.stated or state.blind_cuts >= 2:
+            # A stated limit only a measurement may undercut (a neighbour's share), and blind
+            # cuts stop at two: below the limit they would only spoil the measurement. The
+            # pause holds the pool until one exists.
+            return
+        state.blind_cuts += 1
         state.last_step = now
         age = now - state.episode_start
         factor = self._policy.decrease if age >= self._policy.cut_cooldown else _EARLY_CUT
-        self._set(dimension, max(state.floor, current * factor), now, f"429 on {dimension}")
+        new_rate = current * factor
+        if state.learned is not None:
+            # Probing overran a limit measured before: back below it at once.
+            new_rate = max(min(new_rate, 0.97 * state.learned), _DEEPEST_STEP * current)
+        self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}")
+
+    def _provisional(self, dimension: Dimension, state: DimensionState, now: float) -> None:
+        """Nothing known yet: until the episode can be measured, run at what was accepted in
+        the second before it (most servers let one second of requests burst), not flat out."""
+        if dimension != "requests" or now - state.episode_start < self._log.horizon():
+            return  # the refusals of the first burst are still on their way back
+        burst = self._counts(dimension, state.episode_start - 1.0, state.episode_start + _SLOT)
+        if burst is None:
+            return
+        state.last_step = now
+        state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
+        self._set(dimension, max(state.floor, float(burst.accepted)), now, "first 429")
 
     def _measure_episode(
         self, dimension: Dimension, state: DimensionState, now: float
     ) -> tuple[float, bool] | None:
         """What the server accepted since the episode began: (rate, it was saturated)."""
-        end = now - self._log.horizon()
+        # Only the sends between the first and the last refused one met a saturated server:
+        # after the last refusal the client may have been below the limit, so counting those
+        # would measure the client's own pace.
+        end = min(now - self._log.horizon(), state.last_refused_sent + _SLOT)
         window = self._policy.measure_window
         calls = self._calls_per_second(dimension, state.rate, now)
         if calls is not None and calls > 0:
             # At least about twenty calls' worth, or the count is noise.
             window = max(window, min(_MAX_WINDOW, 20.0 / calls))
-        start = max(state.episode_start, end - window)
+        # The first slot holds the burst that emptied the server's bucket: not its refill.
+        start = max(state.episode_start + _SLOT, end - window)
         if end - start < _MIN_SPAN:
             return None
         counts = self._counts(dimension, start, end)

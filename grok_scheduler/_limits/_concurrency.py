@@ -78,14 +78,22 @@ class ConcurrencyLimit:
         """A 429 came: slow start stops growing for a while."""
         self._last_429 = now
 
-    def on_saturated(self, now: float) -> None:
-        """Every slot was busy while work waited: grow the slow-start bound if quiet."""
-        if self._fixed is not None or now - self._last_429 < _QUIET:
-            return
-        if now - self._last_growth < max(0.5, self._slow):
-            return
+    def on_saturated(self, now: float) -> float:
+        """Every slot was busy while work waited: grow the slow-start bound if quiet.
+
+        Returns when to look again (``inf``: the bound cannot grow by waiting): answers may be
+        minutes away, so the gate must not rely on one to wake it.
+        """
+        if self._fixed is not None or self._probe >= self._cap:
+            return math.inf
+        if now - self._last_429 < _QUIET:
+            return self._last_429 + _QUIET
+        interval = max(0.5, self._slow)
+        if now - self._last_growth < interval:
+            return self._last_growth + interval
         self._last_growth = now
         self._probe = min(self._cap, self._probe * 2)
+        return now
 
     def limit(self, requests_per_second: float | None) -> int:
         """The in-flight bound now, at the given request rate (None: not known)."""

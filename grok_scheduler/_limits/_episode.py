@@ -19,6 +19,7 @@ class DimensionState:
     __slots__ = (
         "applied",
         "best_measured",
+        "blind_cuts",
         "ceiling",
         "configured",
         "cut_at",
@@ -26,7 +27,9 @@ class DimensionState:
         "episode_start",
         "floor",
         "last_429",
+        "last_refused_sent",
         "last_step",
+        "learned",
         "measured_in_episode",
         "rate",
         "recover_from",
@@ -42,8 +45,11 @@ class DimensionState:
         self.last_step = -math.inf
         self.last_429 = -math.inf
         self.episode_start = math.inf  # send time of the first refused call of the episode
+        self.last_refused_sent = -math.inf  # send time of the latest refused call
         self.episode_rate: float | None = None  # the rate when the episode began
-        self.best_measured = 0.0  # the most the server accepted in a measured window of it
+        self.best_measured = 0.0
+        self.blind_cuts = 0  # cuts made in this episode before anything could be measured
+        self.learned: float | None = None  # the last limit measured in any episode  # the most the server accepted in a measured window of it
         self.measured_in_episode = False
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from
