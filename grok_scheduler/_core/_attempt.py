@@ -40,6 +40,8 @@ __all__ = ["WorkerPool"]
 _GATE_ERROR_PAUSE = 0.1
 # The client's own count that header windows are checked against: the last second.
 _SEEN_WITHIN = 1.0
+# A response's remaining/reset counts are synced only when the call took at most this long.
+_FRESH = 1.0
 
 
 class WorkerPool:
@@ -212,10 +214,12 @@ class WorkerPool:
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed
-        self._observe_headers(lane, response, now)
+        self._observe_headers(lane, response, now, elapsed)
         self._outcome.answered(job, response, now, elapsed)
 
-    def _observe_headers(self, lane: Lane, response: TransportResponse, now: float) -> None:
+    def _observe_headers(
+        self, lane: Lane, response: TransportResponse, now: float, elapsed: float
+    ) -> None:
         try:
             headers = parse_rate_limit_headers(response.headers)
         except Exception:  # the parsers promise not to raise; a header must never kill a job
@@ -240,9 +244,12 @@ class WorkerPool:
                     now=now,
                     reason="headers",
                 )
-            lane.limiter.observe_headers(
-                dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-            )
+            if elapsed <= _FRESH:
+                # What remains was counted when the call arrived: after a long call the server
+                # has refilled and others have spent since, so a stale count is not synced.
+                lane.limiter.observe_headers(
+                    dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
+                )
         except Exception as exc:
             with contextlib.suppress(Exception):
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)

@@ -229,7 +229,11 @@ class LocalLimiter:
         self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float
     ) -> None:
         rule = resync(remaining, reset)
-        if rule.pause is not None:
+        if rule.pause is not None and bucket is not None:
+            # A rate is known, so the next unit comes one refill step later, not at the reset
+            # (which a token bucket states as the time until *full*): empty the bucket only.
+            bucket.clamp(0.0, now)
+        elif rule.pause is not None:
             self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
         elif rule.clamp is not None and bucket is not None:
             bucket.clamp(rule.clamp, now)
