@@ -14,7 +14,7 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
 * **Grow**, driven by time (``tick``), not by answers: after the quiet period and while the gate
   waited for this model's credit, linearly back to ``0.98 x`` what the server showed it accepts
   within ``recovery_seconds``, then probing up ``probe_fraction`` per second, doubling every
-  15 quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
+  eight quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
   sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run away.
 """
 
@@ -42,7 +42,7 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
-_PROBE_DOUBLING = 15.0
+_PROBE_DOUBLING = 8.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
 
@@ -77,7 +77,7 @@ class AdaptivePolicy:
     cut_cooldown: float = 1.0
     quiet_period: float = 2.0
     recovery_seconds: float = 4.0
-    probe_fraction: float = 0.005
+    probe_fraction: float = 0.01
     measure_window: float = 2.0
     usage_cap: float = 2.0
     max_requests_per_second: float | None = None

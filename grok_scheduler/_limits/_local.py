@@ -55,6 +55,7 @@ class LocalLimiter:
     """
 
     __slots__ = (
+        "_answered",
         "_burst_seconds",
         "_last_reason",
         "_listener",
@@ -78,6 +79,7 @@ class LocalLimiter:
         self._requests: Bucket | None = None
         self._tokens: Bucket | None = None
         self._per_minute: Bucket | None = None
+        self._answered = False
         self._paused_until = -math.inf
         self._last_reason = "configured"
         self._listener: Callable[[], None] | None = None
@@ -106,14 +108,18 @@ class LocalLimiter:
     def _token_capacity(tpm: float) -> float:
         return tpm * (1.0 - _TOKEN_HEADROOM_SECONDS / TOKEN_WINDOW_SECONDS)
 
-    def _apply(self, rps: float | None, tpm: float | None, now: float) -> None:
+    def _apply(
+        self, rps: float | None, tpm: float | None, now: float, *, empty: bool = False
+    ) -> None:
         if rps is None:
             self._requests = None
         elif self._requests is None:
             capacity = self._request_capacity(rps)
             # Start half full: a first burst of a whole second at a limit that may be set too
-            # high (nothing has been heard from the server yet) would meet a wall of 429s.
-            self._requests = Bucket(rate=rps, capacity=capacity, now=now, level=capacity / 2)
+            # high (nothing has been heard from the server yet) would meet a wall of 429s. A
+            # limit learned from a 429 starts empty: the server's bucket just ran dry.
+            level = 0.0 if empty else capacity / 2
+            self._requests = Bucket(rate=rps, capacity=capacity, now=now, level=level)
         else:
             self._requests.resize(rate=rps, capacity=self._request_capacity(rps), now=now)
         if tpm is None:
@@ -135,7 +141,12 @@ class LocalLimiter:
         now: float,
         reason: str,
     ) -> None:
-        self._apply(_valid_rate(requests_per_second), _valid_rate(tokens_per_minute), now)
+        self._apply(
+            _valid_rate(requests_per_second),
+            _valid_rate(tokens_per_minute),
+            now,
+            empty="429" in reason,
+        )
         self._last_reason = reason
         self._notify()
 
@@ -181,6 +192,9 @@ class LocalLimiter:
 
     def try_acquire(self, tokens: int, now: float) -> float:
         """Synchronous :meth:`acquire` (the local limiter never does I/O)."""
+        if not self._answered and self._requests is not None:
+            # Nothing heard yet (a first call may take seconds): half a burst at most.
+            self._requests.clamp(self._requests.capacity / 2, now)
         wait = self.delay(tokens, now)
         if wait > 0.0:
             return wait
@@ -193,6 +207,12 @@ class LocalLimiter:
         return 0.0
 
     def settle(self, reserved: int, used: int, now: float) -> None:
+        if not self._answered:
+            # The first answer opens the pool, and the bucket filled while the pool waited for
+            # it: start from half a burst, as at construction, not from a full one.
+            self._answered = True
+            if self._requests is not None:
+                self._requests.clamp(self._requests.capacity / 2, now)
         if self._tokens is None or used == reserved:
             return
         if used < reserved:
