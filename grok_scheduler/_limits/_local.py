@@ -47,6 +47,11 @@ def _valid_rate(value: float | None) -> float | None:
     return float(value)
 
 
+def _half_burst(bucket: Bucket) -> float:
+    """Half the bucket, but at least one whole request (or a slow limit would admit none)."""
+    return max(1.0, bucket.capacity / 2)
+
+
 class LocalLimiter:
     """Token buckets in this process: requests/s and tokens/min, plus requests/min once stated.
 
@@ -118,7 +123,7 @@ class LocalLimiter:
             # Start half full: a first burst of a whole second at a limit that may be set too
             # high (nothing has been heard from the server yet) would meet a wall of 429s. A
             # limit learned from a 429 starts empty: the server's bucket just ran dry.
-            level = 0.0 if empty else capacity / 2
+            level = 0.0 if empty else max(1.0, capacity / 2)
             self._requests = Bucket(rate=rps, capacity=capacity, now=now, level=level)
         else:
             self._requests.resize(rate=rps, capacity=self._request_capacity(rps), now=now)
@@ -194,7 +199,7 @@ class LocalLimiter:
         """Synchronous :meth:`acquire` (the local limiter never does I/O)."""
         if not self._answered and self._requests is not None:
             # Nothing heard yet (a first call may take seconds): half a burst at most.
-            self._requests.clamp(self._requests.capacity / 2, now)
+            self._requests.clamp(_half_burst(self._requests), now)
         wait = self.delay(tokens, now)
         if wait > 0.0:
             return wait
@@ -212,7 +217,7 @@ class LocalLimiter:
             # it: start from half a burst, as at construction, not from a full one.
             self._answered = True
             if self._requests is not None:
-                self._requests.clamp(self._requests.capacity / 2, now)
+                self._requests.clamp(_half_burst(self._requests), now)
         if self._tokens is None or used == reserved:
             return
         if used < reserved:
