@@ -10,13 +10,16 @@ full share would overshoot), starting from its share of what Redis last said was
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from .._limits._base import RateLimitHeaders
 from .._limits._local import LocalLimiter
 from .._observe._events import events as _log
 from ._messages import Reply
+
+if TYPE_CHECKING:
+    from ._link import Link
 
 __all__ = ["Fallback", "FallbackPolicy"]
 
@@ -53,14 +56,35 @@ class Fallback:
         """True while Redis is unreachable and the fallback is in force."""
         return self._down_since is not None
 
-    @property
-    def local(self) -> LocalLimiter | None:
-        """The local limiter in use while Redis is away (None before its first acquisition)."""
-        return self._local
-
     def scaled(self, rate: float | None) -> float | None:
         """This process's share of a fleet-wide limit."""
         return rate * self._share if rate else None
+
+    def settle(self, reserved: int, used: int, now: float) -> bool:
+        """Settle on the local limiter; False when there is none (Redis keeps the credit)."""
+        if self._local is not None:
+            self._local.settle(reserved, used, now)
+        return self._local is not None
+
+    def refund(self, reserved: int, now: float) -> bool:
+        """Refund to the local limiter; False when there is none (Redis keeps the credit)."""
+        if self._local is not None:
+            self._local.refund(reserved, now)
+        return self._local is not None
+
+    def pause_until(self, deadline: float, now: float, reason: str) -> None:
+        if self._local is not None:
+            self._local.pause_until(deadline, now, reason)
+
+    def set_limits(self, rps: float | None, tpm: float | None, now: float, reason: str) -> None:
+        """New fleet-wide limits: the local limiter takes its share of them."""
+        if self._local is not None:
+            self._local.set_limits(
+                requests_per_second=self.scaled(rps),
+                tokens_per_minute=self.scaled(tpm),
+                now=now,
+                reason=reason,
+            )
 
     def acquire(
         self,
@@ -112,14 +136,7 @@ class Fallback:
         return local
 
     def went_down(
-        self,
-        exc: BaseException,
-        *,
-        ping: Callable[[], Awaitable[object]],
-        errors: tuple[type[BaseException], ...],
-        timeout: float,
-        on_restored: Callable[[], None],
-        probe: bool,
+        self, exc: BaseException, link: Link, on_restored: Callable[[], None], *, probe: bool
     ) -> bool:
         """Switch to the fallback (logged once); False when it already was in force."""
         if self._down_since is not None:
@@ -135,24 +152,18 @@ class Fallback:
         )
         if probe:
             self._probe = loop.create_task(
-                self._reconnect(ping, errors, timeout, on_restored),
+                self._reconnect(link, on_restored),
                 name="grok-scheduler-redis-probe",
             )
         return True
 
-    async def _reconnect(
-        self,
-        ping: Callable[[], Awaitable[object]],
-        errors: tuple[type[BaseException], ...],
-        timeout: float,
-        on_restored: Callable[[], None],
-    ) -> None:
+    async def _reconnect(self, link: Link, on_restored: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(self._retry_interval)
             try:
-                async with asyncio.timeout(timeout):
-                    await ping()
-            except errors:
+                async with asyncio.timeout(link.settings.timeout * 4):
+                    await link.ping()
+            except link.errors:
                 continue
             break
         loop = asyncio.get_running_loop()

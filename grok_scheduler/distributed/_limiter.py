@@ -253,8 +253,7 @@ class RedisLimiter:
         self._saw(now)
         if used == reserved:
             return
-        if self._fallback.local is not None:
-            self._fallback.local.settle(reserved, used, now)
+        if self._fallback.settle(reserved, used, now):
             return
         self._give(0.0, float(reserved - used))
         if used < reserved:
@@ -262,8 +261,7 @@ class RedisLimiter:
 
     def refund(self, reserved: int, now: float) -> None:
         self._saw(now)
-        if self._fallback.local is not None:
-            self._fallback.local.refund(reserved, now)
+        if self._fallback.refund(reserved, now):
             return
         self._give(1.0, float(reserved))
         self._notify()
@@ -281,9 +279,7 @@ class RedisLimiter:
         if deadline <= self._paused_until:
             return
         self._paused_until = deadline
-        local = self._fallback.local
-        if local is not None:
-            local.pause_until(deadline, now, reason)
+        self._fallback.pause_until(deadline, now, reason)
         report = self._courier.report
         # Kept in the loop's clock too: re-asserted should the key be lost (``_lua.py``).
         pause_at = self._link.pause_at = loop_time() + (deadline - now)
@@ -302,14 +298,7 @@ class RedisLimiter:
         rps, tpm = rate(requests_per_second), rate(tokens_per_minute)
         self._courier.report.limits = (rps, tpm, reason)  # shared as given
         self._absorb_limits(rps, tpm)
-        local = self._fallback.local
-        if local is not None:
-            local.set_limits(
-                requests_per_second=self._fallback.scaled(self._rps),
-                tokens_per_minute=self._fallback.scaled(self._tpm),
-                now=now,
-                reason=reason,
-            )
+        self._fallback.set_limits(self._rps, self._tpm, now, reason)
         self._kick(urgent=True)
         self._notify()
 
@@ -399,15 +388,7 @@ class RedisLimiter:
     def _trouble(self, exc: BaseException, report: Report) -> None:
         """A script call failed: keep what the report learned, and fall back."""
         self._courier.report.keep_knowledge(report)
-        went_down = self._fallback.went_down(
-            exc,
-            ping=self._link.ping,
-            errors=self._link.errors,
-            timeout=self._link.settings.timeout * 4,
-            on_restored=self._restored,
-            probe=not self._closed,
-        )
-        if went_down:
+        if self._fallback.went_down(exc, self._link, self._restored, probe=not self._closed):
             self._link.seed_empty = True
             self._booking.drop()
 
@@ -438,7 +419,9 @@ class RedisLimiter:
         self._closed = True
         if self._acceptance is not None:
             await self._acceptance.aclose()
-        if not self._fallback.down:
+        report = self._courier.take()
+        registered = self._link.last is not None and self._link.settings.own != (None, None)
+        if not self._fallback.down and (registered or not report.empty):
             # One last word: what is left to report, and this process's ceiling withdrawn.
-            await self._send(self._courier.take(), leaving=True)
+            await self._send(report, leaving=True)
         await self._link.aclose()
