@@ -153,7 +153,7 @@ async def _delete(url: str, key: str) -> None:
 
     client = aioredis.Redis.from_url(url)
     try:
-        await client.delete(key)
+        await client.delete(key, f"{key}:acceptance")  # the acceptance log, if one was used
     finally:
         await client.aclose()
 

@@ -8,6 +8,7 @@ limiter is created, so this package imports fine without it.
 from __future__ import annotations
 
 from ._connection import limiter_key
-from ._redis import DEFAULT_REDIS_URL, FallbackPolicy, RedisLimiter
+from ._fallback import FallbackPolicy
+from ._limiter import DEFAULT_REDIS_URL, RedisLimiter
 
 __all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter", "limiter_key"]

@@ -48,7 +48,7 @@ class Report:
             self.pause_at, self.pause_reason = other.pause_at, other.pause_reason
 
     def args(self, loop_now: float) -> list[str]:
-        """The script arguments 9 to 17 (see ``_lua.py``); a pause becomes seconds from now."""
+        """The script arguments 15 to 23 (see ``_lua.py``); a pause becomes seconds from now."""
         rps, tpm, reason = self.limits if self.limits is not None else (None, None, "")
         pause = None if self.pause_at is None else max(0.0, self.pause_at - loop_now)
         return [
@@ -66,7 +66,12 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A script's answer: the decision (for ACQUIRE) and the shared state after it."""
+    """A script's answer: the decision (for ACQUIRE) and the shared state after it.
+
+    ``requests_per_second`` and ``tokens_per_minute`` are the limits in force (the shared ones
+    under the fleet's lowest ceiling); ``shared`` is what is stored as the shared limits and why,
+    which this process uses to seed the key again should it be lost.
+    """
 
     status: str
     wait: float
@@ -76,11 +81,14 @@ class Reply:
     requests_level: float | None
     tokens_level: float | None
     reason: str
+    shared: tuple[float, float, str]
 
     @classmethod
     def parse(cls, raw: Any) -> Reply:
         """Decode the script's list of strings."""
-        status, wait, rps, tpm, paused, rl, tl, why = (str(x) for x in raw)
+        status, wait, rps, tpm, paused, rl, tl, why, shared_rps, shared_tpm, src = (
+            str(x) for x in raw
+        )
         return cls(
             status=status,
             wait=float(wait),
@@ -90,4 +98,5 @@ class Reply:
             requests_level=float(rl) if rl else None,
             tokens_level=float(tl) if tl else None,
             reason=why,
+            shared=(float(shared_rps), float(shared_tpm), src),
         )

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from grok_scheduler import RateLimitHeaders
 from grok_scheduler.distributed import RedisLimiter, limiter_key
+from grok_scheduler.distributed._messages import Report
 
 Factory = Callable[..., RedisLimiter]
 
@@ -62,7 +63,8 @@ async def make(redis_url: str) -> AsyncIterator[Factory]:
     finally:
         for limiter in made:
             await limiter.aclose()
-        delete_keys(redis_url, *{limiter.key for limiter in made})
+        keys = {limiter.key for limiter in made}
+        delete_keys(redis_url, *keys, *(f"{key}:acceptance" for key in keys))
 
 
 def now() -> float:
@@ -77,6 +79,17 @@ def stored(url: str, key: str, field: str) -> float:
         client.close()
     assert isinstance(value, str)
     return float(value)
+
+
+async def rested(limiter: RedisLimiter, url: str, requests: float) -> None:
+    """The key as after a quiet second: ``requests`` in the request bucket (a new one is half
+    full). Redis's clock cannot be stepped, so the level is written directly."""
+    await limiter._send(Report())  # the first call creates the key
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        client.hset(limiter.key, "rl", repr(requests))
+    finally:
+        client.close()
 
 
 async def grants(limiter: RedisLimiter, n: int, tokens: int = 0, priority: int = 2) -> int:
@@ -152,14 +165,55 @@ async def test_limits_set_by_one_process_reach_the_others(make: Factory) -> None
     assert (first.requests_per_second, first.tokens_per_minute) == (5, 1000)
 
 
-async def test_configuration_never_overrides_learned_limits(make: Factory) -> None:
-    """A newer configuration replaces configured limits, but not limits learned from headers."""
+async def test_configured_limits_combine_as_the_lowest(make: Factory, redis_url: str) -> None:
+    """10 and 100 rps configured on one key: both run at 10 (issue 12.6, "admitted 100")."""
+    slow = make(requests_per_second=10)
+    fast = make(requests_per_second=100)
+    await fast.acquire(0, now())
+    await slow.acquire(0, now())
+    await fast.acquire(0, now())
+    assert (slow.requests_per_second, fast.requests_per_second) == (10, 10)
+    # The burst is 10 rps's, whoever asks: 9 requests, not 90.
+    await rested(fast, redis_url, 90.0)
+    assert await grants(fast, 20) + await grants(slow, 20) == 9
+    # A shared limit above a process's ceiling does not raise it, for itself or for others.
+    fast.set_limits(requests_per_second=100, tokens_per_minute=None, now=now(), reason="adaptive")
+    await fast.flush()
+    assert fast.requests_per_second == 10
+    await slow.acquire(0, now())
+    assert slow.requests_per_second == 10
+
+
+async def test_a_ceiling_goes_with_its_process(make: Factory, redis_url: str) -> None:
+    """A closed process's ceiling is withdrawn, a silent one's expires; the others then rise."""
+    fast = make(requests_per_second=100)
+    closing = make(requests_per_second=10)
+    silent = make(requests_per_second=20)
+    for limiter in (closing, silent, fast):
+        await limiter.acquire(0, now())
+    assert fast.requests_per_second == 10
+    await closing.aclose()
+    await fast.acquire(0, now())
+    assert fast.requests_per_second == 20
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:  # the silent process's registration as after its ceiling_ttl (30 s) has passed
+        for field, value in client.hgetall(silent.key).items():
+            if field.startswith("c:") and value.startswith("20 "):
+                client.hset(silent.key, field, "20 0 1")
+    finally:
+        client.close()
+    await fast.acquire(0, now())
+    assert fast.requests_per_second == 100
+
+
+async def test_learned_limits_hold_under_the_ceilings(make: Factory) -> None:
+    """Limits learned from headers are shared; a newer configuration does not override them."""
     first = make(requests_per_second=10)
     await first.acquire(0, now())
     second = make(requests_per_second=20)
     await second.acquire(0, now())
     await first.acquire(0, now())
-    assert first.requests_per_second == 20
+    assert first.requests_per_second == 10
     headers = RateLimitHeaders(requests_limit=180, requests_window=60)
     first.observe_headers(headers, now())
     assert first.requests_per_second == 3
@@ -168,6 +222,18 @@ async def test_configuration_never_overrides_learned_limits(make: Factory) -> No
     await third.acquire(0, now())
     assert third.requests_per_second == 3
     assert third.state(now()).last_change_reason == "headers"
+
+
+async def test_one_absurd_answer_costs_the_fleet_one_bucket(make: Factory) -> None:
+    """10M tokens settled on 100k tpm: the others wait a minute at most, not 99 (issue 13.4)."""
+    first = make(tokens_per_minute=100_000)
+    other = make(tokens_per_minute=100_000)
+    assert await first.acquire(1000, now()) == 0.0
+    first.settle(1000, 10_000_000, now())
+    await first.flush()
+    burst = 100_000 * (1 - 0.25 / 60)
+    wait = await other.acquire(10, now())
+    assert 59.0 < wait <= (10 + burst) / (100_000 / 60)
 
 
 async def test_headers_saying_none_remain_pause_everyone(make: Factory) -> None:
@@ -182,28 +248,50 @@ async def test_headers_saying_none_remain_pause_everyone(make: Factory) -> None:
 
 
 # -- bookings -------------------------------------------------------------------------------
-async def test_a_short_wait_books_the_credit_and_needs_no_second_round_trip(
-    make: Factory,
+async def test_a_short_wait_books_the_credit_and_needs_only_a_pause_check(
+    make: Factory, redis_url: str
 ) -> None:
-    """Denied for a moment, the caller is booked; at the due time it goes without asking."""
+    """Denied for a moment, the caller is booked; at the due time one cheap check, and it goes."""
     limiter = make(requests_per_second=10, max_booking=0.5)
-    clock = Stopwatch()
     other = make(requests_per_second=10)
+    await rested(limiter, redis_url, 9.0)
+    clock = Stopwatch()
     assert await grants(limiter, 9) == 9
     start = now()
     wait = await limiter.acquire(0, start)
     assert clock.low(0.1) < wait <= 0.1
     trips = limiter.round_trips
     assert await limiter.acquire(0, start + wait / 2) == pytest.approx(wait / 2)
+    assert limiter.round_trips == trips  # before it is due: answered without Redis
     assert await limiter.acquire(0, start + wait) == 0.0
-    assert limiter.round_trips == trips
+    assert limiter.round_trips == trips + 1  # the pause check (issue 13.6), not a new booking
     # The booked credit is spent in Redis: the next caller queues behind it.
     assert clock.low(0.2) < await other.acquire(0, now()) <= 0.2
+
+
+async def test_a_booking_honours_a_pause_set_after_it(make: Factory, redis_url: str) -> None:
+    """Booked, then another process hits a 429: the booking waits for the pause (issue 13.6)."""
+    booked = make(requests_per_second=10, max_booking=0.5)
+    other = make(requests_per_second=10)
+    await rested(booked, redis_url, 9.0)
+    assert await grants(booked, 9) == 9
+    start = now()
+    wait = await booked.acquire(0, start)
+    assert 0.0 < wait <= 0.1
+    other.pause_until(now() + 5.0, now(), "429")
+    await other.flush()
+    deferred = await booked.acquire(0, start + wait)
+    assert 4.8 < deferred <= 5.0
+    # Still booked (the credit stays set aside): due at the pause's end, without asking again.
+    trips = booked.round_trips
+    assert await booked.acquire(0, start + wait + 1.0) == pytest.approx(deferred - 1.0)
+    assert booked.round_trips == trips
 
 
 async def test_an_unused_booking_goes_back(make: Factory, redis_url: str) -> None:
     """A booking nobody used (the job went away) is returned when the limiter closes."""
     limiter = make(requests_per_second=10, max_booking=0.5)
+    await rested(limiter, redis_url, 9.0)
     assert await grants(limiter, 9) == 9
     assert await limiter.acquire(0, now()) > 0.0
     state = limiter.state(now())
@@ -212,9 +300,10 @@ async def test_an_unused_booking_goes_back(make: Factory, redis_url: str) -> Non
     assert stored(redis_url, limiter.key, "rl") >= state.requests_available + 1.0
 
 
-async def test_a_booking_too_small_for_the_job_is_exchanged(make: Factory) -> None:
+async def test_a_booking_too_small_for_the_job_is_exchanged(make: Factory, redis_url: str) -> None:
     """Booked for 10 tokens but now first is a 500-token job: it asks Redis afresh."""
     limiter = make(requests_per_second=10, tokens_per_minute=6000, max_booking=0.5)
+    await rested(limiter, redis_url, 9.0)
     assert await grants(limiter, 9, tokens=10) == 9
     start = now()
     wait = await limiter.acquire(10, start)
@@ -227,12 +316,13 @@ async def test_a_booking_too_small_for_the_job_is_exchanged(make: Factory) -> No
 
 # -- priorities across processes ------------------------------------------------------------
 async def test_an_urgent_waiter_keeps_the_next_credit_from_less_urgent_work(
-    make: Factory,
+    make: Factory, redis_url: str
 ) -> None:
     """Once a HIGH caller waits, LOW callers elsewhere must leave it the bucket's last part."""
     urgent = make(requests_per_second=10, reserve_share=0.25)
-    clock = Stopwatch()
     flood = make(requests_per_second=10, reserve_share=0.25)
+    await rested(flood, redis_url, 9.0)
+    clock = Stopwatch()
     assert await grants(flood, 9, priority=3) == 9
     low_alone = await flood.acquire(0, now(), 3)
     assert clock.low(0.1) < low_alone <= 0.1
@@ -247,7 +337,87 @@ async def test_an_urgent_waiter_keeps_the_next_credit_from_less_urgent_work(
     assert await other_urgent.acquire(0, now(), 0) <= 0.1
 
 
+# -- the fleet's acceptance log -------------------------------------------------------------
+async def test_every_process_sees_the_fleets_sends_and_rejections(make: Factory) -> None:
+    """Two limiters on one key record sends and 429s; each one's query sees the sum."""
+    first = make(requests_per_second=10)
+    second = make(requests_per_second=10)
+    start = now()
+    assert first.fleet_acceptance(start - 1.0, start + 1.0) is None  # nothing exchanged yet
+    for _ in range(3):
+        first.record_sent(start)
+    for _ in range(2):
+        second.record_sent(start)
+    second.record_rejected(start, "requests")
+    first.record_rejected(start, "tokens")
+    await first.flush()
+    await second.flush()
+    await first.flush()  # fetches what the second one sent
+    end = now() + 1.0
+    assert first.fleet_acceptance(start - 1.0, end) == (5, 2)
+    assert second.fleet_acceptance(start - 1.0, end) == (5, 2)
+    assert first.fleet_acceptance(start - 1.0, end, "tokens") == (5, 1)
+    # Sent before the window: not counted.
+    assert first.fleet_acceptance(start + 0.5, end) == (0, 0)
+
+
+async def test_the_acceptance_log_costs_one_round_trip_per_slot(make: Factory) -> None:
+    """A hundred sends in one 0.25 s slot start one exchange with Redis, not a hundred."""
+    limiter = make(requests_per_second=10)
+    at = now()
+    trips = limiter.round_trips
+    for _ in range(100):
+        limiter.record_sent(at)
+    await limiter.flush()
+    assert limiter.round_trips - trips <= 2  # the one started by the first send, and flush()'s
+    assert limiter.fleet_acceptance(at - 1.0, at + 1.0) == (100, 0)
+
+
+async def test_an_unused_acceptance_log_costs_nothing(make: Factory) -> None:
+    """A process that never records nor asks makes no acceptance round trips."""
+    limiter = make(requests_per_second=10)
+    await limiter.acquire(0, now())
+    await limiter.flush()
+    assert limiter.round_trips == 1
+
+
 # -- Redis trouble --------------------------------------------------------------------------
+async def test_a_lost_key_starts_empty_not_full() -> None:
+    """FLUSHDB mid-run: the bucket is not seeded full again (issue 13.5)."""
+    with own_redis() as server:
+        limiter = RedisLimiter(url=server.url, key=unique_key(), requests_per_second=10)
+        try:
+            assert await limiter.acquire(0, now()) == 0.0  # a new key: half full
+            redis.Redis.from_url(server.url).flushdb()
+            # This process talked to the key a moment ago: the key was lost, the fleet's
+            # sends were not. One refill at 10 rps away, not a burst of 9.
+            assert 0.09 < await limiter.acquire(0, now()) <= 0.1
+        finally:
+            await limiter.aclose()
+
+
+async def test_a_lost_key_keeps_the_last_known_pause() -> None:
+    """FLUSHDB during another process's 30 s pause: the pause holds, for newcomers too."""
+    with own_redis() as server:
+        key = unique_key()
+        pauser = RedisLimiter(url=server.url, key=key, requests_per_second=10)
+        other = RedisLimiter(url=server.url, key=key, requests_per_second=10)
+        try:
+            pauser.pause_until(now() + 30.0, now(), "429")
+            await pauser.flush()
+            assert await other.acquire(0, now()) > 29.0  # it learns the pause from Redis
+            redis.Redis.from_url(server.url).flushdb()
+            assert await other.acquire(0, now()) > 29.0  # and asserts it again
+            newcomer = RedisLimiter(url=server.url, key=key, requests_per_second=10)
+            try:
+                assert await newcomer.acquire(0, now()) > 29.0
+            finally:
+                await newcomer.aclose()
+        finally:
+            await pauser.aclose()
+            await other.aclose()
+
+
 async def test_unreachable_redis_falls_back_to_a_local_share() -> None:
     """No Redis: a local limiter at a quarter of the limit takes over (empty), logged once."""
     limiter = RedisLimiter(

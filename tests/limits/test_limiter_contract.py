@@ -8,22 +8,15 @@ Each test runs twice: on a :class:`LocalLimiter` in virtual time (a ``FakeClock`
 time a test spends talking to Redis still passes too, so a Redis wait is checked against its
 exact figure less that time, as ``tests/distributed/test_redis_limiter.py`` does; nothing sleeps.
 
-Known differences, the only places where an expectation depends on the limiter (``Traits``):
-
-1. **First request burst**: LocalLimiter starts its request bucket half full (nothing heard from
-   the server yet); a fresh Redis key starts full.
-2. **Token burst**: LocalLimiter keeps 0.25 s of a minute's tokens in hand (597.5 of 600 tpm),
-   RedisLimiter keeps 10 % (540 of 600). The request burst is the same (90 % at
-   ``burst_seconds=1``; at other burst lengths the two differ and are not compared here).
-3. **Token debt**: LocalLimiter caps debt at one bucket; Redis's debt is uncapped (a known bug,
-   filed separately).
+There are no known differences: the Redis scripts apply LocalLimiter's rules (the same bursts,
+a request bucket that starts half full, debt capped at one bucket, a request without tokens never
+held by token debt), so every expectation below is the local limiter's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -35,27 +28,13 @@ from grok_scheduler._clock import FakeClock
 from grok_scheduler._limits._base import NONE_REMAIN_REASON
 
 
-@dataclass(frozen=True)
-class Traits:
-    """The documented differences of one limiter (module docstring)."""
-
-    starts_half_full: bool
-    token_share: float  # of tokens_per_minute held as the token burst
-    debt_capped: bool
-
-    def token_burst(self, tokens_per_minute: float) -> float:
-        """The most tokens the bucket holds at ``tokens_per_minute``."""
-        return tokens_per_minute * self.token_share
-
-
-LOCAL = Traits(starts_half_full=True, token_share=1.0 - 0.25 / 60.0, debt_capped=True)
-REDIS = Traits(starts_half_full=False, token_share=0.9, debt_capped=False)
+def token_burst(tokens_per_minute: float) -> float:
+    """The most tokens a bucket holds: a minute's worth less a quarter second of refill."""
+    return tokens_per_minute * (1.0 - 0.25 / 60.0)
 
 
 class Subject:
     """One limiter under test, driven in the same virtual time whatever its kind."""
-
-    traits: Traits
 
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
@@ -90,12 +69,10 @@ class Subject:
 
 
 class LocalSubject(Subject):
-    traits = LOCAL
+    pass
 
 
 class RedisSubject(Subject):
-    traits = REDIS
-
     def __init__(self, limiter: Any, url: str) -> None:
         super().__init__(limiter)
         self._redis = limiter
@@ -149,6 +126,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
         return
 
     from grok_scheduler.distributed import RedisLimiter
+    from grok_scheduler.distributed._messages import Report
 
     url = require_redis()
     made: list[RedisLimiter] = []
@@ -157,6 +135,9 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
         # No bookings: a booking only saves a round trip, the answers are the same without.
         limiter = RedisLimiter(url=url, key=unique_key(), max_booking=0.0, **limits)
         made.append(limiter)
+        # A LocalLimiter's buckets start when it is made, a Redis key's on the first call: make
+        # that call now (an empty report), so both start at the same instant.
+        await limiter._send(Report())
         return RedisSubject(limiter, url)
 
     try:
@@ -168,23 +149,35 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
             delete_keys(url, *{limiter.key for limiter in made})
 
 
-# -- the first burst (difference 1) ---------------------------------------------------------
-async def test_the_request_bucket_starts_half_full_locally_and_full_in_redis(make: Make) -> None:
-    """1 rps holds one request: LocalLimiter starts with half of it, a fresh Redis key with all."""
+# -- the first burst ------------------------------------------------------------------------
+async def test_the_request_bucket_starts_half_full(make: Make) -> None:
+    """1 rps holds one request and a fresh limiter (or Redis key) starts with half of it."""
     subject = await make(requests_per_second=1, tokens_per_minute=None)
-    if subject.traits.starts_half_full:
-        assert await subject.grants(3) == 0
-        subject.assert_wait(await subject.acquire(), 0.5)
-    else:
-        assert await subject.grants(3) == 1
-        subject.assert_wait(await subject.acquire(), 1.0)
+    assert await subject.grants(3) == 0
+    subject.assert_wait(await subject.acquire(), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("burst_seconds", "burst"),
+    [(1.0, 9.0), (2.0, 19.0), (0.5, 4.5), (0.05, 1.0)],  # 10 x (burst - min(0.1, burst / 10))
+)
+async def test_the_request_burst_follows_burst_seconds(
+    make: Make, burst_seconds: float, burst: float
+) -> None:
+    """10 rps holds max(1, 10 x (burst_seconds - its headroom)) requests, whatever the length."""
+    subject = await make(
+        requests_per_second=10, tokens_per_minute=None, burst_seconds=burst_seconds
+    )
+    await subject.advance(burst_seconds)  # full, from half full
+    assert await subject.grants(int(burst) + 1) == int(burst)
+    subject.assert_wait(await subject.acquire(), (1 - (burst - int(burst))) / 10)
 
 
 # -- both dimensions ------------------------------------------------------------------------
 async def test_requests_burst_then_a_wait_of_one_refill(make: Make) -> None:
     """10 rps keeps 9 requests of burst in hand; the 10th waits a tenth of a second."""
     subject = await make(requests_per_second=10, tokens_per_minute=None)
-    await subject.advance(1.0)  # a full bucket whatever the start (difference 1)
+    await subject.advance(1.0)  # a full bucket
     assert await subject.grants(9) == 9
     subject.assert_wait(await subject.acquire(), 0.1)
 
@@ -192,15 +185,15 @@ async def test_requests_burst_then_a_wait_of_one_refill(make: Make) -> None:
 async def test_tokens_dimension_waits_for_its_refill(make: Make) -> None:
     """600 tokens/min: 400 pass, the next 400 wait for what is missing at 10 tokens/s."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)  # 597.5 locally, 540 in Redis (difference 2)
+    burst = token_burst(600)  # 597.5
     assert await subject.acquire(400) == 0.0
     subject.assert_wait(await subject.acquire(400), (400 - (burst - 400)) / 10)
 
 
 async def test_the_limiter_binds_on_tokens_when_they_run_out_first(make: Make) -> None:
-    """With requests to spare, a job waits for the tokens it lacks (9.95 s locally, 10 in Redis)."""
+    """With requests to spare, a job waits for the tokens it lacks (9.95 s)."""
     subject = await make(requests_per_second=100, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(int(burst)) == 0.0
     subject.assert_wait(await subject.acquire(100), (100 - (burst - int(burst))) / 10)
 
@@ -208,8 +201,8 @@ async def test_the_limiter_binds_on_tokens_when_they_run_out_first(make: Make) -
 async def test_both_dimensions_wait_for_the_slower_one(make: Make) -> None:
     """A request needs credit in both buckets: the longer of the two waits is returned."""
     subject = await make(requests_per_second=100, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
-    assert await subject.acquire(int(burst) - 10) == 0.0  # 530 in Redis: 9 s for 100 more
+    burst = token_burst(600)
+    assert await subject.acquire(int(burst) - 10) == 0.0  # 587: 9.05 s for 100 more
     subject.assert_wait(await subject.acquire(100), (100 - (burst - int(burst) + 10)) / 10)
     slow = await make(requests_per_second=1, tokens_per_minute=600)
     await slow.advance(1.0)
@@ -227,7 +220,7 @@ async def test_unlimited_dimensions_never_wait(make: Make) -> None:
 async def test_settle_returns_unused_tokens_and_wakes_the_gate(make: Make) -> None:
     """Settling 500 reserved to 100 used gives 400 back at once, and calls the listener."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(500) == 0.0
     subject.assert_wait(await subject.acquire(400), (400 - (burst - 500)) / 10)
     subject.limiter.settle(500, 100, subject.now())
@@ -238,7 +231,7 @@ async def test_settle_returns_unused_tokens_and_wakes_the_gate(make: Make) -> No
 async def test_settle_then_refund_gives_back_the_exact_amounts(make: Make) -> None:
     """540 reserved, 60 used: 480 come back (the level is the burst less 60); a refund the rest."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(540) == 0.0
     subject.limiter.settle(540, 60, subject.now())
     subject.assert_level((await subject.state()).tokens_available, burst - 60, 10.0)
@@ -249,7 +242,7 @@ async def test_settle_then_refund_gives_back_the_exact_amounts(make: Make) -> No
 async def test_settle_above_the_reservation_takes_the_difference(make: Make) -> None:
     """Using more than reserved charges the extra, and does not wake the gate."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(100) == 0.0
     subject.limiter.settle(100, 600, subject.now())
     assert subject.woken == 0
@@ -267,23 +260,31 @@ async def test_refund_returns_the_request_and_its_tokens(make: Make) -> None:
     assert await subject.acquire(600) == 0.0
 
 
-# -- too large, and debt (difference 3) -----------------------------------------------------
+# -- too large, and debt --------------------------------------------------------------------
 async def test_oversized_job_passes_on_a_full_bucket_and_leaves_debt(make: Make) -> None:
     """A job above the whole token burst goes once the bucket is full; later work repays it."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(1000) == 0.0
     subject.assert_wait(await subject.acquire(10), (10 + 1000 - burst) / 10)
 
 
 async def test_debt_from_absurd_usage(make: Make) -> None:
-    """Usage far above the reservation: one bucket of debt locally, all of it in Redis."""
+    """Usage far above the reservation leaves one bucket of debt, not all of it (issue 13.4)."""
     subject = await make(requests_per_second=None, tokens_per_minute=600)
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(100) == 0.0
     subject.limiter.settle(100, 100_000, subject.now())
-    level = -burst if subject.traits.debt_capped else burst - 100_000
-    subject.assert_wait(await subject.acquire(10), (10 - level) / 10)
+    subject.assert_wait(await subject.acquire(10), (10 + burst) / 10)
+
+
+async def test_a_request_without_tokens_is_not_held_by_token_debt(make: Make) -> None:
+    """In token debt, a 0-token request still goes when requests are left; a 1-token one waits."""
+    subject = await make(requests_per_second=10, tokens_per_minute=600)
+    await subject.advance(1.0)
+    assert await subject.acquire(1000) == 0.0
+    assert await subject.acquire(0) == 0.0
+    subject.assert_wait(await subject.acquire(1), (1 + 1000 - token_burst(600)) / 10)
 
 
 # -- limits changed live --------------------------------------------------------------------
@@ -313,7 +314,7 @@ async def test_a_newly_limited_token_dimension_starts_full_and_keeps_its_level(
         requests_per_second=None, tokens_per_minute=600, now=subject.now(), reason="live"
     )
     assert limiter.tokens_per_minute == 600
-    burst = subject.traits.token_burst(600)
+    burst = token_burst(600)
     assert await subject.acquire(int(burst)) == 0.0
     limiter.set_limits(
         requests_per_second=None, tokens_per_minute=1200, now=subject.now(), reason="live"
