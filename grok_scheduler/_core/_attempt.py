@@ -208,9 +208,12 @@ class WorkerPool:
             return
         finally:
             lane.in_flight -= 1
+            first_answer = not self._state.heard_back
             # A freed slot of a lane at its bound is what a waiting job may need.
             if self._state.call_ended() or lane.in_flight + 1 >= lane.concurrency_limit():
                 self._poke()
+            if first_answer:
+                self._lanes.open_with_half_a_burst(clock.now())
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed

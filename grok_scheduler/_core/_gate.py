@@ -203,6 +203,7 @@ class Gate:
                         await wakeup.wait(opens_at)
                         continue
                     state.heard_back = True
+                    lanes.open_with_half_a_burst(now)
                 state.waiting_for_slot = False
                 if state.in_flight >= self._global_cap:
                     state.waiting_for_slot = True

@@ -19,7 +19,7 @@ from .._errors import ModelNotAvailableError
 from .._guards._estimate import TokenEstimator
 from .._guards._timeouts import CallTimeouts
 from .._limits._adaptive import AdaptivePolicy, FleetLog, RateController
-from .._limits._base import Limiter
+from .._limits._base import Limiter, RateLimitHeaders
 from .._limits._concurrency import ConcurrencyLimit
 from .._limits._local import LocalLimiter
 from .._wire._limit_bodies import LimitUnit, StatedLimits
@@ -204,6 +204,20 @@ class Lanes:
         """The earliest time a delayed job of any lane becomes eligible."""
         times = [t for lane in self._by_model.values() if (t := lane.queue.next_eligible_at())]
         return min(times) if times else None
+
+    def open_with_half_a_burst(self, now: float) -> None:
+        """The first answer (or its wait) opens the pool: start from half a burst, not a full one.
+
+        Buckets refill while the pool waits for the server's first answer, which can take
+        seconds; a full burst at a limit configured too high would then meet a wall of 429s.
+        Limiters shared with other processes are left alone (others have been heard).
+        """
+        for lane in self._by_model.values():
+            rps = lane.limiter.requests_per_second
+            if rps is None or not getattr(lane.limiter, "measures_acceptance", False):
+                continue
+            half = max(1.0, rps * self._burst_seconds * 0.45)
+            lane.limiter.observe_headers(RateLimitHeaders(requests_remaining=half), now)
 
     def _create(self, model: str) -> Lane:
         now = self._clock_now()

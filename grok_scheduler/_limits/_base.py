@@ -101,19 +101,20 @@ class Resync:
     pause: float | None = None
 
 
-def resync(remaining: float | None, reset: float | None) -> Resync:
+def resync(remaining: float | None, reset: float | None, *, rate_known: bool) -> Resync:
     """The one rule for the server's remaining count of a dimension and its reset time.
 
     Another client may spend the same key, so the server's count wins when it is lower than
-    ours. When nothing remains and the server says when it resets, every dispatch pauses until
-    then (at most a minute: no window is longer); without a reset time the level drops to zero
-    and refills at the configured rate.
+    ours. When nothing remains: with a known rate the level drops to zero and the next unit
+    comes one refill step later (a token bucket's reset is its time until *full*, so waiting
+    for it would idle the pool); with no rate known, every dispatch pauses until the reset (at
+    most a minute: no window is longer), or the level drops to zero when no reset is given.
     """
     if remaining is None:
         return Resync()
     if remaining >= 1.0:
         return Resync(clamp=float(remaining))
-    if reset is not None and reset > 0:
+    if reset is not None and reset > 0 and not rate_known:
         return Resync(pause=min(reset, TOKEN_WINDOW_SECONDS))
     return Resync(clamp=0.0)
 

@@ -47,11 +47,6 @@ def _valid_rate(value: float | None) -> float | None:
     return float(value)
 
 
-def _half_burst(bucket: Bucket) -> float:
-    """Half the bucket, but at least one whole request (or a slow limit would admit none)."""
-    return max(1.0, bucket.capacity / 2)
-
-
 class LocalLimiter:
     """Token buckets in this process: requests/s and tokens/min, plus requests/min once stated.
 
@@ -60,7 +55,6 @@ class LocalLimiter:
     """
 
     __slots__ = (
-        "_answered",
         "_burst_seconds",
         "_last_reason",
         "_listener",
@@ -84,7 +78,6 @@ class LocalLimiter:
         self._requests: Bucket | None = None
         self._tokens: Bucket | None = None
         self._per_minute: Bucket | None = None
-        self._answered = False
         self._paused_until = -math.inf
         self._last_reason = "configured"
         self._listener: Callable[[], None] | None = None
@@ -123,7 +116,7 @@ class LocalLimiter:
             # Start half full: a first burst of a whole second at a limit that may be set too
             # high (nothing has been heard from the server yet) would meet a wall of 429s. A
             # limit learned from a 429 starts empty: the server's bucket just ran dry.
-            level = 0.0 if empty else max(1.0, capacity / 2)
+            level = 0.0 if empty else capacity / 2
             self._requests = Bucket(rate=rps, capacity=capacity, now=now, level=level)
         else:
             self._requests.resize(rate=rps, capacity=self._request_capacity(rps), now=now)
@@ -197,9 +190,6 @@ class LocalLimiter:
 
     def try_acquire(self, tokens: int, now: float) -> float:
         """Synchronous :meth:`acquire` (the local limiter never does I/O)."""
-        if not self._answered and self._requests is not None:
-            # Nothing heard yet (a first call may take seconds): half a burst at most.
-            self._requests.clamp(_half_burst(self._requests), now)
         wait = self.delay(tokens, now)
         if wait > 0.0:
             return wait
@@ -212,12 +202,6 @@ class LocalLimiter:
         return 0.0
 
     def settle(self, reserved: int, used: int, now: float) -> None:
-        if not self._answered:
-            # The first answer opens the pool, and the bucket filled while the pool waited for
-            # it: start from half a burst, as at construction, not from a full one.
-            self._answered = True
-            if self._requests is not None:
-                self._requests.clamp(_half_burst(self._requests), now)
         if self._tokens is None or used == reserved:
             return
         if used < reserved:
@@ -253,12 +237,8 @@ class LocalLimiter:
     def _sync(
         self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float
     ) -> None:
-        rule = resync(remaining, reset)
-        if rule.pause is not None and bucket is not None:
-            # A rate is known, so the next unit comes one refill step later, not at the reset
-            # (which a token bucket states as the time until *full*): empty the bucket only.
-            bucket.clamp(0.0, now)
-        elif rule.pause is not None:
+        rule = resync(remaining, reset, rate_known=bucket is not None)
+        if rule.pause is not None:
             self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
         elif rule.clamp is not None and bucket is not None:
             bucket.clamp(rule.clamp, now)

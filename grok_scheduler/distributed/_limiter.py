@@ -320,7 +320,8 @@ class RedisLimiter:
     def _sync(
         self, dimension: str, remaining: float | None, reset: float | None, now: float
     ) -> None:
-        rule = resync(remaining, reset)
+        known = self._rps if dimension == "requests" else self._tpm
+        rule = resync(remaining, reset, rate_known=known is not None)
         if rule.pause is not None:
             self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
             return

@@ -360,8 +360,8 @@ async def test_stated_limits_given_directly_resize_the_limiter(make: Make) -> No
 
 
 async def test_nothing_remaining_pauses_until_the_reset(make: Make) -> None:
-    """remaining=0 with a reset time pauses every dispatch for that long."""
-    subject = await make(requests_per_second=10, tokens_per_minute=10000)
+    """remaining=0 with a reset time and no known rate pauses every dispatch for that long."""
+    subject = await make(requests_per_second=None, tokens_per_minute=None)
     subject.limiter.observe_headers(
         RateLimitHeaders(requests_remaining=0, requests_reset=1.5), subject.now()
     )
@@ -372,6 +372,15 @@ async def test_nothing_remaining_pauses_until_the_reset(make: Make) -> None:
         RateLimitHeaders(tokens_remaining=0, tokens_reset=3600.0), subject.now()
     )
     subject.assert_wait(await subject.acquire(), 60.0)  # no window is longer than a minute
+
+
+async def test_nothing_remaining_with_a_known_rate_empties_the_bucket(make: Make) -> None:
+    """remaining=0 under a known rate: the next request one refill step later, not at reset."""
+    subject = await make(requests_per_second=10, tokens_per_minute=None)
+    subject.limiter.observe_headers(
+        RateLimitHeaders(requests_remaining=0, requests_reset=1.5), subject.now()
+    )
+    subject.assert_wait(await subject.acquire(), 0.1)
 
 
 async def test_the_remaining_count_lowers_the_level_never_raises_it(make: Make) -> None:

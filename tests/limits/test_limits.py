@@ -72,21 +72,26 @@ def test_request_bucket_starts_half_full() -> None:
 
 
 @pytest.mark.parametrize(
-    ("remaining", "reset", "expected"),
+    ("remaining", "reset", "rate_known", "expected"),
     [
-        (None, 5.0, Resync()),
-        (7.0, None, Resync(clamp=7.0)),
-        (1.0, 5.0, Resync(clamp=1.0)),
-        (0.0, 1.5, Resync(pause=1.5)),
-        (0.5, 1.5, Resync(pause=1.5)),
-        (0.0, 3600.0, Resync(pause=60.0)),
-        (0.0, None, Resync(clamp=0.0)),
-        (0.0, 0.0, Resync(clamp=0.0)),
+        (None, 5.0, False, Resync()),
+        (7.0, None, False, Resync(clamp=7.0)),
+        (1.0, 5.0, False, Resync(clamp=1.0)),
+        (0.0, 1.5, False, Resync(pause=1.5)),
+        (0.5, 1.5, False, Resync(pause=1.5)),
+        (0.0, 3600.0, False, Resync(pause=60.0)),
+        (0.0, None, False, Resync(clamp=0.0)),
+        (0.0, 0.0, False, Resync(clamp=0.0)),
+        # A known rate: the next unit is one refill step away, not at the time-to-full reset.
+        (0.0, 1.5, True, Resync(clamp=0.0)),
+        (7.0, 1.5, True, Resync(clamp=7.0)),
     ],
 )
-def test_resync_rule(remaining: float | None, reset: float | None, expected: Resync) -> None:
-    """The server's count clamps; nothing left pauses until the reset (a minute at most)."""
-    assert resync(remaining, reset) == expected
+def test_resync_rule(
+    remaining: float | None, reset: float | None, rate_known: bool, expected: Resync
+) -> None:
+    """The server's count clamps; nothing left empties a known bucket, else pauses (<= 60 s)."""
+    assert resync(remaining, reset, rate_known=rate_known) == expected
 
 
 def test_limits_import_nothing_from_the_wire_or_http() -> None:
