@@ -183,7 +183,7 @@ class WorkerPool:
         except Exception as exc:
             now = clock.now()
             job.in_flight_seconds += now - started
-            self._outcome.raised(job, exc, now)
+            self._outcome.raised(job, exc, now, started)
             return
         finally:
             if self._state.call_ended():
@@ -192,7 +192,7 @@ class WorkerPool:
         elapsed = now - started
         job.in_flight_seconds += elapsed
         self._observe_headers(response, now)
-        self._outcome.answered(job, response, now, elapsed)
+        self._outcome.answered(job, response, now, elapsed, started)
 
     def _observe_headers(self, response: TransportResponse, now: float) -> None:
         try:

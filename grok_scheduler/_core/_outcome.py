@@ -125,11 +125,11 @@ class OutcomeHandler:
         )
 
     # -- the call came back -----------------------------------------------------------------
-    def raised(self, job: Job, exc: Exception, now: float) -> None:
+    def raised(self, job: Job, exc: Exception, now: float, sent_at: float | None = None) -> None:
         """The transport raised (connection error, timeout): classify, then retry or fail."""
         verdict = classify_exception(exc)
         if isinstance(verdict.error, APIConnectionError):
-            self._breaker.record(False, now)
+            self._breaker.record(False, now, sent_at=sent_at)
         self._alerts.record_call(False, now)
         if self._stop_on_fatal and self.fatal is None:
             _chain(verdict.error, exc)
@@ -140,26 +140,40 @@ class OutcomeHandler:
         # The server may have started on it: keep the reservation as spent.
         self.retry_or_fail(job, verdict, now, cause=exc)
 
-    def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+    def answered(
+        self,
+        job: Job,
+        response: TransportResponse,
+        now: float,
+        elapsed: float,
+        sent_at: float | None = None,
+    ) -> None:
         """The server answered: succeed, or settle the rejected call and retry-or-fail."""
         assert self.limiter is not None
         self._unreachable.answered = True
         if 200 <= response.status < 300:
-            self._succeed(job, response, now, elapsed)
+            self._succeed(job, response, now, elapsed, sent_at)
             return
         # A rejected call generated nothing: its tokens go back, its request slot does not.
         self.limiter.settle(job.estimated_tokens, 0, now)
         verdict = classify_response(
             response.status, response.headers, response.body, request_id=response.request_id
         )
-        self._breaker.record(response.status < 500, now)
+        self._breaker.record(response.status < 500, now, sent_at=sent_at)
         if verdict.is_rate_limit:
             self._alerts.record_rate_limited(now)
         else:
             self._alerts.record_call(False, now)
         self.retry_or_fail(job, verdict, now)
 
-    def _succeed(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+    def _succeed(
+        self,
+        job: Job,
+        response: TransportResponse,
+        now: float,
+        elapsed: float,
+        sent_at: float | None = None,
+    ) -> None:
         assert self.limiter is not None
         try:
             parsed = json.loads(response.body)
@@ -168,7 +182,7 @@ class OutcomeHandler:
             text, finish_reason = extract_answer(parsed, job.endpoint)
         except ValueError as exc:
             self.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
-            self._breaker.record(True, now)
+            self._breaker.record(True, now, sent_at=sent_at)
             self._alerts.record_call(False, now)
             error = APIResponseValidationError(
                 f"the server answered {response.status} with an unusable body: {exc}",
@@ -181,7 +195,7 @@ class OutcomeHandler:
         # A usage figure beyond any model's reach is a server bug, not tokens to account.
         used = min(usage.total_tokens or job.estimated_tokens, MAX_TOKENS_LIMIT)
         self.limiter.settle(job.estimated_tokens, used, now)
-        self._breaker.record(True, now)
+        self._breaker.record(True, now, sent_at=sent_at)
         self._alerts.record_call(True, now)
         if self._budget is not None:
             reserved = job.estimated_tokens if job.budget_held else 0
