@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest_asyncio
+from hypothesis import settings
 
 from grok_scheduler.simulator import Simulator, SimulatorConfig
+
+# A loaded 2-core machine can stall one example past hypothesis's 200 ms default deadline:
+# the properties are about values, never about time.
+settings.register_profile("grok-scheduler", deadline=None)
+settings.load_profile("grok-scheduler")
 
 SimulatorFactory = Callable[[SimulatorConfig | None], Awaitable[Simulator]]
 

@@ -204,7 +204,7 @@ class WorkerPool:
         except Exception as exc:
             now = clock.now()
             job.in_flight_seconds += now - started
-            self._outcome.raised(job, exc, now)
+            self._outcome.raised(job, exc, now, started)
             return
         finally:
             lane.in_flight -= 1
@@ -218,7 +218,7 @@ class WorkerPool:
         elapsed = now - started
         job.in_flight_seconds += elapsed
         self._observe_headers(lane, response, now, elapsed)
-        self._outcome.answered(job, response, now, elapsed)
+        self._outcome.answered(job, response, now, elapsed, started)
 
     def _observe_headers(
         self, lane: Lane, response: TransportResponse, now: float, elapsed: float

@@ -112,7 +112,7 @@ class OutcomeHandler:
         )
 
     # -- the call came back -----------------------------------------------------------------
-    def raised(self, job: Job, exc: Exception, now: float) -> None:
+    def raised(self, job: Job, exc: Exception, now: float, sent_at: float | None = None) -> None:
         """The transport raised (connection error, timeout): classify, then retry or fail."""
         verdict = classify_exception(exc)
         if job.send_record is not None:
@@ -121,7 +121,7 @@ class OutcomeHandler:
                 job.send_record, job.estimated_tokens, job.estimated_tokens
             )
         if isinstance(verdict.error, APIConnectionError):
-            self._breaker.record(False, now)
+            self._breaker.record(False, now, sent_at=sent_at)
         self._alerts.record_call(False, now)
         if self._stop_on_fatal and self.fatal is None:
             _chain(verdict.error, exc)
@@ -132,12 +132,19 @@ class OutcomeHandler:
         # The server may have started on it: keep the reservation as spent.
         self.retry_or_fail(job, verdict, now, cause=exc)
 
-    def answered(self, job: Job, response: TransportResponse, now: float, elapsed: float) -> None:
+    def answered(
+        self,
+        job: Job,
+        response: TransportResponse,
+        now: float,
+        elapsed: float,
+        sent_at: float | None = None,
+    ) -> None:
         """The server answered: succeed, or settle the rejected call and retry-or-fail."""
         lane = self._lanes.get(job.model)
         self._unreachable.answered = True
         if 200 <= response.status < 300:
-            self._succeed(lane, job, response, now, elapsed)
+            self._succeed(lane, job, response, now, elapsed, sent_at)
             return
         # A rejected call generated nothing: its tokens go back, its request slot does not.
         lane.limiter.settle(job.estimated_tokens, 0, now)
@@ -146,7 +153,7 @@ class OutcomeHandler:
         )
         if not verdict.is_rate_limit and job.send_record is not None:
             lane.controller.on_answered(job.send_record, job.estimated_tokens, 0)
-        self._breaker.record(response.status < 500, now)
+        self._breaker.record(response.status < 500, now, sent_at=sent_at)
         if verdict.is_rate_limit:
             self._alerts.record_rate_limited(now)
         else:
@@ -154,7 +161,13 @@ class OutcomeHandler:
         self.retry_or_fail(job, verdict, now)
 
     def _succeed(
-        self, lane: Lane, job: Job, response: TransportResponse, now: float, elapsed: float
+        self,
+        lane: Lane,
+        job: Job,
+        response: TransportResponse,
+        now: float,
+        elapsed: float,
+        sent_at: float | None = None,
     ) -> None:
         try:
             parsed = json.loads(response.body)
@@ -163,7 +176,7 @@ class OutcomeHandler:
             text, finish_reason = extract_answer(parsed, job.endpoint)
         except ValueError as exc:
             lane.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
-            self._breaker.record(True, now)
+            self._breaker.record(True, now, sent_at=sent_at)
             self._alerts.record_call(False, now)
             error = APIResponseValidationError(
                 f"the server answered {response.status} with an unusable body: {exc}",
@@ -178,7 +191,7 @@ class OutcomeHandler:
         lane.limiter.settle(job.estimated_tokens, used, now)
         if job.send_record is not None:
             lane.controller.on_answered(job.send_record, job.estimated_tokens, used)
-        self._breaker.record(True, now)
+        self._breaker.record(True, now, sent_at=sent_at)
         self._alerts.record_call(True, now)
         if self._budget is not None:
             reserved = job.estimated_tokens if job.budget_held else 0

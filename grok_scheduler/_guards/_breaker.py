@@ -7,6 +7,10 @@ The breaker is a pure state machine driven by the caller's clock (``now`` is pas
     half_open --(probe ok)--> closed (window cleared, cooldown reset)
     half_open --(probe failed)--> open (cooldown doubled, up to max_cooldown)
 
+Only a probe decides the half-open state: a call sent before the cooldown ended (one in flight
+when the breaker opened, answering late) says nothing about the server now, so a result whose
+``sent_at`` is before the end of the cooldown is ignored while half-open.
+
 Only server-side failures count (5xx, timeouts, connection errors): a 4xx means the server is up
 and answering, so it is recorded as ok. The caller asks :meth:`CircuitBreaker.delay` before each
 send and reports each answered or failed call with :meth:`CircuitBreaker.record`.
@@ -183,15 +187,22 @@ class CircuitBreaker:
         self._probe_sent_at = now
         return 0.0
 
-    def record(self, ok: bool, now: float) -> None:
-        """Report one call: ``ok=False`` only for server-side failures (5xx, timeout, connect)."""
+    def record(self, ok: bool, now: float, *, sent_at: float | None = None) -> None:
+        """Report one call: ``ok=False`` only for server-side failures (5xx, timeout, connect).
+
+        ``sent_at`` is when the call was sent (same clock as ``now``). While half-open, a call
+        sent before the cooldown ended is not the probe and decides nothing; without
+        ``sent_at`` the first result heard decides, as a caller that cannot tell must accept.
+        """
         state = self._state
         if state == "closed":
             self._window.add(ok, now)
             if self._should_open():
                 self._open(now)
         elif state == "half_open":
-            # The first result heard while half-open decides: the server either answers or not.
+            if sent_at is not None and sent_at < self._open_until:
+                return  # a late answer to a call sent before the breaker opened
+            # The probe's result decides: the server either answers now or not.
             if ok:
                 self._close()
             else:

@@ -47,9 +47,9 @@ class DimensionState:
         self.episode_start = math.inf  # send time of the first refused call of the episode
         self.last_refused_sent = -math.inf  # send time of the latest refused call
         self.episode_rate: float | None = None  # the rate when the episode began
-        self.best_measured = 0.0
+        self.best_measured = 0.0  # the most the server accepted in a measured window of it
         self.blind_cuts = 0  # cuts made in this episode before anything could be measured
-        self.learned: float | None = None  # the last limit measured in any episode  # the most the server accepted in a measured window of it
+        self.learned: float | None = None  # the last limit measured in any episode
         self.measured_in_episode = False
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from

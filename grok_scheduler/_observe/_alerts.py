@@ -7,7 +7,8 @@ conditions. Each one fires an :class:`Alert` with ``firing=True`` when it starts
 ``message``, ``value``, ``threshold``):
 
 - ``error_rate``: failed attempts / attempts over ``error_window`` reaches ``error_rate`` (with at
-  least ``min_calls`` attempts); ends when the ratio drops below the threshold.
+  least ``min_calls`` attempts); ends when the ratio drops below ``error_rate_clear`` (half the
+  threshold by default), so a ratio hovering at the threshold does not flap.
 - ``rate_limited``: 429s keep coming for ``rate_limited_for`` seconds with no successful call in
   between and no quiet gap longer than ``rate_limited_for``; ends at the next successful call
   (or when 429s resume after such a gap).
@@ -15,6 +16,11 @@ conditions. Each one fires an :class:`Alert` with ``firing=True`` when it starts
   oldest wait is back within it.
 - ``budget``: the used fraction of a token or cost budget reaches ``budget_warn_fraction``; ends
   when it is below again (a new budget).
+
+Both edges are logged at WARNING: a reader filtering at the default level who saw an alert must
+also see it end. An alert that fired cannot fire again within ``min_refire_interval`` seconds of
+its last firing, even if it recovered in between (it fires at the next observation after that,
+if the condition still holds).
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ class AlertPolicy:
     """Fire when the oldest queued job has waited longer than this."""
     budget_warn_fraction: float = 0.9
     """Fire when this fraction of a budget is used."""
+    error_rate_clear: float | None = None
+    """The error-rate alert recovers only below this ratio (default: ``error_rate / 2``)."""
+    min_refire_interval: float = 60.0
+    """Seconds after an alert fired during which the same kind cannot fire again."""
 
     def __post_init__(self) -> None:
         for name in ("error_window", "rate_limited_for", "max_queue_wait"):
@@ -73,6 +83,17 @@ class AlertPolicy:
                 raise ValueError(f"{name} must be in (0, 1], got {value!r}")
         if not isinstance(self.min_calls, int) or self.min_calls < 1:
             raise ValueError(f"min_calls must be a positive int, got {self.min_calls!r}")
+        clear = self.error_rate_clear
+        if clear is not None and not 0 < clear <= self.error_rate:
+            raise ValueError(f"error_rate_clear must be in (0, error_rate], got {clear!r}")
+        refire = self.min_refire_interval
+        if not (refire >= 0 and math.isfinite(refire)):
+            raise ValueError(f"min_refire_interval must be >= 0 and finite, got {refire!r}")
+
+    @property
+    def error_rate_recovery(self) -> float:
+        """The ratio the error-rate alert must drop below to recover."""
+        return self.error_rate / 2 if self.error_rate_clear is None else self.error_rate_clear
 
 
 class AlertMonitor:
@@ -81,6 +102,7 @@ class AlertMonitor:
     __slots__ = (
         "_active",
         "_calls",
+        "_fired_at",
         "_last_429",
         "_on_alert",
         "_policy",
@@ -97,6 +119,7 @@ class AlertMonitor:
         self._on_alert = on_alert
         self._calls = OutcomeWindow(self._policy.error_window)
         self._active: set[str] = set()
+        self._fired_at: dict[str, float] = {}
         self._streak_start: float | None = None
         self._last_429 = 0.0
 
@@ -119,10 +142,11 @@ class AlertMonitor:
         policy = self._policy
         ratio = calls.ratio
         if "error_rate" in self._active:
-            if ratio < policy.error_rate:
+            # Hysteresis: a ratio hovering at the threshold must not fire and recover by turns.
+            if ratio < policy.error_rate_recovery:
                 self._recover("error_rate", ratio, policy.error_rate, self._error_text(ratio))
         elif calls.calls >= policy.min_calls and ratio >= policy.error_rate:
-            self._fire("error_rate", ratio, policy.error_rate, self._error_text(ratio))
+            self._fire("error_rate", now, ratio, policy.error_rate, self._error_text(ratio))
         if ok and self._streak_start is not None:
             self._end_streak()
 
@@ -139,6 +163,7 @@ class AlertMonitor:
         if lasted >= limit and "rate_limited" not in self._active:
             self._fire(
                 "rate_limited",
+                now,
                 lasted,
                 limit,
                 f"429 rate limits for {lasted:.0f}s without a successful call",
@@ -151,6 +176,7 @@ class AlertMonitor:
             if "queue_wait" not in self._active:
                 self._fire(
                     "queue_wait",
+                    now,
                     seconds,
                     limit,
                     f"a job has waited {seconds:.0f}s in the queue (bound {limit:g}s)",
@@ -169,7 +195,7 @@ class AlertMonitor:
         text = f"{used_fraction:.0%} of the budget is used (warning at {warn:.0%})"
         if used_fraction >= warn:
             if "budget" not in self._active:
-                self._fire("budget", used_fraction, warn, text)
+                self._fire("budget", now, used_fraction, warn, text)
         elif "budget" in self._active:
             self._recover("budget", used_fraction, warn, text)
 
@@ -191,7 +217,13 @@ class AlertMonitor:
                 f"429 rate limits ended after {lasted:.0f}s",
             )
 
-    def _fire(self, kind: AlertKind, value: float, threshold: float, message: str) -> None:
+    def _fire(
+        self, kind: AlertKind, now: float, value: float, threshold: float, message: str
+    ) -> None:
+        last = self._fired_at.get(kind)
+        if last is not None and now - last < self._policy.min_refire_interval:
+            return  # it fired moments ago: say it again later if it still holds, not now
+        self._fired_at[kind] = now
         self._active.add(kind)
         _log.warning(
             "grok_scheduler.alert", kind=kind, message=message, value=value, threshold=threshold
@@ -200,7 +232,8 @@ class AlertMonitor:
 
     def _recover(self, kind: AlertKind, value: float, threshold: float, message: str) -> None:
         self._active.discard(kind)
-        _log.info(
+        # The level of the alert itself: whoever saw it fire at WARNING must see it end.
+        _log.warning(
             "grok_scheduler.alert_recovered",
             kind=kind,
             message=message,

@@ -204,6 +204,8 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
         loop.add_signal_handler(signal.SIGTERM, stopped.set)
+        # Also when started in the background with SIGINT ignored (shells do that to jobs).
+        loop.add_signal_handler(signal.SIGINT, stopped.set)
     async with Simulator(config, host=host, port=port) as sim:
         rps = config.requests_per_second or "unlimited"
         tpm = config.tokens_per_minute or "unlimited"

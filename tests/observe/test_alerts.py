@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
@@ -186,6 +186,7 @@ def test_alerts_log_structlog_events_with_flat_fields() -> None:
     assert events[0]["threshold"] == 300.0
     assert events[0]["log_level"] == "warning"
     assert "400" in events[0]["message"]
+    assert events[1]["log_level"] == "warning"
 
 
 def test_a_raising_callback_breaks_nothing() -> None:
@@ -215,6 +216,10 @@ def test_a_raising_callback_breaks_nothing() -> None:
         {"rate_limited_for": -1.0},
         {"max_queue_wait": float("nan")},
         {"budget_warn_fraction": 0.0},
+        {"error_rate_clear": 0.0},
+        {"error_rate": 0.2, "error_rate_clear": 0.3},
+        {"min_refire_interval": -1.0},
+        {"min_refire_interval": float("inf")},
     ],
 )
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
@@ -223,6 +228,70 @@ def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
         AlertPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+def test_error_rate_hovering_at_the_threshold_fires_once() -> None:
+    """Item 17: a ratio that crosses 20% back and forth every 0.1 s fires once, not each time."""
+    alerts, seen = monitor()
+    for index in range(20):
+        alerts.record_call(index % 5 != 0, index * 0.05)  # 4 of 20 fail: fires at 0.95 s
+    assert edges(seen) == [("error_rate", True)]
+    now = 0.95
+    for step in range(12):  # 1.2 s of ok, fail, ok, fail: the ratio straddles 0.2
+        now += 0.1
+        alerts.record_call(step % 2 == 0, now)
+    assert edges(seen) == [("error_rate", True)]
+    assert alerts.active() == frozenset({"error_rate"})
+
+
+def test_error_rate_recovers_only_below_the_lower_threshold() -> None:
+    """Below 20% is not enough: the alert stays firing until the ratio is below 10%."""
+    alerts, seen = monitor()
+    for index in range(20):
+        alerts.record_call(index >= 4, float(index))  # 4 failures first, then 16 ok: 20%
+    assert alerts.active() == frozenset({"error_rate"})
+    for index in range(20, 26):
+        alerts.record_call(True, float(index))  # 4/26 = 15%
+    assert alerts.active() == frozenset({"error_rate"})
+    assert edges(seen) == [("error_rate", True)]
+    index = 26
+    while alerts.active():
+        alerts.record_call(True, float(index))
+        index += 1
+    assert index == 41  # 4/41 < 10% (4/40 is exactly 10%, still firing)
+    assert edges(seen) == [("error_rate", True), ("error_rate", False)]
+    assert seen[1].value < 0.1
+
+
+def test_an_alert_cannot_fire_again_within_the_refire_interval() -> None:
+    """Fired at 1.9 s and recovered: new failures at 20 s stay quiet; failing at 62 s fires."""
+    policy = AlertPolicy(error_rate=0.2, error_window=10.0, min_calls=20, min_refire_interval=60.0)
+    seen: list[Alert] = []
+    alerts = AlertMonitor(policy, on_alert=seen.append)
+    for index in range(20):
+        alerts.record_call(False, index * 0.1)
+    alerts.record_call(True, 15.0)  # the failures left the 10 s window
+    assert edges(seen) == [("error_rate", True), ("error_rate", False)]
+    for index in range(25):
+        alerts.record_call(False, 20.0 + index * 0.1)
+    assert edges(seen) == [("error_rate", True), ("error_rate", False)]
+    assert alerts.active() == frozenset()
+    for index in range(40):  # 52.0 .. 61.75 s: 20+ failures in the window, still too soon
+        alerts.record_call(False, 52.0 + index * 0.25)
+    assert len(seen) == 2
+    alerts.record_call(False, 62.0)
+    assert edges(seen) == [("error_rate", True), ("error_rate", False), ("error_rate", True)]
+    assert seen[-1].value == 1.0
+
+
+def test_queue_wait_does_not_flap_either() -> None:
+    """A queue wait bouncing around its bound fires once per refire interval, not per bounce."""
+    alerts, seen = monitor()
+    for second in range(30):
+        alerts.record_queue_wait(301.0 if second % 2 == 0 else 299.0, float(second))
+    assert edges(seen) == [("queue_wait", True), ("queue_wait", False)]
+
+
+# No per-example deadline: a loaded 2-core machine can stall one example past 200 ms.
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(

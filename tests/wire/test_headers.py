@@ -8,7 +8,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -547,6 +547,8 @@ VALUES = st.one_of(
 HEADERS = st.dictionaries(st.one_of(NAMES, st.text(max_size=20)), VALUES, max_size=8)
 
 
+# No per-example deadline: a loaded 2-core machine can stall one example past 200 ms.
+@settings(deadline=None)
 @given(headers=HEADERS, now_wall=st.one_of(st.none(), st.floats()))
 def test_parse_never_raises(headers: dict[str, str], now_wall: float | None) -> None:
     """Any headers at all parse without raising, and every number is finite and non-negative."""
@@ -558,6 +560,8 @@ def test_parse_never_raises(headers: dict[str, str], now_wall: float | None) -> 
         assert value is None or (math.isfinite(value) and value >= 0), (field, value)
 
 
+# No per-example deadline: a loaded 2-core machine can stall one example past 200 ms.
+@settings(deadline=None)
 @given(text=st.one_of(VALUES, st.from_regex(r"[+-]?(\d{0,5}(\.\d{0,3})?(h|m|s|ms|us|ns)){1,4}")))
 def test_go_duration_never_raises(text: str) -> None:
     """parse_go_duration returns None or a finite number of seconds >= 0 for any text."""
