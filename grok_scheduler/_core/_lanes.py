@@ -13,13 +13,13 @@ discovered). A limiter given by the caller serves the scheduler's default model;
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import TypeAlias
 
 from .._errors import ModelNotAvailableError
 from .._guards._estimate import TokenEstimator
 from .._guards._timeouts import CallTimeouts
-from .._limits._adaptive import AdaptivePolicy, FleetLog, RateController
-from .._limits._base import Limiter, RateLimitHeaders
+from .._limits._adaptive import AdaptivePolicy, RateController
+from .._limits._base import FleetLog, Limiter, RateLimitHeaders
 from .._limits._concurrency import ConcurrencyLimit
 from .._limits._local import LocalLimiter
 from .._wire._limit_bodies import LimitUnit, StatedLimits
@@ -31,11 +31,6 @@ __all__ = ["Lane", "Lanes", "LimiterSource", "PerModel", "lane_refusal", "limit_
 PerModel: TypeAlias = float | Mapping[str, float] | None
 #: A limiter for the default model, or a factory of one limiter per model.
 LimiterSource: TypeAlias = "Limiter | Callable[[str], Limiter] | None"
-
-
-@runtime_checkable
-class _Fleet(FleetLog, Protocol):
-    """A limiter that also keeps the fleet's acceptance (the Redis limiter)."""
 
 
 def lane_refusal(error: ModelNotAvailableError) -> ModelNotAvailableError:
@@ -235,7 +230,7 @@ class Lanes:
                 now=now,
             )
         limiter.set_listener(self._listener)
-        fleet = limiter if isinstance(limiter, _Fleet) else None
+        fleet = limiter if isinstance(limiter, FleetLog) else None
         controller = RateController(
             self._adaptive,
             limiter,

@@ -23,21 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from .._observe._events import events as _log
 from ._acceptance import SLOT as _SLOT
-from ._acceptance import AcceptanceLog, Dimension, SendRecord, WindowCounts
-from ._base import Limiter
-from ._episode import DimensionState
+from ._acceptance import AcceptanceLog, Dimension, SendRecord
+from ._base import FleetLog, Limiter, MinuteLimited
+from ._episode import DimensionState, Meter
 
-__all__ = ["AdaptivePolicy", "FleetLog", "RateController"]
+__all__ = ["AdaptivePolicy", "RateController"]
 
-_SATURATED = 0.05  # a window with this share refused was measured at the server's limit
-_MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
-_LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
-_MIN_SPAN = 0.25
-_MAX_WINDOW = 30.0
 _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
@@ -45,23 +39,6 @@ _DEEPEST_STEP = 0.5
 _PROBE_DOUBLING = 8.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
-
-
-class FleetLog(Protocol):
-    """Sends and refusals of every process sharing a limit (the Redis limiter keeps one)."""
-
-    def record_sent(self, now: float) -> None: ...
-
-    def record_rejected(self, sent_at: float, dimension: str) -> None: ...
-
-    def fleet_acceptance(self, start: float, end: float) -> tuple[int, int] | None:
-        """``(sent, refused)`` over the fleet for send times in ``[start, end)``."""
-        ...
-
-
-@runtime_checkable
-class _MinuteLimited(Protocol):
-    def set_requests_per_minute(self, requests_per_minute: float | None, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +72,7 @@ class RateController:
         "_last_tick",
         "_limiter",
         "_log",
+        "_meter",
         "_on_change",
         "_policy",
         "_requests",
@@ -132,6 +110,7 @@ class RateController:
             policy.min_tokens_per_minute,
         )
         self._log = AcceptanceLog()
+        self._meter = Meter(self._log, fleet, shared=self._shared)
         self._last_limited = -math.inf
         self._last_tick = now
         self._on_change = on_change
@@ -219,7 +198,7 @@ class RateController:
         if (
             requests_per_minute is not None
             and 0.0 < requests_per_minute < math.inf
-            and isinstance(self._limiter, _MinuteLimited)
+            and isinstance(self._limiter, MinuteLimited)
         ):
             self._limiter.set_requests_per_minute(requests_per_minute, now)
 
@@ -257,7 +236,7 @@ class RateController:
         state = self._state(dimension)
         if now - state.last_step < max(0.5, self._log.horizon()):
             return
-        measured = self._measure_episode(dimension, state, now)
+        measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
         if measured is not None:
             rate, saturated = measured
@@ -303,60 +282,14 @@ class RateController:
         the second before it (most servers let one second of requests burst), not flat out."""
         if dimension != "requests" or now - state.episode_start < self._log.horizon():
             return  # the refusals of the first burst are still on their way back
-        burst = self._counts(dimension, state.episode_start - 1.0, state.episode_start + _SLOT)
+        burst = self._meter.counts(
+            dimension, state.episode_start - 1.0, state.episode_start + _SLOT
+        )
         if burst is None:
             return
         state.last_step = now
         state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
         self._set(dimension, max(state.floor, float(burst.accepted)), now, "first 429")
-
-    def _measure_episode(
-        self, dimension: Dimension, state: DimensionState, now: float
-    ) -> tuple[float, bool] | None:
-        """What the server accepted since the episode began: (rate, it was saturated)."""
-        # Only the sends between the first and the last refused one met a saturated server:
-        # after the last refusal the client may have been below the limit, so counting those
-        # would measure the client's own pace.
-        end = min(now - self._log.horizon(), state.last_refused_sent + _SLOT)
-        window = self._policy.measure_window
-        calls = self._calls_per_second(dimension, state.rate, now)
-        if calls is not None and calls > 0:
-            # At least about twenty calls' worth, or the count is noise.
-            window = max(window, min(_MAX_WINDOW, 20.0 / calls))
-        # The first slot holds the burst that emptied the server's bucket: not its refill.
-        start = max(state.episode_start + _SLOT, end - window)
-        if end - start < _MIN_SPAN:
-            return None
-        counts = self._counts(dimension, start, end)
-        if counts is None:
-            return None
-        if counts.accepted < _MIN_ACCEPTED and end - start < _LOW_RATE_SPAN:
-            return None
-        saturated = counts.sent > 0 and counts.rejected(dimension) >= _SATURATED * counts.sent
-        return counts.accepted_rate(dimension), saturated
-
-    def _counts(self, dimension: Dimension, start: float, end: float) -> WindowCounts | None:
-        local = self._log.window(start, end)
-        if not self._shared:
-            return local
-        if self._fleet is None or dimension != "requests":
-            return None
-        fleet = self._fleet.fleet_acceptance(start, end)
-        if fleet is None:
-            return None
-        sent, refused = fleet
-        return WindowCounts(local.span, sent, refused, 0, local.tokens)
-
-    def _calls_per_second(
-        self, dimension: Dimension, rate: float | None, now: float
-    ) -> float | None:
-        """Calls per second the current rate allows (tokens: at the recent tokens per call)."""
-        if rate is None or rate <= 0:
-            return None
-        if dimension == "requests":
-            return rate
-        per_call = self._log.tokens_per_call(_USAGE_SPAN, now)
-        return None if per_call is None else rate / 60.0 / per_call
 
     def _grow(
         self, dimension: Dimension, state: DimensionState, elapsed: float, now: float

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "NONE_REMAIN_REASON",
@@ -24,6 +24,8 @@ __all__ = [
     "RateLimitHeaders",
     "Resync",
     "resync",
+    "FleetLog",
+    "MinuteLimited",
     "stated_limits",
 ]
 
@@ -213,3 +215,23 @@ class Limiter(Protocol):
     async def aclose(self) -> None:
         """Release what the limiter holds (connections, background tasks)."""
         ...
+
+
+@runtime_checkable
+class FleetLog(Protocol):
+    """Sends and refusals of every process sharing a limit (the Redis limiter keeps one)."""
+
+    def record_sent(self, now: float) -> None: ...
+
+    def record_rejected(self, sent_at: float, dimension: str) -> None: ...
+
+    def fleet_acceptance(self, start: float, end: float) -> tuple[int, int] | None:
+        """``(sent, refused)`` over the fleet for send times in ``[start, end)``."""
+        ...
+
+
+@runtime_checkable
+class MinuteLimited(Protocol):
+    """A limiter that can also hold a per-minute request bucket (stated by xAI's bodies)."""
+
+    def set_requests_per_minute(self, requests_per_minute: float | None, now: float) -> None: ...

@@ -1,16 +1,26 @@
-"""The adaptive state of one limit (requests per second or tokens per minute).
+"""A congestion episode of one limit: its state, and the measurement of what the server took.
 
-A congestion *episode* runs from the send time of the first refused call until a quiet period
-without 429s. Within it, the controller measures what the server still accepted and cuts to
-it; after it, recovery climbs back to ``cut_at`` and probing goes beyond. This module holds
-that state; ``_adaptive.py`` decides.
+An *episode* runs from the send time of the first refused call until a quiet period without
+429s. Within it the server's bucket is empty, so what it still accepted from the sends between
+the first and the last refused one is its refill rate: the limit, neighbours already taken out.
+This module holds the state and measures; ``_adaptive.py`` decides.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["DimensionState"]
+from ._acceptance import SLOT, AcceptanceLog, Dimension, WindowCounts
+from ._base import FleetLog
+
+__all__ = ["DimensionState", "Meter"]
+
+_SATURATED = 0.05  # a window with this share refused was measured at the server's limit
+_MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
+_LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
+_MIN_SPAN = 0.25
+_MAX_WINDOW = 30.0
+_USAGE_SPAN = 10.0
 
 
 class DimensionState:
@@ -57,3 +67,66 @@ class DimensionState:
 
     def in_episode(self, now: float, quiet: float) -> bool:
         return now - self.last_429 <= quiet
+
+
+class Meter:
+    """Measures an episode from this process's sends, or the fleet's when the limit is shared."""
+
+    __slots__ = ("_fleet", "_log", "_shared")
+
+    def __init__(self, log: AcceptanceLog, fleet: FleetLog | None, *, shared: bool) -> None:
+        self._log = log
+        self._fleet = fleet
+        self._shared = shared
+
+    def __repr__(self) -> str:
+        return f"Meter(shared={self._shared}, fleet={self._fleet is not None})"
+
+    def counts(self, dimension: Dimension, start: float, end: float) -> WindowCounts | None:
+        """The sends of ``[start, end)``; None when a shared limit has no fleet count for it."""
+        local = self._log.window(start, end)
+        if not self._shared:
+            return local
+        if self._fleet is None or dimension != "requests":
+            return None  # this process's share alone says nothing about a shared limit
+        fleet = self._fleet.fleet_acceptance(start, end)
+        if fleet is None:
+            return None
+        sent, refused = fleet
+        return WindowCounts(local.span, sent, refused, 0, local.tokens)
+
+    def episode(
+        self, dimension: Dimension, state: DimensionState, now: float, measure_window: float
+    ) -> tuple[float, bool] | None:
+        """What the server accepted in the episode: (rate, it was saturated), or None yet."""
+        # Only the sends between the first and the last refused one met a saturated server:
+        # after the last refusal the client may have been below the limit, so counting those
+        # would measure the client's own pace.
+        end = min(now - self._log.horizon(), state.last_refused_sent + SLOT)
+        window = measure_window
+        calls = self._calls_per_second(dimension, state.rate, now)
+        if calls is not None and calls > 0:
+            # At least about twenty calls' worth, or the count is noise.
+            window = max(window, min(_MAX_WINDOW, 20.0 / calls))
+        # The first slot holds the burst that emptied the server's bucket: not its refill.
+        start = max(state.episode_start + SLOT, end - window)
+        if end - start < _MIN_SPAN:
+            return None
+        counts = self.counts(dimension, start, end)
+        if counts is None:
+            return None
+        if counts.accepted < _MIN_ACCEPTED and end - start < _LOW_RATE_SPAN:
+            return None
+        saturated = counts.sent > 0 and counts.rejected(dimension) >= _SATURATED * counts.sent
+        return counts.accepted_rate(dimension), saturated
+
+    def _calls_per_second(
+        self, dimension: Dimension, rate: float | None, now: float
+    ) -> float | None:
+        """Calls per second the current rate allows (tokens: at the recent tokens per call)."""
+        if rate is None or rate <= 0:
+            return None
+        if dimension == "requests":
+            return rate
+        per_call = self._log.tokens_per_call(_USAGE_SPAN, now)
+        return None if per_call is None else rate / 60.0 / per_call

@@ -24,6 +24,10 @@ __all__ = ["FLUSH", "KEEP_SECONDS", "SLOT_SECONDS", "AcceptanceLog", "FleetAccep
 
 #: The counting granularity, and the shortest interval between two flushes.
 SLOT_SECONDS = 0.25
+# Seconds after a 429 (or a question) during which counts are flushed every slot.
+_HOT_SECONDS = 10.0
+# The flush interval of a calm fleet.
+_QUIET_FLUSH = 2.0
 #: How long the fleet's slots are kept in Redis (the longest window that can be asked for).
 KEEP_SECONDS = 120.0
 _FIRST_LOOKBACK = 4.0
@@ -162,6 +166,7 @@ class FleetAcceptance:
 
     __slots__ = (
         "_flushed_at",
+        "_hot_until",
         "_key",
         "_latest",
         "_latest_loop",
@@ -178,6 +183,9 @@ class FleetAcceptance:
         self._log = AcceptanceLog()
         self._task: asyncio.Task[None] | None = None
         self._flushed_at = -math.inf
+        # While 429s are about (or someone measures), flush every slot; otherwise once every
+        # _QUIET_FLUSH seconds: a calm fleet then costs Redis almost nothing per job.
+        self._hot_until = -math.inf
         # The caller's latest time seen, and the loop's time then: the caller's clock now is
         # estimated from them (it runs with the loop's, as the scheduler's clock does).
         self._latest = -math.inf
@@ -189,9 +197,13 @@ class FleetAcceptance:
 
     def record_rejected(self, sent_at: float, dimension: str | None) -> None:
         self._log.record(sent_at, self._log.kind(dimension))
-        self.tick(self._caller_now() if self._latest > -math.inf else sent_at)
+        now = self._caller_now() if self._latest > -math.inf else sent_at
+        self._hot_until = now + _HOT_SECONDS
+        self.tick(now)
 
     def query(self, start: float, end: float, dimension: str | None) -> tuple[int, int] | None:
+        if self._latest > -math.inf:
+            self._hot_until = self._caller_now() + _HOT_SECONDS
         if self._latest == -math.inf:
             # The caller's clock is not known yet (``end`` need not be its now): unknown.
             self._log.fleet(start, end, end, dimension)
@@ -212,7 +224,8 @@ class FleetAcceptance:
         if now >= self._latest:
             self._latest, self._latest_loop = now, loop.time()
         busy = self._task is not None and not self._task.done()
-        if busy or self._latest - self._flushed_at < SLOT_SECONDS:
+        interval = SLOT_SECONDS if self._latest < self._hot_until else _QUIET_FLUSH
+        if busy or self._latest - self._flushed_at < interval:
             return
         self._flushed_at = self._latest
         self._task = loop.create_task(self._flush(), name="grok-scheduler-redis-acceptance")

@@ -237,10 +237,10 @@ async def test_one_absurd_answer_costs_the_fleet_one_bucket(make: Factory) -> No
 
 
 async def test_headers_saying_none_remain_pause_everyone(make: Factory) -> None:
-    """remaining=0 with a reset time pauses the whole fleet for that long."""
-    first = make(requests_per_second=10)
+    """remaining=0 with a reset time and no known rate pauses the whole fleet for that long."""
+    first = make(requests_per_second=None)
     clock = Stopwatch()
-    second = make(requests_per_second=10)
+    second = make(requests_per_second=None)
     first.observe_headers(RateLimitHeaders(requests_remaining=0, requests_reset=2.0), now())
     await first.flush()
     wait = await second.acquire(0, now())
