@@ -278,18 +278,20 @@ class RateController:
         self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}")
 
     def _provisional(self, dimension: Dimension, state: DimensionState, now: float) -> None:
-        """Nothing known yet: until the episode can be measured, run at what was accepted in
-        the second before it (most servers let one second of requests burst), not flat out."""
-        if dimension != "requests" or now - state.episode_start < self._log.horizon():
+        """Nothing known yet: until the episode can be measured, run at what the server took
+        over the window its burst covers (a second of requests, a minute of tokens, as servers
+        size their buckets), not flat out."""
+        if now - state.episode_start < self._log.horizon():
             return  # the refusals of the first burst are still on their way back
-        burst = self._meter.counts(
-            dimension, state.episode_start - 1.0, state.episode_start + _SLOT
-        )
+        window = 1.0 if dimension == "requests" else 60.0
+        start = state.episode_start
+        burst = self._meter.counts(dimension, start - window, start + _SLOT)
         if burst is None:
             return
         state.last_step = now
         state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
-        self._set(dimension, max(state.floor, float(burst.accepted)), now, "first 429")
+        taken = float(burst.accepted) if dimension == "requests" else max(0.0, burst.tokens)
+        self._set(dimension, max(state.floor, taken), now, "first 429")
 
     def _grow(
         self, dimension: Dimension, state: DimensionState, elapsed: float, now: float

@@ -124,7 +124,10 @@ class LocalLimiter:
             self._tokens = None
         elif self._tokens is None:
             self._tokens = Bucket(
-                rate=tpm / TOKEN_WINDOW_SECONDS, capacity=self._token_capacity(tpm), now=now
+                rate=tpm / TOKEN_WINDOW_SECONDS,
+                capacity=self._token_capacity(tpm),
+                now=now,
+                level=0.0 if empty else None,
             )
         else:
             self._tokens.resize(
