@@ -33,8 +33,9 @@ from ._settings import SchedulerSettings
 
 __all__ = ["Gate", "GateState", "Wakeup"]
 
-# Until the first answer, at most this long with a single call in flight.
-_FIRST_CONTACT = 2.0
+# Until the first answer, at most this long with a single call in flight: a refused key or an
+# empty account answers within a round trip, long before a generated answer would.
+_FIRST_CONTACT = 1.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
 
