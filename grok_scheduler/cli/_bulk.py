@@ -55,6 +55,9 @@ from ._resume import ResumeState, changed_input_error, first_changed_line, prepa
 from ._setup import make_limiter, start_metrics
 from ._summary import NOT_SENT_KEY, RunCounters, RunReport, progress_snapshot, run_summary
 
+# Connections when --concurrency is not given (the scheduler's own automatic cap).
+_CONNECTION_CAP = 1024
+
 __all__ = ["BulkRun"]
 
 
@@ -138,7 +141,9 @@ class BulkRun:
             self._warn_resume(state)
         transport = DrainableTransport(
             AiohttpTransport(
-                base_url=opts.base_url, api_key=opts.api_key, max_connections=opts.concurrency
+                base_url=opts.base_url,
+                api_key=opts.api_key,
+                max_connections=opts.concurrency or _CONNECTION_CAP,
             )
         )
         scheduler = Scheduler(

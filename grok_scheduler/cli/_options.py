@@ -44,7 +44,7 @@ class RunOptions:
     model: str = "grok-4"
     requests_per_second: float | None = None
     tokens_per_minute: float | None = None
-    concurrency: int = 32
+    concurrency: int | None = None
     window: int | None = None
     overwrite: bool = False
     redis_url: str | None = field(default=None, repr=False)
@@ -214,7 +214,13 @@ def build_run_parser(
     add("--model", default="grok-4", help="model for lines that name none (default grok-4)")
     add("--rps", type=_positive_float, metavar="N", help="requests per second limit")
     add("--tpm", type=_positive_float, metavar="N", help="tokens per minute limit")
-    add("--concurrency", type=_positive_int, default=32, metavar="N", help="calls in flight")
+    add(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="most calls in flight (default: sized from the learned rate and latency)",
+    )
     add("--window", type=_positive_int, metavar="N", help="look-ahead: jobs held at once")
     add("--resume", action="store_true", help="continue OUTPUT (the default when it has lines)")
     add("--overwrite", action="store_true", help="start over: empty OUTPUT first")

@@ -30,16 +30,21 @@ def make_limiter(opts: RunOptions) -> Any:
             "--redis-url needs the shared limiter (grok_scheduler.distributed) and the "
             f"'redis' package (pip install 'grok-scheduler[redis]'): {redact(str(exc))}"
         ) from None
-    try:
+    def for_model(model: str) -> Any:
+        # xAI limits each model on its own: one shared limiter per (key, model).
         return factory(
             opts.redis_url,
             api_key=opts.api_key,
-            model=opts.model,
+            model=model,
             requests_per_second=opts.requests_per_second,
             tokens_per_minute=opts.tokens_per_minute,
         )
+
+    try:
+        first = for_model(opts.model)  # a bad URL is a usage error before anything is sent
     except ValueError as exc:
         raise UsageError(f"--redis-url: {redact(str(exc))}") from None
+    return lambda model: first if model == opts.model else for_model(model)
 
 
 def start_metrics(scheduler: Scheduler, port: int | None, warn: Callable[[str], None]) -> None:
