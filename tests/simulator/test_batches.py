@@ -134,9 +134,10 @@ def test_cancel_cancels_what_is_still_pending() -> None:
 
 async def test_the_http_routes_round_trip() -> None:
     """Upload, create from the file, add, status, results and cancel over HTTP."""
-    async with Simulator(CONFIG) as sim, aiohttp.ClientSession(
-        headers={"Authorization": "Bearer k"}
-    ) as http:
+    async with (
+        Simulator(CONFIG) as sim,
+        aiohttp.ClientSession(headers={"Authorization": "Bearer k"}) as http,
+    ):
         url = sim.base_url
         line = {"custom_id": "f1", "method": "POST", "url": "/v1/chat/completions"}
         line["body"] = _entry("f1")["batch_request"]["chat_get_completion"]
