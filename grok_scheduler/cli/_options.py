@@ -58,6 +58,8 @@ class RunOptions:
     progress_interval: float = 10.0
     log_jobs: bool = False
     """Emit per-job debug events (submitted, dispatched, completed): on with --log-level debug."""
+    via: str = "online"
+    """The road: ``online`` or ``batch`` (xAI's Batch API)."""
 
 
 def _positive_float(text: str) -> float:
@@ -140,6 +142,9 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         raise UsageError(f"--summary-json is a directory: {summary}")
     if not args.priority_field:
         raise UsageError("--priority-field must not be empty")
+    via = getattr(args, "via", "online")
+    if via == "batch" and args.input == "-":
+        raise UsageError("--via batch reads a file (resuming reads it again), not standard input")
     api_key = resolve_api_key(base_url, environ)
     check_writable(output, "the output")
     if summary is not None:
@@ -164,6 +169,7 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         timeout=args.timeout,
         progress=args.progress,
         progress_interval=args.progress_interval,
+        via=via,
     )
 
 
@@ -254,5 +260,12 @@ def build_run_parser(
         default=10.0,
         metavar="SECONDS",
         help="seconds between plain progress lines (default 10)",
+    )
+    add(
+        "--via",
+        choices=("online", "batch"),
+        default="online",
+        help="online calls (default), or xAI's Batch API: no rate limit, a reduced price, "
+        "answers within 24 hours; resumable from OUTPUT.batch-state",
     )
     return parser

@@ -33,6 +33,8 @@ async def run_bulk(
 ) -> RunReport:
     """Run a whole input file; print the summary; write ``--summary-json`` if asked."""
     err = stderr if stderr is not None else sys.stderr
+    if options.via != "online":
+        return await _run_roads(options, err)
     bulk = BulkRun(options, err)
     report = await bulk.run(handle_signals=handle_signals)
     if bulk.interrupted:
@@ -41,6 +43,19 @@ async def run_bulk(
             "(finished results are kept and not sent again)\n"
         )
     err.write(format_summary(report.summary) + "\n")
+    err.flush()
+    if options.summary_json is not None:
+        text = json.dumps(report.summary, indent=2, sort_keys=True)
+        options.summary_json.write_text(text + "\n", encoding="utf-8")
+    return report
+
+
+async def _run_roads(options: RunOptions, err: IO[str]) -> RunReport:
+    """``--via batch``: the Batch API road (see :mod:`._batch_run`)."""
+    from ._batch_run import format_batch_summary, run_batch
+
+    report = await run_batch(options, err)
+    err.write(format_batch_summary(report.summary) + "\n")
     err.flush()
     if options.summary_json is not None:
         text = json.dumps(report.summary, indent=2, sort_keys=True)

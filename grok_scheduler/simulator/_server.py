@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ._batch_routes import register_batch_routes
+from ._batches import BatchBook, BatchConfig
 from ._config import SimulatorConfig, SimulatorStats
 from ._faults import incorrect_key_message
 from ._protocol import (
@@ -96,6 +98,7 @@ class Simulator:
         "_stopping",
         "_world",
         "base_url",
+        "batches",
         "config",
         "port",
         "stats",
@@ -108,6 +111,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         now: Callable[[], float] = time.monotonic,
+        batch: BatchConfig | None = None,
     ) -> None:
         self.config = config if config is not None else SimulatorConfig()
         # ``now`` is the referee's clock (buckets, limit changes); latency still passes in real
@@ -115,6 +119,8 @@ class Simulator:
         self._now = now
         self._world = World(self.config, now=now())
         self.stats: SimulatorStats = self._world.stats
+        self.batches = BatchBook(batch)
+        """The Batch API's state (``batches.stats``: what clients did to it)."""
         self._host = host
         self._requested_port = port
         self.port = 0
@@ -141,6 +147,7 @@ class Simulator:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/api-key", self._api_key)
         app.router.add_post("/v1/tokenize-text", self._tokenize)
+        register_batch_routes(app, self.batches, lambda: self._world, self._now, self._authenticate)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         # access_log off and no per-request logging: this server is driven at thousands of
         # requests per second by the benchmarks.
