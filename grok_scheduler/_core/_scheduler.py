@@ -30,6 +30,7 @@ from .._observe._stats import (
 )
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport
+from .._transports._streaming import StreamingTransport
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
 from ._job import Job
@@ -39,6 +40,7 @@ from ._outcome import OutcomeHandler
 from ._queue import JobQueue
 from ._retry import RetryPolicy
 from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings
+from ._stream import ResultStream, StreamState
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
@@ -250,6 +252,75 @@ class Scheduler:
         ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
         future removes the job from the queue.
         """
+        return self._enqueue(
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+            extra_body=extra_body,
+            stream=None,
+        )
+
+    def stream(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int = Priority.NORMAL,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        endpoint: Endpoint | str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        metadata: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ResultStream:
+        """Queue a job whose answer is streamed: ``async with scheduler.stream(p) as s``.
+
+        Same queue, credit and priority as :meth:`submit`. Iterate for :class:`StreamChunk`
+        deltas; afterwards ``s.result`` is the :class:`Result`. Failures before the first chunk
+        are retried as for ``submit``; after it, the typed error is raised with ``partial_text``.
+        A stream that goes silent longer than its model's learned bounds is cut and retried.
+        ``timeout`` (when given) bounds each attempt's whole stream.
+        """
+        if not isinstance(self._transport, StreamingTransport):
+            raise SchedulerError(f"{type(self._transport).__name__} cannot stream")
+        state = StreamState()
+        future = self._enqueue(
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+            extra_body=extra_body,
+            stream=state,
+        )
+        return ResultStream(state, future)
+
+    def _enqueue(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int,
+        model: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
+        endpoint: Endpoint | str | None,
+        timeout: float | None,
+        deadline: float | None,
+        metadata: Any,
+        extra_body: Mapping[str, Any] | None,
+        stream: StreamState | None,
+    ) -> asyncio.Future[Result]:
         if self._state.closing:
             raise SchedulerClosedError("the scheduler is closed")
         if not self._started:
@@ -269,6 +340,7 @@ class Scheduler:
             extra_body=extra_body,
         )
         job = self._make_job(args, metadata)
+        job.stream = stream
         if job.priority <= Priority.HIGH:
             self._state.last_urgent_at = job.submitted_at
         if self._budget is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ssl
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -23,6 +24,9 @@ from .._wire._classify import (
     timeout_error,
 )
 from ._base import TransportResponse
+
+if TYPE_CHECKING:
+    from ._aiohttp_stream import AiohttpStream
 
 __all__ = ["AiohttpTransport", "map_exception"]
 
@@ -93,6 +97,14 @@ class AiohttpTransport:
         ) as response:
             payload = await response.read()
             return TransportResponse(status=response.status, body=payload, headers=response.headers)
+
+    async def open_stream(self, path: str, body: bytes, *, timeout: float) -> AiohttpStream:
+        """POST ``body`` and return its streamed answer once headers arrive."""
+        from ._aiohttp_stream import open_aiohttp_stream  # a cycle at import time otherwise
+
+        return await open_aiohttp_stream(
+            self._session or self._open(), self._base_url + path, body, timeout
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
