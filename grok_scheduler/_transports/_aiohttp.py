@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import ssl
-from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -23,10 +22,8 @@ from .._wire._classify import (
     describe_exception,
     timeout_error,
 )
+from ._aiohttp_stream import AiohttpStream, open_aiohttp_stream
 from ._base import TransportResponse
-
-if TYPE_CHECKING:
-    from ._aiohttp_stream import AiohttpStream
 
 __all__ = ["AiohttpTransport", "map_exception"]
 
@@ -100,10 +97,9 @@ class AiohttpTransport:
 
     async def open_stream(self, path: str, body: bytes, *, timeout: float) -> AiohttpStream:
         """POST ``body`` and return its streamed answer once headers arrive."""
-        from ._aiohttp_stream import open_aiohttp_stream  # a cycle at import time otherwise
-
+        session = self._session or self._open()
         return await open_aiohttp_stream(
-            self._session or self._open(), self._base_url + path, body, timeout
+            session, self._base_url + path, body, timeout, map_exception
         )
 
     async def aclose(self) -> None:

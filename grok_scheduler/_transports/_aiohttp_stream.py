@@ -6,11 +6,11 @@ only bound connecting, so a long answer is never cut by a total timeout here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import aiohttp
 
-from ._aiohttp import map_exception
+from .._errors import APIError
 
 __all__ = ["AiohttpStream", "open_aiohttp_stream"]
 
@@ -20,10 +20,14 @@ _MAPPED: tuple[type[Exception], ...] = (aiohttp.ClientError, OSError, TimeoutErr
 class AiohttpStream:
     """One streamed aiohttp answer; every aiohttp failure comes out as a typed APIError."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_map", "_response")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, map_exception: Callable[[BaseException], APIError]
+    ) -> None:
         self._response = response
+        # The transport's own mapping, passed in: importing it here would make an import cycle.
+        self._map = map_exception
 
     @property
     def status(self) -> int:
@@ -39,13 +43,13 @@ class AiohttpStream:
                 yield data
         except _MAPPED as exc:
             # Never chained to a ClientResponseError: it carries the request's headers.
-            raise map_exception(exc) from None
+            raise self._map(exc) from None
 
     async def read(self) -> bytes:
         try:
             return await self._response.read()
         except _MAPPED as exc:
-            raise map_exception(exc) from None
+            raise self._map(exc) from None
 
     async def aclose(self) -> None:
         # close(), not release(): a reader who left must stop the server's generation.
@@ -56,7 +60,11 @@ class AiohttpStream:
 
 
 async def open_aiohttp_stream(
-    session: aiohttp.ClientSession, url: str, body: bytes, timeout: float
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    timeout: float,
+    map_exception: Callable[[BaseException], APIError],
 ) -> AiohttpStream:
     """POST ``body`` to ``url`` and return once headers arrive."""
     client_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=None)
@@ -64,4 +72,4 @@ async def open_aiohttp_stream(
         response = await session.post(url, data=body, timeout=client_timeout, allow_redirects=False)
     except _MAPPED as exc:
         raise map_exception(exc) from None
-    return AiohttpStream(response)
+    return AiohttpStream(response, map_exception)
