@@ -127,9 +127,8 @@ async def test_failure_before_first_chunk_is_retried_transparently() -> None:
     )
     script = Script(busy, cut, MockStream(200, good()))
     scheduler, _ = make(clock, script)
-    async with scheduler:
-        async with scheduler.stream("hi") as stream:
-            chunks = await read_all(clock, stream)
+    async with scheduler, scheduler.stream("hi") as stream:
+        chunks = await read_all(clock, stream)
     assert "".join(c.text for c in chunks) == "Hello"
     assert stream.result.attempts == 3
 
@@ -156,9 +155,8 @@ async def test_error_frame_first_is_retried_and_typed_object_form() -> None:
         200, sse({"type": "error", "error": {"type": "server_error", "message": "boom"}})
     )
     scheduler, transport = make(clock, Script(first, MockStream(200, good())))
-    async with scheduler:
-        async with scheduler.stream("hi") as stream:
-            await read_all(clock, stream)
+    async with scheduler, scheduler.stream("hi") as stream:
+        await read_all(clock, stream)
     assert stream.result.text == "Hello"
     assert transport.calls == 2
 
@@ -261,9 +259,8 @@ async def test_responses_stream() -> None:
     )
     script = Script(MockStream(200, frames))
     scheduler, _ = make(clock, script)
-    async with scheduler:
-        async with scheduler.stream("hi", endpoint="responses") as stream:
-            chunks = await read_all(clock, stream)
+    async with scheduler, scheduler.stream("hi", endpoint="responses") as stream:
+        chunks = await read_all(clock, stream)
     assert [c.text for c in chunks] == ["Yo", "!"]
     assert stream.result.text == "Yo!"
     assert stream.result.usage.total_tokens == 6
