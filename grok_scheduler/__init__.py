@@ -9,6 +9,7 @@ from ._clock import Clock, FakeClock, LoopClock
 from ._core._map import Outcome, OutcomeStream
 from ._core._retry import RetryPolicy
 from ._core._scheduler import DEFAULT_BASE_URL, Scheduler
+from ._core._stream import ResultStream, StreamChunk
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -42,6 +43,7 @@ from ._observe._stats import Histogram, LatencySummary, QueueLevel, SchedulerSta
 from ._transports._aiohttp import AiohttpTransport
 from ._transports._base import Transport, TransportResponse
 from ._transports._mock import MockTransport
+from ._transports._streaming import MockStream, MockStreamTransport, StreamingTransport
 from ._wire._headers import RateLimitHeaders, parse_rate_limit_headers
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "LimiterState",
     "LocalLimiter",
     "LoopClock",
+    "MockStream",
+    "MockStreamTransport",
     "MockTransport",
     "ModelNotAvailableError",
     "NotFoundError",
@@ -85,11 +89,14 @@ __all__ = [
     "RateLimitHeaders",
     "RequestTooLargeError",
     "Result",
+    "ResultStream",
     "RetryPolicy",
     "Scheduler",
     "SchedulerClosedError",
     "SchedulerError",
     "SchedulerStatistics",
+    "StreamChunk",
+    "StreamingTransport",
     "Transport",
     "TransportResponse",
     "UnprocessableEntityError",

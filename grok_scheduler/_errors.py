@@ -101,6 +101,9 @@ class AttemptRecord:
 class SchedulerError(Exception):
     """Root of every exception this library raises."""
 
+    partial_text: str = ""
+    """For a streamed job that failed after its first chunk: the text the caller received."""
+
 
 class SchedulerClosedError(SchedulerError):
     """The scheduler is closed: submit after close, or job cancelled by ``aclose(cancel=True)``."""

@@ -25,6 +25,7 @@ from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
 from .._transports._base import Transport, TransportResponse
+from .._transports._streaming import StreamingTransport
 from .._wire._header_limits import header_limits
 from .._wire._headers import parse_rate_limit_headers
 from .._wire._windows import ClientCount
@@ -33,6 +34,7 @@ from ._job import Job
 from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
 from ._settings import SchedulerSettings
+from ._stream_call import Abandoned, Streamer
 
 __all__ = ["WorkerPool"]
 
@@ -59,6 +61,7 @@ class WorkerPool:
         "_state",
         "_stats",
         "_stopping",
+        "_streamer",
         "_tasks",
         "_timeout",
         "_transport",
@@ -102,6 +105,12 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._at_gate = 0
         self._stopping = False
+        # Streamed jobs need a transport that can stream; Scheduler.stream refuses otherwise.
+        self._streamer = (
+            Streamer(clock=clock, transport=transport)
+            if isinstance(transport, StreamingTransport)
+            else None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -198,7 +207,14 @@ class WorkerPool:
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         try:
-            response = await self._transport.send(job.endpoint.value, body, timeout=timeout)
+            if job.stream is not None and self._streamer is not None:
+                # A streamed job: only a timeout the caller chose bounds the whole stream.
+                given = job.timeout or self._timeout
+                if job.deadline is not None:
+                    given = timeout if given is None else min(given, timeout)
+                answer = await self._streamer.call(job, lane, body, given)
+            else:
+                answer = await self._transport.send(job.endpoint.value, body, timeout=timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -217,6 +233,10 @@ class WorkerPool:
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed
+        if isinstance(answer, Abandoned):
+            self._outcome.abandoned(job, answer.tokens, now)
+            return
+        response = answer
         self._observe_headers(lane, response, now, elapsed)
         self._outcome.answered(job, response, now, elapsed, started)
 

@@ -10,6 +10,8 @@ from .._errors import AttemptRecord
 from .._limits._acceptance import SendRecord
 from .._models import Endpoint, Result
 from .._wire._request import request_body
+from .._wire._stream_frames import stream_request
+from ._stream import StreamState
 
 __all__ = ["Job"]
 
@@ -41,6 +43,7 @@ class Job:
         "queued",
         "queued_seconds",
         "send_record",
+        "stream",
         "submitted_at",
         "timeout",
     )
@@ -89,16 +92,19 @@ class Job:
         self.queued = False
         self.budget_held = False
         self.deadline_timer: TimerHandle | None = None
+        # Set for a job of Scheduler.stream: the channel its chunks travel to the caller on.
+        self.stream: StreamState | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""
-        return request_body(
+        body = request_body(
             endpoint=self.endpoint,
             model=self.model,
             prompt=self.prompt,
             max_tokens=self.max_tokens,
             options=self.options,
         )
+        return body if self.stream is None else stream_request(body, self.endpoint)
 
     def __repr__(self) -> str:
         return (

@@ -233,6 +233,16 @@ class OutcomeHandler:
             )
         )
 
+    def abandoned(self, job: Job, used: int, now: float) -> None:
+        """The caller left a stream mid-way: settle what was generated; the job is over."""
+        lane, used = self._lanes.get(job.model), min(used, MAX_TOKENS_LIMIT)
+        lane.limiter.settle(job.estimated_tokens, used, now)
+        if job.send_record is not None:
+            lane.controller.on_answered(job.send_record, job.estimated_tokens, used)
+        if self._budget is not None:
+            held, job.budget_held = job.budget_held, False
+            self._budget.settle(job.estimated_tokens if held else 0, used, None)
+
     # -- retry or fail ----------------------------------------------------------------------
     def retry_or_fail(
         self, job: Job, verdict: Verdict, now: float, *, cause: BaseException | None = None
@@ -282,10 +292,11 @@ class OutcomeHandler:
             # The run was stopped while this job was on the wire: it must not go again.
             self.fail(job, self.copy_fatal(job))
             return
-        if delay is None or job.future.done():
-            self.fail(job, error)
-            return
-        if job.attempts >= self._retry.max_attempts:
+        # After a streamed chunk reached the caller a retry would repeat text: they decide.
+        spent = job.attempts >= self._retry.max_attempts or bool(
+            job.stream and job.stream.delivered
+        )
+        if delay is None or job.future.done() or spent:
             self.fail(job, error)
             return
         retry_at = now + delay

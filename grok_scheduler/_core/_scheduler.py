@@ -17,7 +17,6 @@ from .._clock import Clock, LoopClock
 from .._errors import SchedulerClosedError, SchedulerError
 from .._guards._breaker import BreakerPolicy, CircuitBreaker
 from .._guards._budget import Budget
-from .._guards._estimate import prompt_characters
 from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
@@ -30,15 +29,17 @@ from .._observe._stats import (
 )
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport
+from .._transports._streaming import StreamingTransport
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
-from ._job import Job
-from ._lanes import Lanes, LimiterSource, PerModel, lane_refusal
+from ._intake import make_job
+from ._lanes import Lanes, LimiterSource, PerModel
 from ._map import OutcomeStream, PromptItem, map_prompts
 from ._outcome import OutcomeHandler
 from ._queue import JobQueue
 from ._retry import RetryPolicy
-from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings
+from ._settings import job_arguments, scheduler_settings
+from ._stream import ResultStream, StreamState
 
 __all__ = ["DEFAULT_BASE_URL", "Scheduler"]
 
@@ -250,6 +251,57 @@ class Scheduler:
         ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
         future removes the job from the queue.
         """
+        return self._enqueue(
+            prompt,
+            priority=priority,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            endpoint=endpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+            extra_body=extra_body,
+            stream=None,
+        )
+
+    def stream(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int = Priority.NORMAL,
+        **options: Any,
+    ) -> ResultStream:
+        """Queue a job whose answer is streamed: ``async with scheduler.stream(p) as s``.
+
+        Takes :meth:`submit`'s options, with the same queue, credit and priority. Iterate for
+        :class:`StreamChunk` deltas; afterwards ``s.result`` is the :class:`Result`. Failures
+        before the first chunk are retried as for ``submit``; after it, the typed error is raised
+        with ``partial_text``. A stream silent beyond its model's learned bounds is cut and
+        retried; ``timeout`` (when given) bounds each attempt's whole stream.
+        """
+        if not isinstance(self._transport, StreamingTransport):
+            raise SchedulerError(f"{type(self._transport).__name__} cannot stream")
+        state = StreamState()
+        return ResultStream(
+            state, self._enqueue(prompt, priority=priority, stream=state, **options)
+        )
+
+    def _enqueue(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        priority: int,
+        stream: StreamState | None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        endpoint: Endpoint | str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        metadata: Any = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[Result]:
         if self._state.closing:
             raise SchedulerClosedError("the scheduler is closed")
         if not self._started:
@@ -268,7 +320,7 @@ class Scheduler:
             deadline=deadline,
             extra_body=extra_body,
         )
-        job = self._make_job(args, metadata)
+        job = make_job(self._lanes, args, metadata, now=self._clock.now(), stream=stream)
         if job.priority <= Priority.HIGH:
             self._state.last_urgent_at = job.submitted_at
         if self._budget is not None:
@@ -325,34 +377,6 @@ class Scheduler:
         )
         # Cancelling this await cancels the future, which takes the job out of the queue.
         return await future
-
-    def _make_job(self, args: JobArguments, metadata: Any) -> Job:
-        """A queued job's state, its tokens estimated; refused if it could never be sent."""
-        characters, count = prompt_characters(args.messages)
-        lane = self._lanes.get(args.model)
-        if lane.unavailable is not None:
-            raise lane_refusal(lane.unavailable)
-        estimate = lane.estimator.estimate(characters, count, args.max_tokens)
-        # The ceiling, not the current adaptive rate: a job that fits the limit must not be
-        # refused because a 429 lowered the pace for a while.
-        check_fits(estimate, lane.controller.tokens_ceiling)
-        now = self._clock.now()
-        return Job(
-            prompt=args.messages,
-            model=args.model,
-            endpoint=args.endpoint,
-            priority=args.priority,
-            max_tokens=args.max_tokens,
-            options=args.options,
-            metadata=metadata,
-            timeout=args.timeout,
-            deadline=now + args.deadline if args.deadline is not None else None,
-            estimated_tokens=estimate,
-            characters=characters,
-            key=lane.queue.key_for(args.priority, now),
-            now=now,
-            future=asyncio.get_running_loop().create_future(),
-        )
 
     # -- bulk -------------------------------------------------------------------------------
     def map(

@@ -22,6 +22,7 @@ from .._wire._classify import (
     describe_exception,
     timeout_error,
 )
+from ._aiohttp_stream import AiohttpStream, open_aiohttp_stream
 from ._base import TransportResponse
 
 __all__ = ["AiohttpTransport", "map_exception"]
@@ -93,6 +94,13 @@ class AiohttpTransport:
         ) as response:
             payload = await response.read()
             return TransportResponse(status=response.status, body=payload, headers=response.headers)
+
+    async def open_stream(self, path: str, body: bytes, *, timeout: float) -> AiohttpStream:
+        """POST ``body`` and return its streamed answer once headers arrive."""
+        session = self._session or self._open()
+        return await open_aiohttp_stream(
+            session, self._base_url + path, body, timeout, map_exception
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

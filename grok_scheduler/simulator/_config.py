@@ -47,6 +47,13 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "malformed",
         "no_choices",
         "empty_body_500",
+        # Inside a 200 stream (_stream_faults.py); a call that did not ask to stream is served.
+        "stream_hang_first",
+        "stream_hang_mid",
+        "stream_reset_mid",
+        "stream_error_first",
+        "stream_error_mid",
+        "stream_no_done",
     }
 )
 """Every fault the simulator can inject (see ``_faults.py`` for what each one sends)."""

@@ -38,6 +38,7 @@ from ._protocol import (
     responses_body,
     tokenize,
 )
+from ._stream_faults import STREAM_FAULT_KINDS, act_stream_fault
 from ._world import Endpoint, Reply, World
 
 DEFAULT_MODELS = ("grok-4.3", "grok-4-fast", "grok-3-mini")
@@ -326,6 +327,18 @@ class Simulator:
             except TimeoutError:
                 return None
             return _abort(request)
+        if kind in STREAM_FAULT_KINDS:
+            if not call.stream:
+                return None
+            headers = {"Content-Type": "text/event-stream", "x-request-id": request_id}
+            return await act_stream_fault(
+                kind,
+                request,
+                chat_chunks(call, request_id, int(time.time())),
+                headers,
+                stopping=self._stopping,
+                hang_seconds=self.config.hang_seconds,
+            )
         if kind == "no_choices":
             body = render(call, request_id, int(time.time()))
             body.pop("choices", None)

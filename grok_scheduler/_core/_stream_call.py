@@ -1,0 +1,219 @@
+"""One streamed attempt: open the stream, hand deltas to the caller, cut it if it goes silent.
+
+The worker pool calls :meth:`Streamer.call` instead of ``transport.send`` for a job of
+``Scheduler.stream``. The answer comes back in the shape the outcome path already knows: a
+complete stream as the 200 body a non-streamed call would have returned, an error frame inside
+the stream as the status and body it stands for, a cut or hung stream as a raised
+:class:`APIConnectionError` / :class:`APITimeoutError`. So retries, credit and learning stay in
+:mod:`._outcome`, written once.
+
+The hang watchdog is one clock timer per attempt, re-armed at every chunk: the first byte must
+come within the model's learned first-byte bound, each later chunk within its gap bound
+(:class:`StreamWatch`). A silent stream's reading task is cancelled, which closes its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+
+from .._clock import Clock, TimerHandle
+from .._errors import APIConnectionError, APIResponseValidationError, APITimeoutError
+from .._guards._watchdog import StreamWatch
+from .._transports._base import TransportResponse
+from .._transports._streaming import StreamBody, StreamingTransport
+from .._wire._classify import Verdict, carry
+from .._wire._sse import SseDecoder
+from .._wire._stream_frames import Delta, ErrorFrame, StreamAssembler
+from ._job import Job
+from ._lanes import Lane
+from ._stream import StreamChunk, StreamState
+
+__all__ = ["Abandoned", "Streamer"]
+
+# Connecting (not answering) must not take long; the watchdog bounds everything after it.
+_CONNECT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """The caller left mid-stream; ``tokens`` is what the call is settled with."""
+
+    tokens: int
+
+
+def _retryable(error: APIConnectionError | APIResponseValidationError) -> Exception:
+    return carry(Verdict(error, True, None, None, False))
+
+
+class _Attempt:
+    """The reading task of one attempt and the timer that watches it."""
+
+    __slots__ = (
+        "_clock",
+        "_gap_limit",
+        "_job",
+        "_state",
+        "_timer",
+        "assembler",
+        "cut",
+        "first_at",
+        "last_at",
+        "longest_gap",
+        "started",
+        "task",
+    )
+
+    def __init__(self, clock: Clock, job: Job, state: StreamState, gap_limit: float) -> None:
+        self._clock = clock
+        self._job = job
+        self._state = state
+        self._gap_limit = gap_limit
+        self._timer: TimerHandle | None = None
+        self.assembler = StreamAssembler(job.endpoint)
+        self.started = clock.now()
+        self.first_at: float | None = None
+        self.last_at = self.started
+        self.longest_gap = 0.0
+        self.cut: str | None = None  # why the watchdog cut the stream
+        self.task: asyncio.Task[TransportResponse] | None = None
+
+    def arm(self, seconds: float, why: str) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._clock.call_at(self._clock.now() + seconds, lambda: self._fire(why))
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self, why: str) -> None:
+        if self.task is not None and not self.task.done():
+            self.cut = why
+            self.task.cancel()
+
+    def heard(self) -> None:
+        """A chunk arrived: note the silence it ended and re-arm for the next one."""
+        now = self._clock.now()
+        if self.first_at is None:
+            self.first_at = now
+        else:
+            self.longest_gap = max(self.longest_gap, now - self.last_at)
+        self.last_at = now
+        self.arm(self._gap_limit, f"no chunk for {self._gap_limit:g}s")
+
+    async def read(self, transport: StreamingTransport, body: bytes) -> TransportResponse:
+        stream = await transport.open_stream(
+            self._job.endpoint.value, body, timeout=_CONNECT_TIMEOUT
+        )
+        try:
+            if not 200 <= stream.status < 300:
+                return TransportResponse(stream.status, await stream.read(), stream.headers)
+            return await self._read_events(stream)
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    async def _read_events(self, stream: StreamBody) -> TransportResponse:
+        decoder = SseDecoder()
+        async for data in stream.chunks():
+            self.heard()
+            for payload in decoder.feed(data):
+                error = self._frame(payload)
+                if error is not None:
+                    return TransportResponse(error.status, error.body, stream.headers)
+        for payload in decoder.flush():
+            error = self._frame(payload)
+            if error is not None:
+                return TransportResponse(error.status, error.body, stream.headers)
+        if not self.assembler.complete:
+            raise _retryable(APIConnectionError("the stream ended before [DONE] or its usage"))
+        body = json.dumps(self.assembler.body(), separators=(",", ":")).encode()
+        return TransportResponse(200, body, stream.headers)
+
+    def _frame(self, payload: str) -> ErrorFrame | None:
+        try:
+            found = self.assembler.read(payload)
+        except ValueError as exc:
+            raise _retryable(
+                APIResponseValidationError(f"the stream sent an unusable frame: {exc}")
+            ) from None
+        if isinstance(found, Delta):
+            self._state.deliver(StreamChunk(found.text, found.reasoning))
+            return None
+        return found
+
+
+class Streamer:
+    """Streams jobs over a streaming transport, with a hang watchdog learned per model."""
+
+    __slots__ = ("_clock", "_transport", "_watches")
+
+    def __init__(self, *, clock: Clock, transport: StreamingTransport) -> None:
+        self._clock = clock
+        self._transport = transport
+        self._watches: dict[str, StreamWatch] = {}
+
+    def watch(self, model: str) -> StreamWatch:
+        """The silence bounds of ``model``, created on first use."""
+        watch = self._watches.get(model)
+        if watch is None:
+            watch = self._watches[model] = StreamWatch()
+        return watch
+
+    async def call(
+        self, job: Job, lane: Lane, body: bytes, timeout: float | None
+    ) -> TransportResponse | Abandoned:
+        """One attempt; raises like a transport for a cut, hung or broken stream."""
+        state = job.stream
+        assert state is not None
+        watch = self.watch(job.model)
+        cuts = sum(record.error_type == APITimeoutError.__name__ for record in job.history)
+        attempt = _Attempt(self._clock, job, state, watch.gap_limit(cut_before=cuts))
+        first_limit = watch.first_byte_limit(cut_before=cuts)
+        if timeout is not None:
+            first_limit = min(first_limit, timeout)
+        attempt.task = task = asyncio.create_task(attempt.read(self._transport, body))
+        state.reader = task
+        attempt.arm(first_limit, f"no first byte within {first_limit:g}s")
+        # A timeout the caller chose bounds the whole stream, as it bounds a submitted call.
+        total = (
+            self._clock.call_at(attempt.started + timeout, lambda: attempt._fire("timeout"))
+            if timeout is not None
+            else None
+        )
+        try:
+            response = await task
+        except asyncio.CancelledError:
+            if state.abandoned and attempt.cut is None:
+                return Abandoned(self._generated(job, lane, attempt))
+            if attempt.cut is None:
+                raise  # the worker itself was cancelled: the scheduler is closing
+            raise _retryable(APITimeoutError(f"Stream cut: {attempt.cut}.")) from None
+        finally:
+            attempt.disarm()
+            if total is not None:
+                total.cancel()
+            state.reader = None
+        if response.status == 200 and attempt.first_at is not None:
+            watch.observe(attempt.first_at - attempt.started, attempt.longest_gap)
+        return response
+
+    @staticmethod
+    def _generated(job: Job, lane: Lane, attempt: _Attempt) -> int:
+        """Tokens to settle a stream the caller left: the server's count, else an estimate."""
+        usage = attempt.assembler.usage
+        total = usage.get("total_tokens") if usage is not None else None
+        if isinstance(total, int) and total > 0:
+            return total
+        estimator = lane.estimator
+        prompt = max(0, job.estimated_tokens - estimator.completion_allowance(job.max_tokens))
+        answer = math.ceil(len(attempt.assembler.text) / estimator.chars_per_token)
+        return min(job.estimated_tokens, prompt + answer)
+
+    def __repr__(self) -> str:
+        return f"Streamer(models={list(self._watches)})"
