@@ -197,6 +197,7 @@ class WorkerPool:
         )
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
+        job.last_response = None
         try:
             response = await self._transport.send(job.endpoint.value, body, timeout=timeout)
         except asyncio.CancelledError:
@@ -217,6 +218,7 @@ class WorkerPool:
         now = clock.now()
         elapsed = now - started
         job.in_flight_seconds += elapsed
+        job.last_response = response
         self._observe_headers(lane, response, now, elapsed)
         self._outcome.answered(job, response, now, elapsed, started)
 

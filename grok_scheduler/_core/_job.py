@@ -9,6 +9,7 @@ from .._clock import TimerHandle
 from .._errors import AttemptRecord
 from .._limits._acceptance import SendRecord
 from .._models import Endpoint, Result
+from .._transports._base import TransportResponse
 from .._wire._request import request_body
 
 __all__ = ["Job"]
@@ -32,6 +33,7 @@ class Job:
         "history",
         "in_flight_seconds",
         "key",
+        "last_response",
         "max_tokens",
         "metadata",
         "model",
@@ -40,6 +42,7 @@ class Job:
         "prompt",
         "queued",
         "queued_seconds",
+        "raw_body",
         "send_record",
         "submitted_at",
         "timeout",
@@ -89,9 +92,15 @@ class Job:
         self.queued = False
         self.budget_held = False
         self.deadline_timer: TimerHandle | None = None
+        # A raw call (send_raw) is sent as its SDK built it, and answered with the server's
+        # last response, so both are kept; a submitted job has neither.
+        self.raw_body: dict[str, Any] | None = None
+        self.last_response: TransportResponse | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""
+        if self.raw_body is not None:
+            return self.raw_body
         return request_body(
             endpoint=self.endpoint,
             model=self.model,

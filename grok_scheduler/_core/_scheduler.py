@@ -7,6 +7,7 @@ submit -> :mod:`._settings` (checks) -> queue -> :mod:`._gate` (who goes next, w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
@@ -29,14 +30,16 @@ from .._observe._stats import (
     queue_levels,
 )
 from .._transports._aiohttp import AiohttpTransport
-from .._transports._base import Transport
+from .._transports._base import Transport, TransportResponse
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
 from ._job import Job
 from ._lanes import Lanes, LimiterSource, PerModel, lane_refusal
 from ._map import OutcomeStream, PromptItem, map_prompts
 from ._outcome import OutcomeHandler
+from ._priority import priority_scope
 from ._queue import JobQueue
+from ._raw import last_response, raw_arguments
 from ._retry import RetryPolicy
 from ._settings import JobArguments, check_fits, job_arguments, scheduler_settings
 
@@ -250,12 +253,7 @@ class Scheduler:
         ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
         future removes the job from the queue.
         """
-        if self._state.closing:
-            raise SchedulerClosedError("the scheduler is closed")
-        if not self._started:
-            raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
-        if self._outcome.fatal is not None:
-            raise self._outcome.copy_fatal()
+        self._check_open()
         args = job_arguments(
             self._settings,
             prompt,
@@ -268,7 +266,10 @@ class Scheduler:
             deadline=deadline,
             extra_body=extra_body,
         )
-        job = self._make_job(args, metadata)
+        return self._enqueue(self._make_job(args, metadata))
+
+    def _enqueue(self, job: Job) -> asyncio.Future[Result]:
+        """Queue a checked job: budget, statistics, the gate's wake-up and its deadline."""
         if job.priority <= Priority.HIGH:
             self._state.last_urgent_at = job.submitted_at
         if self._budget is not None:
@@ -325,6 +326,40 @@ class Scheduler:
         )
         # Cancelling this await cancels the future, which takes the job out of the queue.
         return await future
+
+    def _check_open(self) -> None:
+        if self._state.closing:
+            raise SchedulerClosedError("the scheduler is closed")
+        if not self._started:
+            raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
+        if self._outcome.fatal is not None:
+            raise self._outcome.copy_fatal()
+
+    async def send_raw(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        priority: int | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> TransportResponse:
+        """Schedule a body as an SDK built it (sent unchanged); return the last response.
+
+        See :mod:`grok_scheduler._core._raw`. ``priority`` defaults to the enclosing
+        :meth:`priority` block's, else NORMAL.
+        """
+        self._check_open()
+        args = raw_arguments(
+            self._settings, path, body, priority=priority, timeout=timeout, deadline=deadline
+        )
+        job = self._make_job(args, None)
+        job.raw_body = dict(body)
+        return await last_response(job, self._enqueue(job))
+
+    def priority(self, priority: int) -> contextlib.AbstractContextManager[None]:
+        """``with scheduler.priority(Priority.HIGH):`` sets the priority of raw calls in it."""
+        return priority_scope(priority)
 
     def _make_job(self, args: JobArguments, metadata: Any) -> Job:
         """A queued job's state, its tokens estimated; refused if it could never be sent."""
