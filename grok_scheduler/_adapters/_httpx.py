@@ -25,46 +25,18 @@ import httpx
 
 from .._core._scheduler import Scheduler
 from .._errors import APITimeoutError, SchedulerError
-from .._models import Priority
 from .._observe._events import events as _log
 from .._wire._error_answer import error_answer, error_body
+from ._routing import PRIORITY_HEADER, parse_priority, scheduled_endpoint
 
-__all__ = ["PRIORITY_HEADER", "AsyncHTTPTransport", "async_http_client", "parse_priority"]
-
-PRIORITY_HEADER = "x-grok-scheduler-priority"
-"""A request header naming the call's priority (``high``, ``0``, ...); never sent upstream."""
+__all__ = ["AsyncHTTPTransport", "async_http_client"]
 
 # openai-python and the SDKs generated like it number their own retries in this header.
 _SDK_RETRY_HEADER = "x-stainless-retry-count"
-_SCHEDULED = ("chat/completions", "responses")
 # The body is handed over already decoded: framing headers of the upstream answer would lie.
 _DROPPED_HEADERS = frozenset(
     {"content-encoding", "content-length", "transfer-encoding", "connection"}
 )
-
-
-def parse_priority(value: str) -> int:
-    """A priority header's value: an int, or a :class:`Priority` name; ValueError otherwise."""
-    text = value.strip()
-    try:
-        return Priority[text.upper()].value
-    except KeyError:
-        pass
-    try:
-        return int(text)
-    except ValueError:
-        names = ", ".join(level.name.lower() for level in Priority)
-        raise ValueError(f"{PRIORITY_HEADER} must be an int or one of {names}") from None
-
-
-def scheduled_endpoint(method: str, path: str) -> str | None:
-    """``chat/completions`` or ``responses`` when a request is a model call to schedule."""
-    if method.upper() != "POST":
-        return None
-    for endpoint in _SCHEDULED:
-        if path.rstrip("/").endswith("/" + endpoint):
-            return endpoint
-    return None
 
 
 class AsyncHTTPTransport(httpx.AsyncBaseTransport):
