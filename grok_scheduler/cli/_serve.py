@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from .._errors import redact
-from ._exit import EXIT_OK, UsageError
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError
 from ._gateway import DEFAULT_MAX_BODY_BYTES, Gateway
 from ._options import resolve_api_key
 
@@ -58,6 +58,17 @@ def add_serve_parser(subparsers: Any) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """The ``serve`` handler: runs until SIGTERM/SIGINT, then drains and returns 0."""
+    try:
+        api_key, keys = _checked(args)
+    except UsageError as exc:
+        print(f"grok-scheduler serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    asyncio.run(_serve(args, api_key, keys))
+    return EXIT_OK
+
+
+def _checked(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(upstream key, client keys), or a usage error."""
     keys = list(args.client_key)
     if args.client_key_file:
         try:
@@ -73,9 +84,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "--client-key: anyone who can connect spends your key",
             file=sys.stderr,
         )
-    api_key = resolve_api_key(args.base_url, os.environ)
-    asyncio.run(_serve(args, api_key, keys))
-    return EXIT_OK
+    return resolve_api_key(args.base_url, os.environ), keys
 
 
 def _is_loopback(host: str) -> bool:

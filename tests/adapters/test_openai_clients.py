@@ -187,3 +187,14 @@ async def test_gateway_caps_bodies_and_reports_health(gateway_url: str) -> None:
         health = await http.get(f"{root}/healthz")
         assert health.status_code == 200
     assert KEY not in response.text
+
+
+def test_serve_refuses_a_public_address_without_the_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binding beyond loopback needs --allow-remote: a usage error (2) otherwise."""
+    from grok_scheduler.cli import main
+
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
