@@ -107,3 +107,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# httpx is an optional extra (grok-scheduler[openai]): its adapter loads on first use only.
+_LAZY = {"AsyncHTTPTransport", "async_http_client"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from ._adapters import _httpx
+
+        return getattr(_httpx, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -206,6 +206,7 @@ class WorkerPool:
         )
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
+        job.last_response = None
         try:
             if job.stream is not None and self._streamer is not None:
                 # A streamed job: only a timeout the caller chose bounds the whole stream.
@@ -237,6 +238,7 @@ class WorkerPool:
             self._outcome.abandoned(job, answer.tokens, now)
             return
         response = answer
+        job.last_response = response
         self._observe_headers(lane, response, now, elapsed)
         self._outcome.answered(job, response, now, elapsed, started)
 

@@ -9,6 +9,7 @@ from .._clock import TimerHandle
 from .._errors import AttemptRecord
 from .._limits._acceptance import SendRecord
 from .._models import Endpoint, Result
+from .._transports._base import TransportResponse
 from .._wire._request import request_body
 from .._wire._stream_frames import stream_request
 from ._stream import StreamState
@@ -34,6 +35,7 @@ class Job:
         "history",
         "in_flight_seconds",
         "key",
+        "last_response",
         "max_tokens",
         "metadata",
         "model",
@@ -42,6 +44,7 @@ class Job:
         "prompt",
         "queued",
         "queued_seconds",
+        "raw_body",
         "send_record",
         "stream",
         "submitted_at",
@@ -94,9 +97,15 @@ class Job:
         self.deadline_timer: TimerHandle | None = None
         # Set for a job of Scheduler.stream: the channel its chunks travel to the caller on.
         self.stream: StreamState | None = None
+        # A raw call (send_raw) is sent as its SDK built it, and answered with the server's
+        # last response, so both are kept; a submitted job has neither.
+        self.raw_body: dict[str, Any] | None = None
+        self.last_response: TransportResponse | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON body for this job's endpoint (built at send time to keep queued jobs small)."""
+        if self.raw_body is not None:
+            return self.raw_body
         body = request_body(
             endpoint=self.endpoint,
             model=self.model,

@@ -22,6 +22,7 @@ from .._limits._adaptive import AdaptivePolicy, RateController
 from .._limits._base import FleetLog, Limiter, RateLimitHeaders
 from .._limits._concurrency import ConcurrencyLimit
 from .._limits._local import LocalLimiter
+from .._observe._stats import ModelStatistics
 from .._wire._limit_bodies import LimitUnit, StatedLimits
 from ._queue import JobQueue
 
@@ -100,6 +101,17 @@ class Lane:
             tokens_per_minute=_stated(stated, "tokens", 60.0),
             now=now,
             reason="429 body",
+        )
+
+    def statistics(self, now: float) -> ModelStatistics:
+        """This model's part of ``Scheduler.statistics()``."""
+        return ModelStatistics(
+            model=self.model,
+            limiter=self.limiter.state(now),
+            in_flight=self.in_flight,
+            concurrency_limit=self.concurrency_limit(),
+            queued=len(self.queue),
+            slow_latency=self.concurrency.slow_latency,
         )
 
     def concurrency_limit(self) -> int:
@@ -194,6 +206,12 @@ class Lanes:
     def queued(self) -> int:
         """Jobs waiting in every lane."""
         return sum(len(lane.queue) for lane in self._by_model.values())
+
+    def waiting(self) -> Iterator[tuple[int, float]]:
+        """(priority, submitted at) of every queued job of every lane."""
+        for lane in self._by_model.values():
+            for job in lane.queue.jobs():
+                yield job.priority, job.submitted_at
 
     def next_eligible_at(self) -> float | None:
         """The earliest time a delayed job of any lane becomes eligible."""

@@ -7,6 +7,7 @@ submit -> :mod:`._settings` (checks) -> queue -> :mod:`._gate` (who goes next, w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
@@ -20,23 +21,20 @@ from .._guards._budget import Budget
 from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
-from .._observe._events import events as _log
-from .._observe._stats import (
-    ModelStatistics,
-    SchedulerStatistics,
-    StatsRecorder,
-    queue_levels,
-)
+from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
 from .._transports._aiohttp import AiohttpTransport
-from .._transports._base import Transport
+from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
 from ._attempt import WorkerPool
 from ._gate import GateState, Wakeup
-from ._intake import make_job
+from ._intake import enqueue, make_job
+from ._job import Job
 from ._lanes import Lanes, LimiterSource, PerModel
 from ._map import OutcomeStream, PromptItem, map_prompts
 from ._outcome import OutcomeHandler
+from ._priority import priority_scope
 from ._queue import JobQueue
+from ._raw import last_response, raw_arguments
 from ._retry import RetryPolicy
 from ._settings import job_arguments, scheduler_settings
 from ._stream import ResultStream, StreamState
@@ -251,7 +249,7 @@ class Scheduler:
         ``deadline`` bounds the whole job, retries included, in seconds from now. Cancelling the
         future removes the job from the queue.
         """
-        return self._enqueue(
+        return self._submit(
             prompt,
             priority=priority,
             model=model,
@@ -283,11 +281,9 @@ class Scheduler:
         if not isinstance(self._transport, StreamingTransport):
             raise SchedulerError(f"{type(self._transport).__name__} cannot stream")
         state = StreamState()
-        return ResultStream(
-            state, self._enqueue(prompt, priority=priority, stream=state, **options)
-        )
+        return ResultStream(state, self._submit(prompt, priority=priority, stream=state, **options))
 
-    def _enqueue(
+    def _submit(
         self,
         prompt: str | Sequence[Mapping[str, Any]],
         *,
@@ -302,12 +298,7 @@ class Scheduler:
         metadata: Any = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> asyncio.Future[Result]:
-        if self._state.closing:
-            raise SchedulerClosedError("the scheduler is closed")
-        if not self._started:
-            raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
-        if self._outcome.fatal is not None:
-            raise self._outcome.copy_fatal()
+        self._check_open()
         args = job_arguments(
             self._settings,
             prompt,
@@ -320,33 +311,56 @@ class Scheduler:
             deadline=deadline,
             extra_body=extra_body,
         )
-        job = make_job(self._lanes, args, metadata, now=self._clock.now(), stream=stream)
-        if job.priority <= Priority.HIGH:
-            self._state.last_urgent_at = job.submitted_at
-        if self._budget is not None:
-            # Raises BudgetExceededError before anything is queued or sent.
-            self._budget.reserve(job.estimated_tokens)
-            job.budget_held = True
-        self._stats.submitted(job.priority)
-        if self._settings.log_jobs:
-            _log.debug(
-                "grok_scheduler.submitted",
-                priority=job.priority,
-                model=job.model,
-                estimated_tokens=job.estimated_tokens,
-                queued=self._lanes.queued() + 1,
-            )
-        # Wake the gate for a new head, or for an urgent job while it holds the reserved slots.
-        if self._lanes.get(job.model).queue.push(job, job.submitted_at) or (
-            self._state.waiting_for_slot and job.priority <= Priority.HIGH
-        ):
-            self._wakeup.poke()
-        job.future.add_done_callback(functools.partial(self._outcome.future_done, job))
-        if job.deadline is not None:
-            job.deadline_timer = self._clock.call_at(
-                job.deadline, functools.partial(self._outcome.expire, job)
-            )
-        return job.future
+        return self._enqueue(
+            make_job(self._lanes, args, metadata, now=self._clock.now(), stream=stream)
+        )
+
+    def _enqueue(self, job: Job) -> asyncio.Future[Result]:
+        return enqueue(
+            job,
+            lanes=self._lanes,
+            state=self._state,
+            budget=self._budget,
+            stats=self._stats,
+            outcome=self._outcome,
+            clock=self._clock,
+            wake=self._wakeup.poke,
+            log_jobs=self._settings.log_jobs,
+        )
+
+    def _check_open(self) -> None:
+        if self._state.closing:
+            raise SchedulerClosedError("the scheduler is closed")
+        if not self._started:
+            raise SchedulerError("the scheduler is not started: use `async with Scheduler(...)`")
+        if self._outcome.fatal is not None:
+            raise self._outcome.copy_fatal()
+
+    async def send_raw(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        priority: int | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> TransportResponse:
+        """Schedule a body as an SDK built it (sent unchanged); return the last response.
+
+        See :mod:`grok_scheduler._core._raw`. ``priority`` defaults to the enclosing
+        :meth:`priority` block's, else NORMAL.
+        """
+        self._check_open()
+        args = raw_arguments(
+            self._settings, path, body, priority=priority, timeout=timeout, deadline=deadline
+        )
+        job = make_job(self._lanes, args, None, now=self._clock.now(), stream=None)
+        job.raw_body = dict(body)
+        return await last_response(job, self._enqueue(job))
+
+    def priority(self, priority: int) -> contextlib.AbstractContextManager[None]:
+        """``with scheduler.priority(Priority.HIGH):`` sets the priority of raw calls in it."""
+        return priority_scope(priority)
 
     async def submit(
         self,
@@ -400,27 +414,13 @@ class Scheduler:
     def statistics(self) -> SchedulerStatistics:
         """A frozen snapshot of queue, limits, counters and token use."""
         now = self._clock.now()
-        lanes = list(self._lanes)
         default = self._lanes.existing(self._settings.model)
         return self._stats.snapshot(
             queued=self._lanes.queued(),
             in_flight=self._state.in_flight,
             limiter=default.limiter.state(now) if default is not None else None,
-            queue_by_priority=queue_levels(
-                ((job.priority, job.submitted_at) for lane in lanes for job in lane.queue.jobs()),
-                now,
-            ),
-            models={
-                lane.model: ModelStatistics(
-                    model=lane.model,
-                    limiter=lane.limiter.state(now),
-                    in_flight=lane.in_flight,
-                    concurrency_limit=lane.concurrency_limit(),
-                    queued=len(lane.queue),
-                    slow_latency=lane.concurrency.slow_latency,
-                )
-                for lane in lanes
-            },
+            queue_by_priority=queue_levels(self._lanes.waiting(), now),
+            models={lane.model: lane.statistics(now) for lane in self._lanes},
             breaker_state=self._breaker.state,
             active_alerts=self._alerts.active(),
             budget_used_fraction=self._budget.used_fraction if self._budget else None,

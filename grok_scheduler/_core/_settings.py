@@ -18,6 +18,7 @@ from .._models import Endpoint
 
 __all__ = [
     "MAX_TOKENS_LIMIT",
+    "MESSAGE_ROLES",
     "PRIORITY_LIMIT",
     "JobArguments",
     "SchedulerSettings",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 MAX_TOKENS_LIMIT = 10_000_000
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+"""The roles a chat message may have (OpenAI-compatible, as xAI accepts them)."""
 # Priorities are heap keys multiplied by the aging interval: keep them well inside float range.
 PRIORITY_LIMIT = 1_000_000
 
@@ -240,6 +243,12 @@ def validate_prompt(prompt: object) -> str | list[dict[str, Any]]:
         for index, message in enumerate(prompt):
             if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
                 raise InvalidJobError(f"message {index} must be a mapping with a 'role'")
+            if message["role"] not in MESSAGE_ROLES:
+                # xAI answers 400 for any other role: refused here, it is never queued or sent.
+                raise InvalidJobError(
+                    f"message {index} has role {message['role']!r}; a role is one of "
+                    f"{', '.join(sorted(MESSAGE_ROLES))}"
+                )
             if "content" not in message:
                 raise InvalidJobError(f"message {index} has no 'content'")
             messages.append(dict(message))

@@ -1,4 +1,4 @@
-"""The command line: ``grok-scheduler run | demo | simulate`` and its one subcommand registry.
+"""The command line: ``grok-scheduler run | demo | simulate | serve``, one subcommand registry.
 
 Each subcommand lives in its own module and registers its parser (with a ``handler``) here:
 ``run`` in :mod:`._run`, ``demo`` in :mod:`._demo`, ``simulate`` in the simulator's own CLI.
@@ -44,10 +44,18 @@ def _add_simulate_parser(subparsers: _Subparsers) -> None:
     subparsers.choices["simulate"].set_defaults(handler=run_simulate)
 
 
+def _add_serve_parser(subparsers: _Subparsers) -> None:
+    # Lazily, like simulate: the gateway's server is loaded only for `serve`.
+    from ._serve import add_serve_parser
+
+    add_serve_parser(subparsers)
+
+
 SUBCOMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     add_run_parser,
     add_demo_parser,
     _add_simulate_parser,
+    _add_serve_parser,
 )
 """Every subcommand, in help order: each adds its parser and sets ``handler`` on it."""
 

@@ -1,0 +1,163 @@
+"""The gateway: an OpenAI/xAI-compatible HTTP server whose model calls share one scheduler.
+
+Every app on a machine (any language) points its base URL at the gateway and so shares one set
+of limits. ``POST /v1/chat/completions`` and ``/v1/responses`` are scheduled (priority from the
+``x-grok-scheduler-priority`` header); ``GET /v1/models`` is passed through; ``/healthz``
+answers while the gateway accepts work, ``/metrics`` in the Prometheus format.
+
+Security: the upstream key stays here (the scheduler holds it): it is never returned, logged or
+forwarded to clients, and a client's own ``Authorization`` is never sent upstream. With client
+keys set, each call must carry one of them (compared in constant time). Bodies are capped.
+Streaming requests get a 501 until the scheduler can stream (issue 14).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+
+import aiohttp
+from aiohttp import web
+
+from .._adapters._routing import PRIORITY_HEADER, parse_priority, scheduled_endpoint
+from .._core._scheduler import Scheduler
+from .._errors import SchedulerError
+from .._wire._error_answer import error_answer, error_body
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Gateway"]
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_JSON = "application/json"
+# The answer's body is written already decoded and framed anew by aiohttp.
+_DROPPED_HEADERS = frozenset(
+    {"content-encoding", "content-length", "transfer-encoding", "connection"}
+)
+
+
+def _reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body, headers=headers or {"Content-Type": _JSON})
+
+
+class Gateway:
+    """The gateway's routes over one started :class:`Scheduler`; :meth:`app` builds the server."""
+
+    __slots__ = ("_accepting", "_client_keys", "_key", "_max_body", "_scheduler", "_upstream")
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        upstream_url: str,
+        api_key: str,
+        client_keys: Sequence[str] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self._scheduler = scheduler
+        self._upstream = upstream_url.rstrip("/")
+        self._key = api_key
+        self._client_keys = tuple(key.encode() for key in client_keys)
+        self._max_body = max_body_bytes
+        self._accepting = True
+
+    def __repr__(self) -> str:
+        # Never the upstream key nor the client keys: only how many of the latter there are.
+        return (
+            f"Gateway(upstream={self._upstream!r}, client_keys={len(self._client_keys)}, "
+            f"max_body_bytes={self._max_body}, accepting={self._accepting})"
+        )
+
+    def app(self) -> web.Application:
+        """The aiohttp application (bodies over the cap are refused by aiohttp with 413)."""
+        app = web.Application(client_max_size=self._max_body)
+        app.router.add_post("/v1/chat/completions", self._model_call)
+        app.router.add_post("/v1/responses", self._model_call)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    def stop_accepting(self) -> None:
+        """From now on model calls get 503 and /healthz fails (calls in flight finish)."""
+        self._accepting = False
+
+    def _authorised(self, request: web.Request) -> bool:
+        if not self._client_keys:
+            return True
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        given = token.strip().encode()
+        # Every key is compared, whatever matched: the time taken says nothing about which.
+        matched = False
+        for key in self._client_keys:
+            matched |= hmac.compare_digest(given, key)
+        return scheme.lower() == "bearer" and matched
+
+    async def _model_call(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
+        if not self._accepting:
+            return _reply(503, error_body("unavailable", "the gateway is shutting down"))
+        endpoint = scheduled_endpoint(request.method, request.path)
+        assert endpoint is not None  # only the scheduled routes lead here
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            message = f"the request body is larger than {self._max_body} bytes"
+            return _reply(413, error_body("request-too-large", message))
+        try:
+            header = request.headers.get(PRIORITY_HEADER)
+            priority = parse_priority(header) if header is not None else None
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("the request body is not a JSON object")
+        except ValueError as exc:
+            return _reply(400, error_body("invalid-argument", str(exc)))
+        if body.get("stream"):
+            message = "streaming is not supported by this gateway yet: send stream=false"
+            return _reply(501, error_body("unimplemented", message))
+        try:
+            answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
+        except SchedulerError as exc:
+            mapped = error_answer(exc)
+            if mapped is None:
+                # No answer from upstream at all: the gateway's own 502, as proxies say it.
+                return _reply(502, error_body("bad-gateway", str(exc)))
+            return _reply(*mapped)
+        headers = {
+            name: value
+            for name, value in answer.headers.items()
+            if name.lower() not in _DROPPED_HEADERS
+        }
+        return _reply(answer.status, answer.body, headers)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
+        timeout = aiohttp.ClientTimeout(total=30)
+        headers = {"Authorization": f"Bearer {self._key}"}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(
+                    self._upstream + "/models", headers=headers, allow_redirects=False
+                ) as upstream,
+            ):
+                body = await upstream.read()
+                content_type = upstream.headers.get("Content-Type", _JSON)
+                return _reply(upstream.status, body, {"Content-Type": content_type})
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return _reply(502, error_body("bad-gateway", type(exc).__name__))
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        if not self._accepting or self._scheduler.closed:
+            return _reply(503, b'{"status":"draining"}')
+        return _reply(200, b'{"status":"ok"}')
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        try:
+            from .._observe._metrics import render_metrics
+
+            text = render_metrics(self._scheduler)
+        except ImportError:
+            return _reply(501, error_body("unimplemented", "pip install grok-scheduler[metrics]"))
+        return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -1,0 +1,154 @@
+"""``grok-scheduler serve``: run the local OpenAI-compatible gateway until SIGTERM.
+
+Loopback only unless ``--allow-remote`` (and then a warning when no client key is set). On
+SIGTERM or SIGINT the gateway stops accepting, lets calls in flight finish (up to
+``--drain-seconds``), closes the scheduler and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
+from .._errors import redact
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError
+from ._gateway import DEFAULT_MAX_BODY_BYTES, Gateway
+from ._options import resolve_api_key
+
+__all__ = ["add_serve_parser", "run_serve"]
+
+DEFAULT_PORT = 8741
+
+
+def add_serve_parser(subparsers: Any) -> None:
+    """Add ``serve`` and its flags, with :func:`run_serve` as its handler."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="a local OpenAI-compatible gateway: every app shares one set of limits",
+        description="Serve /v1/chat/completions and /v1/responses (scheduled), /v1/models, "
+        "/healthz and /metrics. The upstream key is read from XAI_API_KEY and never leaves "
+        "the gateway.",
+    )
+    add = parser.add_argument
+    add("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--allow-remote", action="store_true", help="allow binding beyond loopback")
+    add("--base-url", default=DEFAULT_BASE_URL, help=f"upstream (default {DEFAULT_BASE_URL})")
+    add("--client-key", action="append", default=[], metavar="KEY", help="a key clients send")
+    add("--client-key-file", metavar="PATH", help="client keys, one a line")
+    add("--model", default="grok-4", help="model of calls that name none (default grok-4)")
+    add("--rps", type=float, metavar="N", help="requests per second limit")
+    add("--tpm", type=float, metavar="N", help="tokens per minute limit")
+    add("--redis-url", metavar="URL", help="share the limits with other gateways via Redis")
+    add("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="N")
+    add("--drain-seconds", type=float, default=60.0, metavar="S", help="SIGTERM drain bound")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """The ``serve`` handler: runs until SIGTERM/SIGINT, then drains and returns 0."""
+    try:
+        api_key, keys = _checked(args)
+    except UsageError as exc:
+        print(f"grok-scheduler serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    asyncio.run(_serve(args, api_key, keys))
+    return EXIT_OK
+
+
+def _checked(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(upstream key, client keys), or a usage error."""
+    keys = list(args.client_key)
+    if args.client_key_file:
+        try:
+            text = Path(args.client_key_file).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read --client-key-file: {exc.strerror}") from None
+        keys += [line.strip() for line in text.splitlines() if line.strip()]
+    if not _is_loopback(args.host) and not args.allow_remote:
+        raise UsageError(f"--host {args.host} is beyond loopback: add --allow-remote to mean it")
+    if not _is_loopback(args.host) and not keys:
+        print(
+            "grok-scheduler serve: WARNING: reachable beyond this machine with no "
+            "--client-key: anyone who can connect spends your key",
+            file=sys.stderr,
+        )
+    return resolve_api_key(args.base_url, os.environ), keys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _limiter(args: argparse.Namespace, api_key: str) -> Any:
+    if not args.redis_url:
+        return None
+    try:
+        module = importlib.import_module("grok_scheduler.distributed")
+        return module.RedisLimiter.from_url(
+            args.redis_url,
+            api_key=api_key,
+            model=args.model,
+            requests_per_second=args.rps,
+            tokens_per_minute=args.tpm,
+        )
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UsageError(f"--redis-url: {redact(str(exc))}") from None
+
+
+async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler = Scheduler(
+        api_key=api_key,
+        base_url=args.base_url,
+        model=args.model,
+        requests_per_second=args.rps,
+        tokens_per_minute=args.tpm,
+        limiter=_limiter(args, api_key),
+        # One client's fatal answer (an unknown model) must not stop every other client's.
+        stop_on_fatal=False,
+    )
+    async with scheduler:
+        gateway = Gateway(
+            scheduler,
+            upstream_url=args.base_url,
+            api_key=api_key,
+            client_keys=keys,
+            max_body_bytes=args.max_body_bytes,
+        )
+        runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=args.drain_seconds)
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        address = runner.addresses[0]
+        print(
+            f"grok-scheduler serve: listening on http://{args.host}:{address[1]}/v1",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+        gateway.stop_accepting()
+        # Stops listening, then waits (up to drain-seconds) for the calls in flight.
+        await runner.cleanup()
+    with contextlib.suppress(NotImplementedError):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,123 @@
+"""send_raw: an SDK's body goes out unchanged and the server's last answer comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from fakes import Server, error, make_scheduler, ok
+
+from grok_scheduler import (
+    FakeClock,
+    InvalidJobError,
+    Priority,
+    RetryPolicy,
+    TransportResponse,
+)
+
+
+def _chat(text: str) -> dict[str, Any]:
+    return {"model": "grok-4", "messages": [{"role": "user", "content": text}]}
+
+
+async def _run(clock: FakeClock, coro: Any) -> Any:
+    task = asyncio.ensure_future(coro)
+    await clock.run_until_done(task, limit=3600.0)
+    return task.result()
+
+
+async def test_body_is_sent_unchanged_and_the_answer_returned() -> None:
+    """The SDK's body (extra fields included) is sent as built; the 200 comes back whole."""
+    clock = FakeClock()
+    bodies: list[dict[str, Any]] = []
+
+    def answer(body: dict[str, Any]) -> TransportResponse:
+        bodies.append(body)
+        return ok("hello")
+
+    body = {
+        "model": "grok-4-fast",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 50,
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
+    async with make_scheduler(clock, Server(clock, answer=answer)) as scheduler:
+        response = await _run(clock, scheduler.send_raw("chat/completions", body))
+        assert "grok-4-fast" in scheduler.statistics().models
+    assert bodies == [body]
+    assert response.status == 200
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == "hello"
+    assert response.headers["x-request-id"] == "req-ok"
+
+
+async def test_a_retried_429_then_success_returns_the_success() -> None:
+    """The scheduler retries a 429 itself; the caller sees only the final 200."""
+    clock = FakeClock()
+    server = Server(clock)
+    server.script = [error(429, "Too many requests"), ok("after")]
+    async with make_scheduler(clock, server) as scheduler:
+        response = await _run(clock, scheduler.send_raw("chat/completions", _chat("x")))
+    assert response.status == 200
+    assert len(server.sent) == 2
+
+
+async def test_a_final_error_answer_is_returned_not_raised() -> None:
+    """The last attempt's 429 (retries spent) is handed back with its status and body."""
+    clock = FakeClock()
+    server = Server(clock)
+    server.script = [error(429, "slow down"), error(429, "still too many")]
+    retry = RetryPolicy(max_attempts=2)
+    async with make_scheduler(clock, server, retry=retry) as scheduler:
+        response = await _run(clock, scheduler.send_raw("chat/completions", _chat("x")))
+    assert response.status == 429
+    assert b"still too many" in response.body
+
+
+async def test_a_fatal_400_is_returned_with_its_body() -> None:
+    """A 400 is not retried and comes back as the server said it."""
+    clock = FakeClock()
+    server = Server(clock)
+    server.script = [error(400, "bad field", code="Client specified an invalid argument")]
+    async with make_scheduler(clock, server) as scheduler:
+        response = await _run(clock, scheduler.send_raw("chat/completions", _chat("x")))
+    assert response.status == 400
+    assert len(server.sent) == 1
+
+
+async def test_priority_block_orders_raw_calls() -> None:
+    """Inside `with scheduler.priority(...)` raw calls take that priority."""
+    clock = FakeClock()
+    server = Server(clock, latency=1.0)
+    async with make_scheduler(clock, server, max_concurrency=1) as scheduler:
+        first = asyncio.ensure_future(scheduler.send_raw("chat/completions", _chat("first")))
+        await asyncio.sleep(0)
+        low = asyncio.ensure_future(
+            scheduler.send_raw("chat/completions", _chat("low"), priority=3)
+        )
+        await asyncio.sleep(0)
+        with scheduler.priority(Priority.CRITICAL):
+            urgent = asyncio.ensure_future(scheduler.send_raw("chat/completions", _chat("urgent")))
+        await _run(clock, asyncio.gather(first, low, urgent))
+    assert server.prompts[1:] == ["urgent", "low"]
+
+
+async def test_unscheduled_paths_and_bad_priorities_are_refused() -> None:
+    """Only chat/completions and responses are scheduled; the priority must be an int."""
+    clock = FakeClock()
+    async with make_scheduler(clock, Server(clock)) as scheduler:
+        with pytest.raises(InvalidJobError, match="scheduled"):
+            await scheduler.send_raw("models", {})
+        with pytest.raises(InvalidJobError, match="priority"):
+            await scheduler.send_raw("responses", {"input": "x"}, priority="high")  # type: ignore[arg-type]
+
+
+async def test_submit_refuses_unknown_roles() -> None:
+    """A message role xAI does not know is refused at submit, never sent."""
+    clock = FakeClock()
+    server = Server(clock)
+    async with make_scheduler(clock, server) as scheduler:
+        with pytest.raises(InvalidJobError, match="wizard"):
+            scheduler.submit_nowait([{"role": "wizard", "content": "hi"}])
+    assert server.sent == []
