@@ -29,7 +29,8 @@ from .._guards._budget import Budget
 from .._models import Result, Usage
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
-from .._observe._stats import StatsRecorder
+from .._observe._stats import StatsRecorder, attempt_outcome
+from .._observe._timeline import Timeline
 from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
 from .._wire._response import extract_answer
@@ -70,6 +71,7 @@ class OutcomeHandler:
         "_rng",
         "_stats",
         "_stop_on_fatal",
+        "_timeline",
         "_unreachable",
         "fatal",
     )
@@ -87,7 +89,9 @@ class OutcomeHandler:
         stop_on_fatal: bool,
         log_jobs: bool,
         poke: Callable[[], None],
+        timeline: Timeline | None = None,
     ) -> None:
+        self._timeline = timeline if timeline is not None else Timeline()
         self._lanes = lanes
         self._retry = retry
         self._rng = rng
@@ -204,6 +208,7 @@ class OutcomeHandler:
         lane.concurrency.observe(elapsed)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
+        self._timeline.accepted(job.model, now, used, elapsed)
         if self._log_jobs:
             _log.debug(
                 "grok_scheduler.completed",
@@ -241,6 +246,11 @@ class OutcomeHandler:
         error = verdict.error
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
+        self._timeline.failed_attempt(
+            job.model,
+            now,
+            (verdict.limit_dimension or "unknown") if verdict.is_rate_limit else None,
+        )
         said = verdict.retry_after
         if said is not None and said <= 0.0 and said_now_again(job.history):
             # As if the server named no wait: backoff for the job, a congestion pause for the
@@ -297,6 +307,9 @@ class OutcomeHandler:
             return
         job.eligible_at = retry_at
         self._stats.retried()
+        self._timeline.retried(
+            job.model, now, attempt_outcome(error, is_rate_limit=verdict.is_rate_limit)
+        )
         # Queue first: nothing after this point may lose the job, not even a broken log sink.
         self._lanes.get(job.model).queue.push(job, now)
         self._poke()

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import os
 import random
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from .._observe._stats import (
     StatsRecorder,
     queue_levels,
 )
+from .._observe._timeline import Timeline
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport
 from ._attempt import WorkerPool
@@ -143,6 +145,7 @@ class Scheduler:
             )
         self._transport = transport
         self._stats = StatsRecorder()
+        self._timeline = Timeline(probe=self._lanes.probe)
         self._state = GateState()
         self._outcome = OutcomeHandler(
             lanes=self._lanes,
@@ -156,6 +159,7 @@ class Scheduler:
             # Per-job events cost on every job and would flood a configured log: opt-in.
             log_jobs=log_jobs,
             poke=self._wakeup.poke,
+            timeline=self._timeline,
         )
         self._pool: WorkerPool | None = None
         self._closed = False
@@ -177,6 +181,7 @@ class Scheduler:
         if self._closed:
             raise SchedulerClosedError("the scheduler is closed")
         self._started = True
+        self._timeline.begin(self._clock.now(), time.time())
         # The default model's lane exists from the start: statistics and a given limiter.
         _ = self._lanes.default
         self._pool = WorkerPool(
@@ -190,6 +195,7 @@ class Scheduler:
             outcome=self._outcome,
             stats=self._stats,
             settings=self._settings,
+            timeline=self._timeline,
         )
         self._pool.start()
 
@@ -400,7 +406,21 @@ class Scheduler:
             breaker_state=self._breaker.state,
             active_alerts=self._alerts.active(),
             budget_used_fraction=self._budget.used_fraction if self._budget else None,
+            timeline=self._timeline.snapshot(now),
         )
+
+    def write_report(
+        self, path: str | os.PathLike[str], *, refresh_seconds: float | None = None
+    ) -> None:
+        """Write the run so far as one self-contained HTML file (needs the ``report`` extra).
+
+        Requests/s and tokens/min against the learned limit per model, 429s and retries marked,
+        calls in flight, call-time percentiles and the summary. ``refresh_seconds`` makes a
+        browser reload the page that often (for a file rewritten during a live run).
+        """
+        from .._observe._report import write_report
+
+        write_report(self.statistics(), path, refresh_seconds=refresh_seconds)
 
     def __repr__(self) -> str:
         lane = self._lanes.existing(self._settings.model)
