@@ -116,7 +116,10 @@ def _times(series: ModelSeries, timeline: TimelineSnapshot) -> list[Any]:
 def _model_figure(
     go: Any, make_subplots: Any, series: ModelSeries, timeline: TimelineSnapshot
 ) -> Any:
-    x = _times(series, timeline)
+    # Each row's value holds until the next row; one more point at the end of the last row
+    # keeps its step visible.
+    end = series.starts[-1] + series.widths[-1]
+    x = _times(series, timeline) + _times(ModelSeries(series.model, (end,), (0.0,), {}), timeline)
     cols = series.columns
     sent = series.per_second("sent")
     fig = make_subplots(
@@ -137,7 +140,12 @@ def _model_figure(
     def line(row: int, y: Sequence[float | None], name: str, **style: Any) -> None:
         fig.add_trace(
             go.Scatter(
-                x=x, y=list(y), name=name, mode="lines", line=style.pop("line", step), **style
+                x=x,
+                y=[*y, y[-1]],
+                name=name,
+                mode="lines",
+                line=style.pop("line", step),
+                **style,
             ),
             row=row,
             col=1,
@@ -172,7 +180,7 @@ def _model_figure(
     for q, name in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
         fig.add_trace(
             go.Scatter(
-                x=x,
+                x=x[:-1],
                 y=list(series.call_time_percentile(q)),
                 name=f"call time {name}",
                 mode="lines+markers",

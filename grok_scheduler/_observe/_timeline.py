@@ -199,7 +199,8 @@ class ModelSeries:
 
     ``starts`` are seconds since the timeline began. ``columns`` maps every name of
     :data:`COLUMNS` to its values; seconds without events are filled in (counts zero, the
-    in-flight count and the limits as they were), so a row of 1 s follows a row of 1 s.
+    in-flight count and the limits as they were), so a row of 1 s follows a row of 1 s. The
+    last row is only as wide as the part of its second that has passed.
     """
 
     model: str
@@ -268,6 +269,10 @@ class TimelineSnapshot:
         """``model``'s rows as columns, oldest first, empty seconds filled in."""
         frozen = self._frozen.get(model)
         rows = _fill_gaps(tuple(_stitch(*frozen)) if frozen is not None else ())
+        if rows and rows[-1][0] < self.now < rows[-1][0] + rows[-1][1]:
+            # The second still being counted has lasted only this long: rates divide by that.
+            start, _, values = rows[-1]
+            rows[-1] = (start, self.now - start, values)
         columns = {name: tuple(row[2][i] for row in rows) for i, name in enumerate(COLUMNS)}
         return ModelSeries(
             model,

@@ -28,9 +28,9 @@ def test_one_row_per_second_with_every_count() -> None:
     timeline.failed_attempt("m", 101.3, None)
     timeline.retried("m", 101.3, "rate_limited")
     timeline.retried("m", 101.3, "client_error")  # not one of the five: counted as other
-    series = timeline.snapshot(102.0).series("m")
+    series = timeline.snapshot(101.5).series("m")
     assert series.starts == (0.0, 1.0)
-    assert series.widths == (1.0, 1.0)
+    assert series.widths == (1.0, 0.5)  # the second being counted has lasted half a second
     cols = series.columns
     assert cols["sent"] == (2.0, 0.0)
     assert cols["in_flight_peak"] == (3.0, 3.0)  # the probe said 3 at the first event
