@@ -100,10 +100,22 @@ def report_figures(stats: SchedulerStatistics) -> list[Figure]:
     go, make_subplots = _plotly()
     figures = []
     for model in timeline.models:
-        series = timeline.series(model)
+        series = _whole_rows(timeline.series(model))
         if len(series):
             figures.append(_model_figure(go, make_subplots, series, timeline))
     return figures
+
+
+def _whole_rows(series: ModelSeries) -> ModelSeries:
+    """Without a last row still being counted: a rate over a few ms of it would be noise."""
+    if len(series) < 2 or series.widths[-1] >= series.widths[-2]:
+        return series
+    return ModelSeries(
+        series.model,
+        series.starts[:-1],
+        series.widths[:-1],
+        {name: values[:-1] for name, values in series.columns.items()},
+    )
 
 
 def _times(series: ModelSeries, timeline: TimelineSnapshot) -> list[Any]:
