@@ -100,10 +100,23 @@ def report_figures(stats: SchedulerStatistics) -> list[Figure]:
     go, make_subplots = _plotly()
     figures = []
     for model in timeline.models:
-        series = _whole_rows(timeline.series(model))
+        everything = timeline.series(model)
+        series = _whole_rows(everything)
         if len(series):
-            figures.append(_model_figure(go, make_subplots, series, timeline))
+            figure = _model_figure(go, make_subplots, series, timeline)
+            figure.update_layout(title=_headline(everything))
+            figures.append(figure)
     return figures
+
+
+def _headline(series: ModelSeries) -> str:
+    """The model's totals over the whole run (the second still being counted included)."""
+    rejected = sum(series.total(f"rate_limited_{d}") for d in ("requests", "tokens", "unknown"))
+    retries = sum(series.total(f"retries_{cause}") for cause in RETRY_CAUSES)
+    return (
+        f"{series.model}: {series.total('sent'):.0f} sent, {series.total('accepted'):.0f} "
+        f"accepted, {rejected:.0f} 429s, {retries:.0f} retries"
+    )
 
 
 def _whole_rows(series: ModelSeries) -> ModelSeries:
@@ -203,9 +216,6 @@ def _model_figure(
             col=1,
         )
     fig.update_layout(
-        title=f"{series.model}: {series.total('sent'):.0f} sent, "
-        f"{series.total('accepted'):.0f} accepted, {sum(rejected):.0f} 429s, "
-        f"{sum(retries):.0f} retries",
         height=900,
         hovermode="x unified",
         template="plotly_white",
