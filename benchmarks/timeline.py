@@ -17,9 +17,12 @@ import gc
 import time
 import tracemalloc
 
+from grok_scheduler import RateLimitError
 from grok_scheduler._observe._timeline import Timeline
+from grok_scheduler._wire._classify import Verdict
 
 DAY = 86_400
+_429 = Verdict(RateLimitError("slow down", status_code=429), True, None, "requests", True)
 
 
 def _probe(model: str) -> tuple[int, float | None, float | None]:
@@ -57,7 +60,7 @@ def day_bytes(models: int) -> tuple[int, int]:
             timeline.sent(name, second + 0.1, 8)
             timeline.accepted(name, second + 0.6, 900, 0.5)
             if second % 60 == 0:
-                timeline.failed_attempt(name, second + 0.7, "requests")
+                timeline.failed_attempt(name, second + 0.7, _429)
                 timeline.retried(name, second + 0.7, "rate_limited")
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - before

@@ -246,11 +246,7 @@ class OutcomeHandler:
         error = verdict.error
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
-        self._timeline.failed_attempt(
-            job.model,
-            now,
-            (verdict.limit_dimension or "unknown") if verdict.is_rate_limit else None,
-        )
+        self._timeline.failed_attempt(job.model, now, verdict)
         said = verdict.retry_after
         if said is not None and said <= 0.0 and said_now_again(job.history):
             # As if the server named no wait: backoff for the job, a congestion pause for the
@@ -307,9 +303,8 @@ class OutcomeHandler:
             return
         job.eligible_at = retry_at
         self._stats.retried()
-        self._timeline.retried(
-            job.model, now, attempt_outcome(error, is_rate_limit=verdict.is_rate_limit)
-        )
+        label = attempt_outcome(error, is_rate_limit=verdict.is_rate_limit)
+        self._timeline.retried(job.model, now, label)
         # Queue first: nothing after this point may lose the job, not even a broken log sink.
         self._lanes.get(job.model).queue.push(job, now)
         self._poke()

@@ -21,10 +21,38 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ._stats import CALL_TIME_BUCKETS
+from ._rows import (
+    _ACCEPTED,
+    _CALL0,
+    _CALL_SUM,
+    _CAUSE_INDEX,
+    _FAILED,
+    _LEVEL,
+    _NO_LIMIT,
+    _PEAK,
+    _RL_REQ,
+    _RL_TOK,
+    _RL_UNK,
+    _RPS,
+    _SENT,
+    _TOKENS,
+    _TPM,
+    _WIDTH,
+    CALL_TIME_BUCKETS,
+    COLUMNS,
+    RETRY_CAUSES,
+    ModelSeries,
+    _fill_gaps,
+    _merged,
+)
+
+if TYPE_CHECKING:
+    from .._wire._classify import Verdict
 
 __all__ = [
+    "CALL_TIME_BUCKETS",
     "COLUMNS",
     "LEVELS",
     "ModelSeries",
@@ -33,54 +61,6 @@ __all__ = [
     "Timeline",
     "TimelineSnapshot",
 ]
-
-#: Why a failed attempt was retried (the labels of ``attempt_outcome``, folded to five).
-RETRY_CAUSES: tuple[str, ...] = (
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "connection_error",
-    "other",
-)
-
-_SUM, _MAX, _LAST = "sum", "max", "last"
-
-# (name, how two rows of it merge). Counts add up; the peak in flight is a maximum; levels
-# that hold a state (the in-flight count and the limits at the row's close) keep the later one.
-_SPEC: tuple[tuple[str, str], ...] = (
-    ("sent", _SUM),
-    ("accepted", _SUM),
-    ("failed_attempts", _SUM),
-    ("rate_limited_requests", _SUM),
-    ("rate_limited_tokens", _SUM),
-    ("rate_limited_unknown", _SUM),
-    *((f"retries_{cause}", _SUM) for cause in RETRY_CAUSES),
-    ("tokens", _SUM),
-    ("call_seconds_sum", _SUM),
-    *((f"call_le_{i}", _SUM) for i in range(len(CALL_TIME_BUCKETS) + 1)),
-    ("in_flight_peak", _MAX),
-    ("in_flight", _LAST),
-    ("requests_per_second_limit", _LAST),
-    ("tokens_per_minute_limit", _LAST),
-)
-#: The column names of every row, in order.
-COLUMNS: tuple[str, ...] = tuple(name for name, _ in _SPEC)
-_MAX_AT = tuple(i for i, (_, kind) in enumerate(_SPEC) if kind == _MAX)
-_LAST_AT = tuple(i for i, (_, kind) in enumerate(_SPEC) if kind == _LAST)
-_WIDTH = len(COLUMNS)
-_I = {name: i for i, name in enumerate(COLUMNS)}
-_SENT, _ACCEPTED, _FAILED = _I["sent"], _I["accepted"], _I["failed_attempts"]
-_RL_REQ, _RL_TOK, _RL_UNK = (
-    _I["rate_limited_requests"],
-    _I["rate_limited_tokens"],
-    _I["rate_limited_unknown"],
-)
-_RETRY0 = _I["retries_rate_limited"]
-_TOKENS, _CALL_SUM, _CALL0 = _I["tokens"], _I["call_seconds_sum"], _I["call_le_0"]
-_PEAK, _LEVEL = _I["in_flight_peak"], _I["in_flight"]
-_RPS, _TPM = _I["requests_per_second_limit"], _I["tokens_per_minute_limit"]
-_CAUSE_INDEX = {cause: _RETRY0 + i for i, cause in enumerate(RETRY_CAUSES)}
-_NO_LIMIT = math.nan  # a limit not known (yet): drawn as a gap, not as zero
 
 #: (row width in seconds, rows kept) per level: 10 min of seconds, 2 h of 10 s, 1 day of
 #: minutes, 1 week of 10 min, 30 days of hours.
@@ -94,16 +74,6 @@ LEVELS: tuple[tuple[float, int], ...] = (
 
 #: Called when a row closes: ``model -> (in_flight, requests_per_second, tokens_per_minute)``.
 Probe = Callable[[str], tuple[int, float | None, float | None]]
-
-
-def _merged(older: list[float], newer: list[float]) -> list[float]:
-    """Two rows as one (the hot path's once-a-second cost: one pass in C, then four fixes)."""
-    merged = [a + b for a, b in zip(older, newer, strict=True)]
-    for i in _MAX_AT:
-        merged[i] = max(older[i], newer[i])
-    for i in _LAST_AT:
-        merged[i] = newer[i]
-    return merged
 
 
 class _Level:
@@ -194,59 +164,6 @@ class _Series:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSeries:
-    """One model's rows, oldest first, each ``widths[i]`` seconds from ``starts[i]``.
-
-    ``starts`` are seconds since the timeline began. ``columns`` maps every name of
-    :data:`COLUMNS` to its values; seconds without events are filled in (counts zero, the
-    in-flight count and the limits as they were), so a row of 1 s follows a row of 1 s. The
-    last row is only as wide as the part of its second that has passed.
-    """
-
-    model: str
-    starts: tuple[float, ...]
-    widths: tuple[float, ...]
-    columns: Mapping[str, tuple[float, ...]]
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def total(self, name: str) -> float:
-        """The sum of a count column over the whole run."""
-        return math.fsum(self.columns[name])
-
-    def per_second(self, name: str) -> tuple[float, ...]:
-        """A count column as a rate per second of each row."""
-        return tuple(v / w for v, w in zip(self.columns[name], self.widths, strict=True))
-
-    def call_time_percentile(self, q: float) -> tuple[float | None, ...]:
-        """The ``q`` quantile of call times per row (None: no call answered in that row).
-
-        Estimated from fixed buckets (:data:`CALL_TIME_BUCKETS`), interpolating inside the
-        bucket as Prometheus's ``histogram_quantile`` does.
-        """
-        buckets = [self.columns[f"call_le_{i}"] for i in range(len(CALL_TIME_BUCKETS) + 1)]
-        return tuple(_quantile([b[row] for b in buckets], q) for row in range(len(self)))
-
-
-def _quantile(counts: list[float], q: float) -> float | None:
-    total = sum(counts)
-    if total <= 0:
-        return None
-    rank = q * total
-    running = 0.0
-    for i, count in enumerate(counts):
-        if count and running + count >= rank:
-            low = CALL_TIME_BUCKETS[i - 1] if i > 0 else 0.0
-            if i >= len(CALL_TIME_BUCKETS):
-                return low  # above every bound: the highest bound is what is known
-            high = CALL_TIME_BUCKETS[i]
-            return low + (high - low) * (rank - running) / count
-        running += count
-    return CALL_TIME_BUCKETS[-1]
-
-
-@dataclass(frozen=True, slots=True)
 class TimelineSnapshot:
     """A frozen copy of the time series; :meth:`series` turns a model's rows into columns."""
 
@@ -280,27 +197,6 @@ class TimelineSnapshot:
             tuple(row[1] for row in rows),
             columns,
         )
-
-
-def _fill_gaps(
-    rows: tuple[tuple[float, float, tuple[float, ...]], ...],
-) -> list[tuple[float, float, tuple[float, ...]]]:
-    filled: list[tuple[float, float, tuple[float, ...]]] = []
-    for start, width, values in rows:
-        if filled:
-            last_start, last_width, last = filled[-1]
-            end = last_start + last_width
-            if start > end + 1e-9:
-                idle = [0.0] * _WIDTH
-                idle[_LEVEL] = idle[_PEAK] = last[_LEVEL]
-                idle[_RPS], idle[_TPM] = last[_RPS], last[_TPM]
-                # One row per missing step of this width keeps the x spacing even.
-                steps = max(1, round((start - end) / width))
-                step = (start - end) / steps
-                for k in range(steps):
-                    filled.append((end + k * step, step, tuple(idle)))
-        filled.append((start, width, values))
-    return filled
 
 
 class Timeline:
@@ -370,23 +266,24 @@ class Timeline:
         row[_CALL_SUM] += call_seconds
         row[_CALL0 + bisect_left(CALL_TIME_BUCKETS, call_seconds)] += 1
 
-    def failed_attempt(self, model: str, now: float, rate_limited: str | None) -> None:
-        """An attempt failed; ``rate_limited`` names a 429's dimension (``"unknown"``)."""
+    def failed_attempt(self, model: str, now: float, verdict: Verdict) -> None:
+        """An attempt failed (a 429 counted by the dimension it named)."""
         row = self._row(model, now)
         row[_FAILED] += 1
-        if rate_limited is not None:
-            if rate_limited == "requests":
-                row[_RL_REQ] += 1
-            elif rate_limited == "tokens":
-                row[_RL_TOK] += 1
-            else:
-                row[_RL_UNK] += 1
+        if verdict.is_rate_limit:
+            dimension = verdict.limit_dimension
+            row[
+                _RL_REQ
+                if dimension == "requests"
+                else _RL_TOK
+                if dimension == "tokens"
+                else _RL_UNK
+            ] += 1
 
     def retried(self, model: str, now: float, cause: str) -> None:
-        """A failed attempt will be retried; ``cause`` is one of :data:`RETRY_CAUSES`.
+        """A failed attempt will be retried; ``cause`` is ``attempt_outcome``'s label.
 
-        Any other label (``attempt_outcome``'s ``client_error``, ``invalid_response``, ...)
-        counts as ``other``.
+        Labels other than :data:`RETRY_CAUSES` (``client_error``, ...) count as ``other``.
         """
         self._row(model, now)[_CAUSE_INDEX.get(cause, _CAUSE_INDEX["other"])] += 1
 

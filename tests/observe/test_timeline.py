@@ -6,7 +6,16 @@ import math
 
 import pytest
 
+from grok_scheduler import APIError, RateLimitError
 from grok_scheduler._observe._timeline import COLUMNS, LEVELS, Timeline
+from grok_scheduler._wire._classify import LimitDimension, Verdict
+
+
+def _429(dimension: LimitDimension | None) -> Verdict:
+    return Verdict(RateLimitError("slow down", status_code=429), True, None, dimension, True)
+
+
+_OTHER = Verdict(APIError("broken"), True, None, None, False)
 
 
 def _probe(model: str) -> tuple[int, float | None, float | None]:
@@ -23,9 +32,9 @@ def test_one_row_per_second_with_every_count() -> None:
     timeline.sent("m", 100.2, 1)
     timeline.sent("m", 100.4, 2)
     timeline.accepted("m", 100.9, 120, 0.7)
-    timeline.failed_attempt("m", 101.1, "tokens")
-    timeline.failed_attempt("m", 101.2, "unknown")
-    timeline.failed_attempt("m", 101.3, None)
+    timeline.failed_attempt("m", 101.1, _429("tokens"))
+    timeline.failed_attempt("m", 101.2, _429(None))
+    timeline.failed_attempt("m", 101.3, _OTHER)
     timeline.retried("m", 101.3, "rate_limited")
     timeline.retried("m", 101.3, "client_error")  # not one of the five: counted as other
     series = timeline.snapshot(101.5).series("m")
