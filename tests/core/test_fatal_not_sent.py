@@ -22,9 +22,7 @@ from grok_scheduler import (
     Result,
 )
 
-_BAD_KEY = (
-    "Incorrect API key provided: xa***ey. You can obtain an API key from https://console.x.ai."
-)
+_BAD_KEY = "Incorrect API key provided: xa***ey. You can obtain an API key from https://console.x.ai."
 
 
 @pytest.fixture
