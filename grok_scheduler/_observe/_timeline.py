@@ -72,7 +72,7 @@ LEVELS: tuple[tuple[float, int], ...] = (
     (3600.0, 720),
 )
 
-#: Called when a row closes: ``model -> (in_flight, requests_per_second, tokens_per_minute)``.
+#: Read when a row opens: ``model -> (in_flight, requests_per_second, tokens_per_minute)``.
 Probe = Callable[[str], tuple[int, float | None, float | None]]
 
 
@@ -202,7 +202,7 @@ class TimelineSnapshot:
 class Timeline:
     """Per-model rows, fed from the hot path; bounded however long the run.
 
-    ``probe(model)`` is read when a row closes (at most once a second per model): the calls
+    ``probe(model)`` is read when a row opens (at most once a second per model): the calls
     in flight and the learned limits at that moment.
     """
 
