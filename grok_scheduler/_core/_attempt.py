@@ -24,6 +24,7 @@ from .._guards._breaker import CircuitBreaker
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
+from .._observe._timeline import Timeline
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
 from .._wire._header_limits import header_limits
@@ -63,6 +64,7 @@ class WorkerPool:
         "_stopping",
         "_streamer",
         "_tasks",
+        "_timeline",
         "_timeout",
         "_transport",
     )
@@ -80,7 +82,9 @@ class WorkerPool:
         outcome: OutcomeHandler,
         stats: StatsRecorder,
         settings: SchedulerSettings,
+        timeline: Timeline | None = None,
     ) -> None:
+        self._timeline = timeline if timeline is not None else Timeline()
         self._gate = Gate(
             lanes=lanes,
             breaker=breaker,
@@ -190,6 +194,7 @@ class WorkerPool:
         lane.in_flight += 1
         job.send_record = lane.controller.on_sent(job.estimated_tokens, started)
         self._stats.dispatched()
+        self._timeline.sent(job.model, started, lane.in_flight)
         if self._log_jobs:
             _log.debug(
                 "grok_scheduler.dispatched",

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import random
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
+from .._observe._timeline import Timeline
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
@@ -142,6 +144,7 @@ class Scheduler:
             )
         self._transport = transport
         self._stats = StatsRecorder()
+        self._timeline = Timeline(probe=self._lanes.probe)
         self._state = GateState()
         self._outcome = OutcomeHandler(
             lanes=self._lanes,
@@ -155,6 +158,7 @@ class Scheduler:
             # Per-job events cost on every job and would flood a configured log: opt-in.
             log_jobs=log_jobs,
             poke=self._wakeup.poke,
+            timeline=self._timeline,
         )
         self._pool: WorkerPool | None = None
         self._closed = False
@@ -176,6 +180,7 @@ class Scheduler:
         if self._closed:
             raise SchedulerClosedError("the scheduler is closed")
         self._started = True
+        self._timeline.begin(self._clock.now(), time.time())
         # The default model's lane exists from the start: statistics and a given limiter.
         _ = self._lanes.default
         self._pool = WorkerPool(
@@ -189,6 +194,7 @@ class Scheduler:
             outcome=self._outcome,
             stats=self._stats,
             settings=self._settings,
+            timeline=self._timeline,
         )
         self._pool.start()
 
@@ -289,28 +295,11 @@ class Scheduler:
         *,
         priority: int,
         stream: StreamState | None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        endpoint: Endpoint | str | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
         metadata: Any = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> asyncio.Future[Result]:
         self._check_open()
-        args = job_arguments(
-            self._settings,
-            prompt,
-            priority=priority,
-            model=model,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            endpoint=endpoint,
-            timeout=timeout,
-            deadline=deadline,
-            extra_body=extra_body,
-        )
+        args = job_arguments(self._settings, prompt, priority=priority, **options)
         return self._enqueue(
             make_job(self._lanes, args, metadata, now=self._clock.now(), stream=stream)
         )
@@ -424,7 +413,21 @@ class Scheduler:
             breaker_state=self._breaker.state,
             active_alerts=self._alerts.active(),
             budget_used_fraction=self._budget.used_fraction if self._budget else None,
+            timeline=self._timeline.snapshot(now),
         )
+
+    def write_report(
+        self, path: str | os.PathLike[str], *, refresh_seconds: float | None = None
+    ) -> None:
+        """Write the run so far as one self-contained HTML file (needs the ``report`` extra).
+
+        Requests/s and tokens/min against the learned limit per model, 429s and retries marked,
+        calls in flight, call-time percentiles and the summary. ``refresh_seconds`` makes a
+        browser reload the page that often (for a file rewritten during a live run).
+        """
+        from .._observe._report import write_report
+
+        write_report(self.statistics(), path, refresh_seconds=refresh_seconds)
 
     def __repr__(self) -> str:
         lane = self._lanes.existing(self._settings.model)

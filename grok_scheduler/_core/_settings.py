@@ -163,13 +163,13 @@ def job_arguments(
     prompt: object,
     *,
     priority: int,
-    model: str | None,
-    max_tokens: int | None,
-    temperature: float | None,
-    endpoint: Endpoint | str | None,
-    timeout: float | None,
-    deadline: float | None,
-    extra_body: Mapping[str, Any] | None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    endpoint: Endpoint | str | None = None,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> JobArguments:
     """Check one job's arguments (raising :class:`InvalidJobError`) and fill in the defaults."""
     messages = validate_prompt(prompt)
