@@ -65,7 +65,7 @@ class CallTimeouts:
     def __init__(
         self,
         *,
-        minimum: float = 2.0,
+        minimum: float = 10.0,
         maximum: float = 900.0,
         slack: float = 3.0,
         floor: float = 1.0,

@@ -105,7 +105,7 @@ _BOUND_1024 = 3 * (2.0 + 0.02 * (1024 - 100)) + 1
         (1024, 4, 900.0),  # never above the maximum
         (1024, 10_000, 900.0),
         (None, 0, 900.0),  # the context's worth of tokens: the maximum
-        (10, 0, 3 * 2.0 + 1),  # answers of the size seen: the slow call, nothing extrapolated
+        (10, 0, 10.0),  # answers of the size seen: 3 * 2 + 1 s, raised to the 10 s minimum
     ],
 )
 def test_the_learned_bound_table(max_tokens: int | None, timed_out: int, expected: float) -> None:
