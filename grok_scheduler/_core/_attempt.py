@@ -35,6 +35,7 @@ from ._job import Job
 from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
 from ._settings import SchedulerSettings
+from ._stream import StreamState
 from ._stream_call import Abandoned, Streamer
 
 __all__ = ["WorkerPool"]
@@ -62,6 +63,7 @@ class WorkerPool:
         "_state",
         "_stats",
         "_stopping",
+        "_stream_on_wire",
         "_streamer",
         "_tasks",
         "_timeline",
@@ -115,6 +117,8 @@ class WorkerPool:
             if isinstance(transport, StreamingTransport)
             else None
         )
+        # Submitted jobs stream on the wire only when asked and when the transport can.
+        self._stream_on_wire = settings.stream_on_wire and self._streamer is not None
 
     def __repr__(self) -> str:
         return (
@@ -181,6 +185,8 @@ class WorkerPool:
         clock = self._clock
         started = clock.now()
         lane = self._lanes.get(job.model)
+        if self._stream_on_wire and job.stream is None and job.raw_body is None:
+            job.stream = StreamState(silent=True)
         try:
             body = json.dumps(job.payload(), separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:

@@ -90,6 +90,7 @@ class Scheduler:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         concurrency_cap: int = 1024,
+        stream_on_wire: bool = False,
     ) -> None:
         settings = scheduler_settings(
             model=model,
@@ -107,6 +108,7 @@ class Scheduler:
             urgent_share=urgent_share,
             urgent_window=urgent_window,
             log_jobs=log_jobs,
+            stream_on_wire=stream_on_wire,
         )
         self._settings = settings
         self._adaptive = adaptive or AdaptivePolicy()

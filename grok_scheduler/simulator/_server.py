@@ -32,12 +32,12 @@ from ._protocol import (
     NOT_FOUND,
     ModelCall,
     chat_body,
-    chat_chunks,
     error_body,
     mask_key,
     responses_body,
     tokenize,
 )
+from ._stream_events import stream_chunks
 from ._stream_faults import STREAM_FAULT_KINDS, act_stream_fault
 from ._world import Endpoint, Reply, World
 
@@ -250,7 +250,7 @@ class Simulator:
             return _reply(call, request_id)
         kind = world.pick_fault()
         if kind is not None:
-            faulted = await self._fault(kind, request, request_id, call, render)
+            faulted = await self._fault(kind, request, request_id, call, render, endpoint)
             if faulted is not None:
                 return faulted
         grant = world.grant(call, self._now())
@@ -264,12 +264,17 @@ class Simulator:
             world.settle(grant, self._now())
         extra = grant.headers or None
         if call.stream:
-            return await self._stream(request, call, request_id, extra)
+            return await self._stream(request, endpoint, call, request_id, extra)
         body = json.dumps(render(call, request_id, int(time.time()))).encode()
         return _respond(200, body, request_id, extra)
 
     async def _stream(
-        self, request: web.Request, call: ModelCall, request_id: str, extra: dict[str, str] | None
+        self,
+        request: web.Request,
+        endpoint: Endpoint,
+        call: ModelCall,
+        request_id: str,
+        extra: dict[str, str] | None,
     ) -> web.StreamResponse:
         headers = {
             "Content-Type": "text/event-stream",
@@ -280,7 +285,7 @@ class Simulator:
             headers.update(extra)
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
-        for chunk in chat_chunks(call, request_id, int(time.time())):
+        for chunk in stream_chunks(endpoint, call, request_id, int(time.time())):
             await response.write(chunk)
         await response.write_eof()
         return response
@@ -317,6 +322,7 @@ class Simulator:
         request_id: str,
         call: ModelCall,
         render: Renderer,
+        endpoint: Endpoint = "chat",
     ) -> web.StreamResponse | None:
         """Act out a fault; ``None`` means serve the request normally after all."""
         if kind == "reset":
@@ -334,7 +340,7 @@ class Simulator:
             return await act_stream_fault(
                 kind,
                 request,
-                chat_chunks(call, request_id, int(time.time())),
+                stream_chunks(endpoint, call, request_id, int(time.time())),
                 headers,
                 stopping=self._stopping,
                 hang_seconds=self.config.hang_seconds,
