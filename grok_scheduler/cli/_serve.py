@@ -135,7 +135,13 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             client_keys=keys,
             max_body_bytes=args.max_body_bytes,
         )
-        runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=args.drain_seconds)
+        # handler_cancellation: a client leaving a stream closes its upstream call at once.
+        runner = web.AppRunner(
+            gateway.app(),
+            access_log=None,
+            shutdown_timeout=args.drain_seconds,
+            handler_cancellation=True,
+        )
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()

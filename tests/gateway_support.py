@@ -1,0 +1,6 @@
+"""Keys shared by the adapter tests and the gateway benchmark's checks (never real keys)."""
+
+from __future__ import annotations
+
+KEY = "xai-GATEWAYtestKEY0123456789abcdef"
+CLIENT_KEY = "gw-client-key-0123456789"
