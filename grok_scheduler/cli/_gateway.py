@@ -92,14 +92,25 @@ class Gateway:
             f"max_body_bytes={self._max_body}, accepting={self._accepting})"
         )
 
-    def app(self) -> web.Application:
-        """The aiohttp application (bodies over the cap are refused by aiohttp with 413)."""
+    def app(self, *, metrics: bool = True) -> web.Application:
+        """The aiohttp application (bodies over the cap are refused by aiohttp with 413).
+
+        ``metrics=False`` leaves ``/metrics`` to :meth:`metrics_app` on a port of its own.
+        """
         app = web.Application(client_max_size=self._max_body)
         app.router.add_post("/v1/chat/completions", self._model_call)
         app.router.add_post("/v1/responses", self._model_call)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/healthz", self._healthz)
+        if metrics:
+            app.router.add_get("/metrics", self._metrics)
+        return app
+
+    def metrics_app(self) -> web.Application:
+        """``/metrics`` and ``/healthz`` alone, for ``serve --metrics-port``."""
+        app = web.Application()
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
         return app
 
     def stop_accepting(self) -> None:
