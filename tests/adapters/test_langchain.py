@@ -13,11 +13,14 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
-from gateway_support import CLIENT_KEY, KEY
+from gateway_keys import CLIENT_KEY, KEY
 from pydantic import BaseModel
 
 from grok_scheduler import AsyncHTTPTransport, Scheduler
 from grok_scheduler.simulator import Simulator
+
+# The simulator, scheduler, gateway and client fixtures.
+pytest_plugins = ["gateway_support"]
 
 langchain_xai = pytest.importorskip("langchain_xai")
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-from gateway_support import CLIENT_KEY, KEY
+from gateway_keys import CLIENT_KEY, KEY
 
 from grok_scheduler import AsyncHTTPTransport, Priority, Scheduler
 from grok_scheduler.simulator import Simulator
+
+# The simulator, scheduler, gateway and client fixtures.
+pytest_plugins = ["gateway_support"]
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 

@@ -16,6 +16,9 @@ import pytest
 from grok_scheduler import Scheduler
 from grok_scheduler.simulator import Simulator
 
+# The simulator, scheduler, gateway and client fixtures.
+pytest_plugins = ["gateway_support"]
+
 MESSAGES: Any = [{"role": "user", "content": "stream me an answer please"}]
 
 

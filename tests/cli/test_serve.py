@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 import pytest_asyncio
-from gateway_support import KEY
+from gateway_keys import KEY
 
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
