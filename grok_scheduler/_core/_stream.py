@@ -65,6 +65,9 @@ class StreamState:
         """No more chunks will come (the job's future is resolved or cancelled)."""
         self.channel.put_nowait(_END)
 
+    def pass_frame(self, payload: str) -> None:
+        """Every non-error SSE payload as received; only raw pass-through streams keep them."""
+
     @property
     def text(self) -> str:
         """The answer text handed to the caller so far."""
