@@ -38,6 +38,10 @@ __all__ = ["Gate", "GateState", "Wakeup"]
 _FIRST_CONTACT = 1.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
+# The longest sleep for a lane's credit: the rate controller grows a cut rate only when ticked
+# while the gate waits for that lane (within its 2 s "limited recently"), and the gate is what
+# ticks it. Sleeping a whole credit wait (20 s at 0.05 rps) would leave a collapsed rate there.
+_GROWTH_TICK = 1.0
 
 
 class GateState:
@@ -260,7 +264,7 @@ class Gate:
             wait = await lane.limiter.acquire(job.estimated_tokens, now, job.priority)
             if wait > 0.0:
                 lane.controller.on_limited(now)
-                until = min(until, now + max(wait, _MIN_WAIT))
+                until = min(until, now + min(max(wait, _MIN_WAIT), _GROWTH_TICK))
                 continue
             now = self._clock.now()
             # Awaiting a shared limiter lets time pass: the job may have been cancelled, or a
