@@ -8,6 +8,7 @@ controller within its "limited recently" window and the rate stayed at the floor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from typing import Any
 
@@ -53,10 +54,8 @@ async def _run_outage() -> tuple[list[tuple[float, int]], float | None]:
         futures = [scheduler.submit_nowait(f"job {i}") for i in range(2600)]
         # Long enough to see the recovery; the jobs need not all finish.
         with_timeout = asyncio.gather(*futures, return_exceptions=True)
-        try:
+        with contextlib.suppress(TimeoutError):
             await clock.run_until_done(with_timeout, limit=_OUTAGE[1] + 90.0)
-        except TimeoutError:
-            pass
         learned = scheduler.statistics().models["grok-4"].limiter.requests_per_second
         await scheduler.aclose(cancel=True)
     with_timeout.cancel()
