@@ -27,6 +27,7 @@ from .._errors import DeadlineExceededError, SchedulerError
 from .._guards._breaker import CircuitBreaker
 from .._models import Priority
 from .._observe._alerts import AlertMonitor
+from .._observe._events import events as _log
 from ._job import Job
 from ._lanes import Lane, Lanes
 from ._settings import SchedulerSettings
@@ -38,6 +39,12 @@ __all__ = ["Gate", "GateState", "Wakeup"]
 _FIRST_CONTACT = 1.0
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
+# The longest sleep for a lane's credit: the rate controller grows a cut rate only when ticked
+# while the gate waits for that lane (within its 2 s "limited recently"), and the gate is what
+# ticks it. Sleeping a whole credit wait (20 s at 0.05 rps) would leave a collapsed rate there.
+_GROWTH_TICK = 1.0
+# After a lane's limiter raised (a custom one failing), look at that lane again this much later.
+_LIMITER_ERROR_PAUSE = 0.1
 
 
 class GateState:
@@ -257,10 +264,17 @@ class Gate:
                 self._release(job)
                 return None
             lane.controller.tick(now)
-            wait = await lane.limiter.acquire(job.estimated_tokens, now, job.priority)
+            try:
+                wait = await lane.limiter.acquire(job.estimated_tokens, now, job.priority)
+            except Exception as exc:
+                # A failing limiter holds back its own model's jobs only, never another model's.
+                with contextlib.suppress(Exception):
+                    _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
+                until = min(until, now + _LIMITER_ERROR_PAUSE)
+                continue
             if wait > 0.0:
                 lane.controller.on_limited(now)
-                until = min(until, now + max(wait, _MIN_WAIT))
+                until = min(until, now + min(max(wait, _MIN_WAIT), _GROWTH_TICK))
                 continue
             now = self._clock.now()
             # Awaiting a shared limiter lets time pass: the job may have been cancelled, or a

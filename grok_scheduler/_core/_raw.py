@@ -52,6 +52,10 @@ def raw_arguments(
         ) from None
     if not isinstance(body, Mapping):
         raise InvalidJobError("a raw request body is a JSON object")
+    if body.get("stream"):
+        # An event stream is not a body the outcome path can read: each 200 would be retried
+        # as unusable, sending (and billing) the same request max_attempts times.
+        raise InvalidJobError("a raw streamed request is not scheduled yet: send stream=false")
     if priority is None:
         priority = current_priority()
     if priority is None:

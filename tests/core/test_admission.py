@@ -58,6 +58,30 @@ async def test_a_failing_limiter_does_not_kill_the_workers(clock: FakeClock) -> 
     assert all(f.exception() is None for f in futures)
 
 
+class _BrokenLimiter(LocalLimiter):
+    """A limiter whose backend is down for good."""
+
+    async def acquire(self, tokens: int, now: float, priority: int = 2) -> float:
+        raise ConnectionError("limiter backend down")
+
+
+async def test_a_failing_limiter_holds_back_only_its_own_model(clock: FakeClock) -> None:
+    """grok-4's limiter raising on every acquire never stops grok-3-mini's jobs."""
+    server = Server(clock)
+
+    def limiter_for(model: str) -> LocalLimiter:
+        kind = _BrokenLimiter if model == "grok-4" else LocalLimiter
+        return kind(requests_per_second=None, tokens_per_minute=None, now=clock.now())
+
+    async with make_scheduler(clock, server, limiter=limiter_for) as scheduler:
+        stuck = scheduler.submit_nowait("stuck", model="grok-4")
+        others = [scheduler.submit_nowait(f"m{i}", model="grok-3-mini") for i in range(3)]
+        await clock.run_until_done(asyncio.gather(*others), limit=60.0)
+        assert sorted(server.prompts) == ["m0", "m1", "m2"]
+        assert not stuck.done()
+        stuck.cancel()
+
+
 async def test_an_expired_head_job_frees_the_gate_at_once(clock: FakeClock) -> None:
     """A job expiring while it waited for tokens lets the smaller job behind it go right away."""
 

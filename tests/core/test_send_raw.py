@@ -121,3 +121,19 @@ async def test_submit_refuses_unknown_roles() -> None:
         with pytest.raises(InvalidJobError, match="wizard"):
             scheduler.submit_nowait([{"role": "wizard", "content": "hi"}])
     assert server.sent == []
+
+
+async def test_a_streamed_raw_body_is_refused_not_sent_again_and_again() -> None:
+    """``stream: true`` is refused before sending: its event-stream 200 was retried as unusable."""
+    clock = FakeClock()
+    server = Server(clock)
+    async with make_scheduler(clock, server) as scheduler:
+        with pytest.raises(InvalidJobError, match="stream"):
+            await _run(
+                clock, scheduler.send_raw("chat/completions", {**_chat("hi"), "stream": True})
+            )
+        response = await _run(
+            clock, scheduler.send_raw("chat/completions", {**_chat("plain"), "stream": False})
+        )
+    assert response.status == 200
+    assert server.prompts == ["plain"]
