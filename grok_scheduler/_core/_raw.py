@@ -25,7 +25,17 @@ from ._job import Job
 from ._priority import current_priority
 from ._settings import PRIORITY_LIMIT, JobArguments, SchedulerSettings, check_positive
 
-__all__ = ["last_response", "raw_arguments"]
+__all__ = ["last_response", "raw_arguments", "refuse_stream"]
+
+
+def refuse_stream(body: Mapping[str, Any]) -> None:
+    """``send_raw`` reads one JSON answer: a streamed request goes to ``send_raw_stream``.
+
+    An event stream is not a body the outcome path can read: each 200 would be retried as
+    unusable, sending (and billing) the same request ``max_attempts`` times.
+    """
+    if isinstance(body, Mapping) and body.get("stream"):
+        raise InvalidJobError("a streamed raw request goes through send_raw_stream, not send_raw")
 
 # The answer cap of each endpoint, in the order a server reads them.
 _CAPS: dict[Endpoint, tuple[str, ...]] = {
@@ -52,10 +62,6 @@ def raw_arguments(
         ) from None
     if not isinstance(body, Mapping):
         raise InvalidJobError("a raw request body is a JSON object")
-    if body.get("stream"):
-        # An event stream is not a body the outcome path can read: each 200 would be retried
-        # as unusable, sending (and billing) the same request max_attempts times.
-        raise InvalidJobError("a raw streamed request is not scheduled yet: send stream=false")
     if priority is None:
         priority = current_priority()
     if priority is None:

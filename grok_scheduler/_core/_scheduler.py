@@ -36,7 +36,7 @@ from ._map import OutcomeStream, PromptItem, map_prompts
 from ._outcome import OutcomeHandler
 from ._priority import priority_scope
 from ._queue import JobQueue
-from ._raw import last_response, raw_arguments
+from ._raw import last_response, raw_arguments, refuse_stream
 from ._retry import RetryPolicy
 from ._settings import job_arguments, scheduler_settings
 from ._stream import ResultStream, StreamState
@@ -342,6 +342,7 @@ class Scheduler:
         :meth:`priority` block's, else NORMAL.
         """
         self._check_open()
+        refuse_stream(body)
         args = raw_arguments(
             self._settings, path, body, priority=priority, timeout=timeout, deadline=deadline
         )
