@@ -151,12 +151,18 @@ class RateController:
         if not self._policy.enabled:
             return self._pause(dimension)
         if not state.in_episode(now, self._quiet()):
+            # A new episode while still climbing back from the last keeps that one's target:
+            # at a cut rate the quiet period can pass between two sends of one long outage,
+            # and each "new" episode would otherwise lower the target it recovers to.
+            target = state.rate
+            if state.cut_at is not None and (target is None or target < 0.98 * state.cut_at):
+                target = state.cut_at
             state.episode_start = sent_at
             state.measured_in_episode = False
-            state.episode_rate = state.rate
+            state.episode_rate = target
             state.blind_cuts = 0
             state.best_measured = 0.0
-            state.cut_at = state.rate
+            state.cut_at = target
         state.episode_start = min(state.episode_start, sent_at)
         state.last_refused_sent = max(state.last_refused_sent, sent_at)
         state.last_429 = now
@@ -308,15 +314,16 @@ class RateController:
             return
         cut_at = state.cut_at
         if cut_at is not None and state.recover_from is not None and rate < 0.98 * cut_at:
+            # Back to a rate the server showed it takes: not held to twice a cut rate's usage.
             step = (cut_at - state.recover_from) / self._policy.recovery_seconds
             grown = min(0.98 * cut_at, rate + step * elapsed)
         else:
             quiet = max(0.0, now - state.last_429 - self._quiet())
             doublings = min(quiet / _PROBE_DOUBLING, 3.0)
             grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
-        # A rate nobody uses must not drift upward without end (AWS caps at twice the usage).
-        used = self._log.sent_rate(dimension, _USAGE_SPAN, now)
-        grown = min(grown, max(rate, self._policy.usage_cap * used))
+            # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
+            used = self._log.sent_rate(dimension, _USAGE_SPAN, now)
+            grown = min(grown, max(rate, self._policy.usage_cap * used))
         if state.ceiling is not None:
             grown = min(grown, state.ceiling)
         if grown <= rate:

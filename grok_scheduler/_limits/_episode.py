@@ -20,6 +20,7 @@ _SATURATED = 0.05  # a window with this share refused was measured at the server
 _MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
 _LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
 _MIN_SPAN = 0.25
+_MANY_REFUSED = 10
 # Most sends refused while some were taken: far above the limit, and the count is the limit.
 _SOLID_ACCEPTED = 5
 _SOLID_REFUSED = 0.5
@@ -131,9 +132,13 @@ class Meter:
         counts = self.counts(dimension, start, end)
         if counts is None:
             return None
-        if counts.accepted < _MIN_ACCEPTED and end - start < _LOW_RATE_SPAN:
-            return None
         refused = counts.rejected(dimension)
+        if (
+            counts.accepted < _MIN_ACCEPTED
+            and end - start < _LOW_RATE_SPAN
+            and refused < _MANY_REFUSED
+        ):
+            return None  # too few to tell; but many refused and few taken is itself a measure
         return Measured(
             rate=counts.accepted_rate(dimension),
             saturated=counts.sent > 0 and refused >= _SATURATED * counts.sent,
