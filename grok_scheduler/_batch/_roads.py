@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._clock import Clock
-from .._core._map import Outcome, OutcomeStream, Prepared
+from .._core._map import Outcome, OutcomeStream, Prepared, Submitter
 from .._models import Result
 from .._observe._stats import SchedulerStatistics
 from .._wire._batch import PRICE_FACTOR
@@ -91,16 +91,11 @@ class RoadCosts:
             self.online_lines += 1
 
 
-class OnlineRoad(Protocol):
+class OnlineRoad(Submitter, Protocol):
     """What :class:`Roads` needs of a :class:`~grok_scheduler.Scheduler`."""
 
     @property
     def model(self) -> str: ...
-
-    @property
-    def max_concurrency(self) -> int: ...
-
-    def submit_nowait(self, prompt: Any, **options: Any) -> asyncio.Future[Result]: ...
 
     def statistics(self) -> SchedulerStatistics: ...
 

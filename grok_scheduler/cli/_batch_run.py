@@ -71,11 +71,13 @@ def to_batch_body(prompt: Any, options: Mapping[str, Any], default_model: str) -
 class BatchLines:
     """The input's lines that still need an answer: refs by custom_id, bad lines apart."""
 
-    __slots__ = ("bad", "blank", "bodies", "lines", "refs", "skipped")
+    __slots__ = ("bad", "blank", "bodies", "jobs", "lines", "refs", "skipped")
 
     def __init__(self) -> None:
         self.refs: dict[str, LineRef] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """The parsed ``(prompt, submit options)`` of each line, for the online road."""
         self.bad: list[Rejected] = []
         self.lines = self.blank = self.skipped = 0
 
@@ -113,6 +115,7 @@ class BatchLines:
                 continue
             found.refs[ref.custom_id] = ref
             found.bodies[ref.custom_id] = to_batch_body(prompt, options, default_model)
+            found.jobs[ref.custom_id] = (prompt, options)
         return found
 
     def pairs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -195,7 +198,8 @@ async def run_batch(
         "lines": lines.lines,
         "succeeded": counts["succeeded"],
         "failed": counts["failed"],
-        "skipped": lines.skipped + state.kept,
+        "skipped": lines.skipped,
+        "kept_from_earlier_runs": state.kept,
         "batches": journal.batches,
         "submitted": progress.submitted,
         "elapsed_seconds": round(elapsed, 3),
