@@ -1,16 +1,32 @@
-"""One batch answer as the online road would have returned it: a :class:`Result` or an error."""
+"""A line on the batch road: the chat body it sends, and its answer as a :class:`Result`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import InvalidJobError
 from .._models import Endpoint, Result, Usage
 from .._wire._batch import BatchItem
+from .._wire._request import request_body
 from .._wire._response import extract_answer
 
-__all__ = ["batch_result", "unanswered"]
+__all__ = ["batch_body", "batch_result", "unanswered"]
+
+
+def batch_body(prompt: Any, options: Mapping[str, Any], default_model: str) -> dict[str, Any]:
+    """The chat body of a job with ``submit`` options, as the online road would send it."""
+    extra: dict[str, Any] = dict(options.get("extra_body") or {})
+    if options.get("temperature") is not None:
+        extra["temperature"] = options["temperature"]
+    return request_body(
+        endpoint=Endpoint.CHAT_COMPLETIONS,
+        model=options.get("model") or default_model,
+        prompt=prompt,
+        max_tokens=options.get("max_tokens"),
+        options=extra,
+    )
 
 
 def batch_result(item: BatchItem, metadata: Any) -> Result | InvalidJobError:

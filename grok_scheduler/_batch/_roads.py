@@ -186,6 +186,11 @@ class Roads:
         )
 
     @property
+    def road(self) -> BatchRoad:
+        """The batch road."""
+        return self._road
+
+    @property
     def diverted(self) -> int:
         """Lines this run sent to the batch road (not counting ones a resumed run found)."""
         return self._progress.diverted

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import anyio
 
-from .._batch._answer import batch_result, unanswered
+from .._batch._answer import batch_body, batch_result, unanswered
 from .._batch._client import BatchClient
 from .._batch._journal import Journal
 from .._batch._road import BatchRoad
@@ -26,7 +26,6 @@ from .._core._map import Rejected
 from .._errors import InvalidJobError
 from .._models import Endpoint, Result
 from .._transports._rest import AiohttpRest, Rest
-from .._wire._request import request_body
 from ._exit import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from ._lines import LineParser, LineRef, iter_lines, request_hash
 from ._options import RunOptions
@@ -56,16 +55,7 @@ def mark_via(line: bytes, road: str = "batch") -> bytes:
 
 def to_batch_body(prompt: Any, options: Mapping[str, Any], default_model: str) -> dict[str, Any]:
     """The chat body a parsed line becomes, as the online road would send it."""
-    extra: dict[str, Any] = dict(options.get("extra_body") or {})
-    if options.get("temperature") is not None:
-        extra["temperature"] = options["temperature"]
-    return request_body(
-        endpoint=Endpoint.CHAT_COMPLETIONS,
-        model=options.get("model") or default_model,
-        prompt=prompt,
-        max_tokens=options.get("max_tokens"),
-        options=extra,
-    )
+    return batch_body(prompt, options, default_model)
 
 
 class BatchLines:
