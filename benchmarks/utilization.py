@@ -6,6 +6,7 @@ and the share of requests answered 429.
 
     python benchmarks/utilization.py                 # every scenario
     python benchmarks/utilization.py --only correct --jobs 2000 --rps 50
+    python benchmarks/utilization.py --pictures out/   # also out/<scenario>.html (plotly)
 
 Ideal: jobs / rps for request-bound runs (tokens / tpm for the token-bound one), computed for the
 limit the server really enforced (after a drop, or net of a neighbour's share).
@@ -16,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -26,6 +29,8 @@ from grok_scheduler import RetryPolicy, Scheduler
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
 KEY = "xai-benchmark-key-0000000000000000"
+# Where each scenario's picture of the run goes (--pictures); None: no pictures.
+PICTURES: Path | None = None
 
 
 @dataclass
@@ -58,6 +63,7 @@ async def _run(
     max_tokens: int | None = 16,
     during: Callable[[int], Awaitable[None] | None] | None = None,
     concurrency: int = 64,
+    picture: Path | None = None,
 ) -> tuple[float, int]:
     async with Scheduler(
         api_key=KEY,
@@ -79,7 +85,10 @@ async def _run(
                 maybe = during(done)
                 if maybe is not None:
                     await maybe
-        return time.perf_counter() - started, failed
+        makespan = time.perf_counter() - started
+        if picture is not None:
+            scheduler.write_report(picture)
+        return makespan, failed
 
 
 async def scenario(
@@ -94,6 +103,8 @@ async def scenario(
         during_factory = run_options.pop("during_factory", None)
         if callable(during_factory):
             run_options["during"] = during_factory(sim)
+        if PICTURES is not None:
+            run_options["picture"] = PICTURES / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".html")
         makespan, failed = await _run(sim, jobs, **run_options)  # type: ignore[arg-type]
         stats = sim.stats
         best = ideal(stats.tokens) if callable(ideal) else ideal
@@ -117,7 +128,14 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rps", type=float, default=40.0)
     parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument(
+        "--pictures", type=Path, metavar="DIR", help="write each run's HTML report here (plotly)"
+    )
     args = parser.parse_args()
+    global PICTURES
+    PICTURES = args.pictures
+    if PICTURES is not None:
+        PICTURES.mkdir(parents=True, exist_ok=True)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     n, rps = args.jobs, args.rps
 

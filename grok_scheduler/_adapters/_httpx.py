@@ -7,8 +7,10 @@ SDK raises the exceptions its users already catch. Other calls (``models.list``,
 not rate-limited model calls: they go straight to the network with the client's own URL and key.
 
 What is scheduled goes to the *scheduler's* base URL with the *scheduler's* key; the client's
-base URL only names the endpoint. Streaming requests (``stream: true``) are answered 501 until
-the scheduler can stream (issue 14): they are neither scheduled nor sent unlimited.
+base URL only names the endpoint. Streaming requests (``stream: true``) are scheduled the same
+way and answered as a stream: the server's SSE frames reach the SDK as they arrive
+(:mod:`.._core._raw_stream`); a stream that fails before its first frame is answered with the
+server's last response, as a non-streamed call is.
 
 httpx is an optional extra (``grok-scheduler[openai]``); this module is imported only when
 ``grok_scheduler.AsyncHTTPTransport`` is first used. Requests built by httpx2 (which newer
@@ -19,15 +21,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from .._core._raw_stream import RawStream, send_raw_stream
 from .._core._scheduler import Scheduler
 from .._errors import APITimeoutError, SchedulerError
 from .._observe._events import events as _log
 from .._wire._error_answer import error_answer, error_body
 from ._routing import PRIORITY_HEADER, parse_priority, scheduled_endpoint
+from ._sse_out import SSE_HEADERS, sse_bytes
 
 __all__ = ["AsyncHTTPTransport", "async_http_client"]
 
@@ -68,11 +73,18 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 raise ValueError("the request body is not a JSON object")
         except ValueError as exc:
             return _answer(http, request, 400, error_body("invalid-argument", str(exc)))
-        if body.get("stream"):
-            message = "streaming is not scheduled yet: send stream=false through grok-scheduler"
-            return _answer(http, request, 501, error_body("unimplemented", message))
         try:
-            answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
+            if body.get("stream"):
+                raw = send_raw_stream(self._scheduler, endpoint, body, priority=priority)
+                started = await raw.started()
+                if started is None:
+                    streamed: httpx.Response = http.Response(
+                        200, headers=SSE_HEADERS, stream=_stream_type(http)(raw), request=request
+                    )
+                    return streamed
+                answer = started
+            else:
+                answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
         except SchedulerError as exc:
             mapped = error_answer(exc)
             if mapped is None:
@@ -121,6 +133,32 @@ def async_http_client(scheduler: Scheduler, **client_options: Any) -> httpx.Asyn
     """
     client_options.setdefault("timeout", None)
     return httpx.AsyncClient(transport=AsyncHTTPTransport(scheduler), **client_options)
+
+
+class _SseBody:
+    """A raw stream as an httpx response body (mixed into the client's AsyncByteStream)."""
+
+    def __init__(self, raw: RawStream) -> None:
+        self._raw = raw
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in sse_bytes(self._raw):
+            yield chunk
+
+    async def aclose(self) -> None:
+        # The SDK closed the response (read to the end, or left early): settle the call.
+        await self._raw.aclose()
+
+
+_STREAM_TYPES: dict[str, type[_SseBody]] = {}
+
+
+def _stream_type(http: Any) -> type[_SseBody]:
+    """``_SseBody`` as the AsyncByteStream of ``http`` (httpx or httpx2): each checks its own."""
+    found = _STREAM_TYPES.get(http.__name__)
+    if found is None:
+        found = _STREAM_TYPES[http.__name__] = type("SseBody", (_SseBody, http.AsyncByteStream), {})
+    return found
 
 
 def _module_of(request: httpx.Request) -> Any:

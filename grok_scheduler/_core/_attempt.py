@@ -24,6 +24,7 @@ from .._guards._breaker import CircuitBreaker
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
+from .._observe._timeline import Timeline
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
 from .._wire._header_limits import header_limits
@@ -34,6 +35,7 @@ from ._job import Job
 from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
 from ._settings import SchedulerSettings
+from ._stream import StreamState
 from ._stream_call import Abandoned, Streamer
 
 __all__ = ["WorkerPool"]
@@ -61,8 +63,10 @@ class WorkerPool:
         "_state",
         "_stats",
         "_stopping",
+        "_stream_on_wire",
         "_streamer",
         "_tasks",
+        "_timeline",
         "_timeout",
         "_transport",
     )
@@ -80,7 +84,9 @@ class WorkerPool:
         outcome: OutcomeHandler,
         stats: StatsRecorder,
         settings: SchedulerSettings,
+        timeline: Timeline | None = None,
     ) -> None:
+        self._timeline = timeline if timeline is not None else Timeline()
         self._gate = Gate(
             lanes=lanes,
             breaker=breaker,
@@ -111,6 +117,8 @@ class WorkerPool:
             if isinstance(transport, StreamingTransport)
             else None
         )
+        # Submitted jobs stream on the wire only when asked and when the transport can.
+        self._stream_on_wire = settings.stream_on_wire and self._streamer is not None
 
     def __repr__(self) -> str:
         return (
@@ -177,6 +185,8 @@ class WorkerPool:
         clock = self._clock
         started = clock.now()
         lane = self._lanes.get(job.model)
+        if self._stream_on_wire and job.stream is None and job.raw_body is None:
+            job.stream = StreamState(silent=True)
         try:
             body = json.dumps(job.payload(), separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
@@ -190,6 +200,7 @@ class WorkerPool:
         lane.in_flight += 1
         job.send_record = lane.controller.on_sent(job.estimated_tokens, started)
         self._stats.dispatched()
+        self._timeline.sent(job.model, started, lane.in_flight)
         if self._log_jobs:
             _log.debug(
                 "grok_scheduler.dispatched",

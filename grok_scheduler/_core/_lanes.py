@@ -203,6 +203,13 @@ class Lanes:
         """The lane of the scheduler's default model."""
         return self.get(self._default_model)
 
+    def probe(self, model: str) -> tuple[int, float | None, float | None]:
+        """A model's calls in flight and current limits (what the run's time series samples)."""
+        lane = self._by_model.get(model)
+        if lane is None:
+            return 0, None, None
+        return lane.in_flight, lane.limiter.requests_per_second, lane.limiter.tokens_per_minute
+
     def queued(self) -> int:
         """Jobs waiting in every lane."""
         return sum(len(lane.queue) for lane in self._by_model.values())

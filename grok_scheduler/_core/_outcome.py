@@ -11,7 +11,6 @@ as well.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from collections.abc import Callable
 
@@ -26,15 +25,16 @@ from .._errors import (
 )
 from .._guards._breaker import CircuitBreaker
 from .._guards._budget import Budget
-from .._models import Result, Usage
+from .._models import Usage
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
-from .._observe._stats import StatsRecorder
+from .._observe._stats import StatsRecorder, attempt_outcome
+from .._observe._timeline import Timeline
 from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
-from .._wire._response import extract_answer
 from ._job import Job
 from ._lanes import Lane, Lanes, lane_refusal
+from ._results import make_result, not_sent_copy, read_answer
 from ._retry import (
     RetryPolicy,
     Unreachable,
@@ -70,6 +70,7 @@ class OutcomeHandler:
         "_rng",
         "_stats",
         "_stop_on_fatal",
+        "_timeline",
         "_unreachable",
         "fatal",
     )
@@ -87,7 +88,9 @@ class OutcomeHandler:
         stop_on_fatal: bool,
         log_jobs: bool,
         poke: Callable[[], None],
+        timeline: Timeline | None = None,
     ) -> None:
+        self._timeline = timeline if timeline is not None else Timeline()
         self._lanes = lanes
         self._retry = retry
         self._rng = rng
@@ -170,10 +173,7 @@ class OutcomeHandler:
         sent_at: float | None = None,
     ) -> None:
         try:
-            parsed = json.loads(response.body)
-            if not isinstance(parsed, dict):
-                raise ValueError("the body is not a JSON object")
-            text, finish_reason = extract_answer(parsed, job.endpoint)
+            parsed, text, finish_reason = read_answer(response.body, job.endpoint)
         except ValueError as exc:
             lane.limiter.settle(job.estimated_tokens, job.estimated_tokens, now)
             self._breaker.record(True, now, sent_at=sent_at)
@@ -204,6 +204,7 @@ class OutcomeHandler:
         lane.concurrency.observe(elapsed)
         self._consecutive_429 = 0
         self._stats.completed(usage, job.queued_seconds, elapsed)
+        self._timeline.accepted(job.model, now, used, elapsed)
         if self._log_jobs:
             _log.debug(
                 "grok_scheduler.completed",
@@ -215,23 +216,7 @@ class OutcomeHandler:
             )
         if job.future.done():
             return
-        model = parsed.get("model")
-        job.future.set_result(
-            Result(
-                text=text,
-                usage=usage,
-                model=model if isinstance(model, str) else job.model,
-                request_id=response.request_id or _str_or_none(parsed.get("id")),
-                attempts=job.attempts,
-                queued_seconds=job.queued_seconds,
-                in_flight_seconds=job.in_flight_seconds,
-                finish_reason=finish_reason,
-                body=parsed,
-                raw_body=response.body,
-                metadata=job.metadata,
-                status_code=response.status,
-            )
-        )
+        job.future.set_result(make_result(job, response, parsed, usage, text, finish_reason))
 
     def abandoned(self, job: Job, used: int, now: float) -> None:
         """The caller left a stream mid-way: settle what was generated; the job is over."""
@@ -251,6 +236,7 @@ class OutcomeHandler:
         error = verdict.error
         _chain(error, cause)
         self._stats.failed_attempt(verdict)
+        self._timeline.failed_attempt(job.model, now, verdict)
         said = verdict.retry_after
         if said is not None and said <= 0.0 and said_now_again(job.history):
             # As if the server named no wait: backoff for the job, a congestion pause for the
@@ -308,6 +294,8 @@ class OutcomeHandler:
             return
         job.eligible_at = retry_at
         self._stats.retried()
+        label = attempt_outcome(error, is_rate_limit=verdict.is_rate_limit)
+        self._timeline.retried(job.model, now, label)
         # Queue first: nothing after this point may lose the job, not even a broken log sink.
         self._lanes.get(job.model).queue.push(job, now)
         self._poke()
@@ -409,17 +397,7 @@ class OutcomeHandler:
         fatal error itself; not its status or request id, which belong to the call that got it.
         """
         assert self.fatal is not None
-        fatal = self.fatal
-        # A job sent before (then requeued, or still on the wire at the stop) is not retried.
-        verb = "not retried" if job is not None and job.attempts > 0 else "not sent"
-        copy = type(fatal)(
-            f"{verb}: the run stopped after {type(fatal).__name__}: {fatal.message}",
-            status_code=None,
-        )
-        if "fails_every_job" in vars(fatal):
-            copy.fails_every_job = fatal.fails_every_job
-        copy.__cause__ = fatal
-        return copy
+        return not_sent_copy(self.fatal, job)
 
     def fail_queued(self, error: SchedulerError | None) -> None:
         """Fail every queued job with ``error`` (None: a copy of the fatal error)."""
@@ -446,5 +424,3 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
         error.__cause__ = cause
 
 
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import random
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
 from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
+from .._observe._timeline import Timeline
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
@@ -89,6 +91,7 @@ class Scheduler(BatchMethods):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         concurrency_cap: int = 1024,
+        stream_on_wire: bool = False,
     ) -> None:
         settings = scheduler_settings(
             model=model,
@@ -106,6 +109,7 @@ class Scheduler(BatchMethods):
             urgent_share=urgent_share,
             urgent_window=urgent_window,
             log_jobs=log_jobs,
+            stream_on_wire=stream_on_wire,
         )
         self._settings = settings
         self._adaptive = adaptive or AdaptivePolicy()
@@ -143,6 +147,7 @@ class Scheduler(BatchMethods):
             )
         self._transport = transport
         self._stats = StatsRecorder()
+        self._timeline = Timeline(probe=self._lanes.probe)
         self._state = GateState()
         self._outcome = OutcomeHandler(
             lanes=self._lanes,
@@ -156,6 +161,7 @@ class Scheduler(BatchMethods):
             # Per-job events cost on every job and would flood a configured log: opt-in.
             log_jobs=log_jobs,
             poke=self._wakeup.poke,
+            timeline=self._timeline,
         )
         self._pool: WorkerPool | None = None
         self._closed = False
@@ -177,6 +183,7 @@ class Scheduler(BatchMethods):
         if self._closed:
             raise SchedulerClosedError("the scheduler is closed")
         self._started = True
+        self._timeline.begin(self._clock.now(), time.time())
         # The default model's lane exists from the start: statistics and a given limiter.
         _ = self._lanes.default
         self._pool = WorkerPool(
@@ -190,6 +197,7 @@ class Scheduler(BatchMethods):
             outcome=self._outcome,
             stats=self._stats,
             settings=self._settings,
+            timeline=self._timeline,
         )
         self._pool.start()
 
@@ -290,28 +298,11 @@ class Scheduler(BatchMethods):
         *,
         priority: int,
         stream: StreamState | None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        endpoint: Endpoint | str | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
         metadata: Any = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> asyncio.Future[Result]:
         self._check_open()
-        args = job_arguments(
-            self._settings,
-            prompt,
-            priority=priority,
-            model=model,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            endpoint=endpoint,
-            timeout=timeout,
-            deadline=deadline,
-            extra_body=extra_body,
-        )
+        args = job_arguments(self._settings, prompt, priority=priority, **options)
         return self._enqueue(
             make_job(self._lanes, args, metadata, now=self._clock.now(), stream=stream)
         )
@@ -425,7 +416,21 @@ class Scheduler(BatchMethods):
             breaker_state=self._breaker.state,
             active_alerts=self._alerts.active(),
             budget_used_fraction=self._budget.used_fraction if self._budget else None,
+            timeline=self._timeline.snapshot(now),
         )
+
+    def write_report(
+        self, path: str | os.PathLike[str], *, refresh_seconds: float | None = None
+    ) -> None:
+        """Write the run so far as one self-contained HTML file (needs the ``report`` extra).
+
+        Requests/s and tokens/min against the learned limit per model, 429s and retries marked,
+        calls in flight, call-time percentiles and the summary. ``refresh_seconds`` makes a
+        browser reload the page that often (for a file rewritten during a live run).
+        """
+        from .._observe._report import write_report
+
+        write_report(self.statistics(), path, refresh_seconds=refresh_seconds)
 
     def __repr__(self) -> str:
         lane = self._lanes.existing(self._settings.model)

@@ -66,6 +66,8 @@ class SchedulerSettings:
     urgent_share: float
     urgent_window: float
     log_jobs: bool
+    # submit streams on the wire (answer assembled, hangs cut by the watchdog): issue 14.
+    stream_on_wire: bool = False
 
     @property
     def connections(self) -> int:
@@ -90,6 +92,7 @@ def scheduler_settings(
     urgent_share: float,
     urgent_window: float,
     log_jobs: bool,
+    stream_on_wire: bool = False,
 ) -> SchedulerSettings:
     """Check the constructor's arguments (raising ``ValueError``) in the order it always did."""
     if max_concurrency is not None and not _positive_int(max_concurrency):
@@ -121,6 +124,7 @@ def scheduler_settings(
         urgent_share=urgent_share,
         urgent_window=urgent_window,
         log_jobs=log_jobs,
+        stream_on_wire=bool(stream_on_wire),
     )
 
 
@@ -163,13 +167,13 @@ def job_arguments(
     prompt: object,
     *,
     priority: int,
-    model: str | None,
-    max_tokens: int | None,
-    temperature: float | None,
-    endpoint: Endpoint | str | None,
-    timeout: float | None,
-    deadline: float | None,
-    extra_body: Mapping[str, Any] | None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    endpoint: Endpoint | str | None = None,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> JobArguments:
     """Check one job's arguments (raising :class:`InvalidJobError`) and fill in the defaults."""
     messages = validate_prompt(prompt)

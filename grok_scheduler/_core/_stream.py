@@ -38,9 +38,12 @@ _END = _End()
 class StreamState:
     """The channel between the worker streaming a job and the caller reading it."""
 
-    __slots__ = ("abandoned", "channel", "delivered", "parts", "reader")
+    __slots__ = ("abandoned", "channel", "delivered", "parts", "reader", "silent")
 
-    def __init__(self) -> None:
+    def __init__(self, *, silent: bool = False) -> None:
+        # A submitted job streamed on the wire (stream_on_wire) has no reader: nothing is
+        # queued, and a retry stays transparent because nothing was ever delivered.
+        self.silent = silent
         self.channel: asyncio.Queue[StreamChunk | _End] = asyncio.Queue()
         self.parts: list[str] = []
         # True once a chunk was handed to the caller: from then on no retry is transparent.
@@ -52,6 +55,8 @@ class StreamState:
 
     def deliver(self, chunk: StreamChunk) -> None:
         """Hand one chunk to the caller."""
+        if self.silent:
+            return
         self.delivered = True
         self.parts.append(chunk.text)
         self.channel.put_nowait(chunk)
@@ -59,6 +64,9 @@ class StreamState:
     def end(self) -> None:
         """No more chunks will come (the job's future is resolved or cancelled)."""
         self.channel.put_nowait(_END)
+
+    def pass_frame(self, payload: str) -> None:
+        """Every non-error SSE payload as received; only raw pass-through streams keep them."""
 
     @property
     def text(self) -> str:

@@ -142,10 +142,12 @@ class _Attempt:
             raise _retryable(
                 APIResponseValidationError(f"the stream sent an unusable frame: {exc}")
             ) from None
+        if isinstance(found, ErrorFrame):
+            return found
+        self._state.pass_frame(payload)
         if isinstance(found, Delta):
             self._state.deliver(StreamChunk(found.text, found.reasoning))
-            return None
-        return found
+        return None
 
 
 class Streamer:

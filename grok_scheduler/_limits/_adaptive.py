@@ -239,8 +239,8 @@ class RateController:
         measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
         if measured is not None:
-            rate, saturated = measured
-            if not saturated:
+            rate = measured.rate
+            if not measured.saturated:
                 return  # the server kept up with us: no evidence of a lower limit
             state.last_step = now
             state.measured_in_episode = True
@@ -255,8 +255,10 @@ class RateController:
             if current is not None:
                 if new_rate >= current:
                     return
-                # One noisy window must not collapse the rate: at most halve per step.
-                new_rate = max(new_rate, _DEEPEST_STEP * current)
+                # One noisy window must not collapse the rate: at most halve per step, unless
+                # the window was solid (a first guess from a long burst can be far too high).
+                if not measured.solid:
+                    new_rate = max(new_rate, _DEEPEST_STEP * current)
             self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}: measured")
             return
         if current is None:

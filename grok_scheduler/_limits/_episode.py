@@ -9,16 +9,20 @@ This module holds the state and measures; ``_adaptive.py`` decides.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ._acceptance import SLOT, AcceptanceLog, Dimension, WindowCounts
 from ._base import FleetLog
 
-__all__ = ["DimensionState", "Meter"]
+__all__ = ["DimensionState", "Measured", "Meter"]
 
 _SATURATED = 0.05  # a window with this share refused was measured at the server's limit
 _MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
 _LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
 _MIN_SPAN = 0.25
+# Most sends refused while some were taken: far above the limit, and the count is the limit.
+_SOLID_ACCEPTED = 5
+_SOLID_REFUSED = 0.5
 _MAX_WINDOW = 30.0
 _USAGE_SPAN = 10.0
 
@@ -69,6 +73,18 @@ class DimensionState:
         return now - self.last_429 <= quiet
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One measurement of an episode."""
+
+    rate: float
+    """Requests per second, or tokens per minute, that the server took."""
+    saturated: bool
+    """Enough of the sends were refused that the server was at its limit throughout."""
+    solid: bool
+    """Many taken while most were refused: trust it fully, not just a step of it."""
+
+
 class Meter:
     """Measures an episode from this process's sends, or the fleet's when the limit is shared."""
 
@@ -97,8 +113,8 @@ class Meter:
 
     def episode(
         self, dimension: Dimension, state: DimensionState, now: float, measure_window: float
-    ) -> tuple[float, bool] | None:
-        """What the server accepted in the episode: (rate, it was saturated), or None yet."""
+    ) -> Measured | None:
+        """What the server accepted in the episode, or None while it cannot be measured yet."""
         # Only the sends between the first and the last refused one met a saturated server:
         # after the last refusal the client may have been below the limit, so counting those
         # would measure the client's own pace.
@@ -117,8 +133,12 @@ class Meter:
             return None
         if counts.accepted < _MIN_ACCEPTED and end - start < _LOW_RATE_SPAN:
             return None
-        saturated = counts.sent > 0 and counts.rejected(dimension) >= _SATURATED * counts.sent
-        return counts.accepted_rate(dimension), saturated
+        refused = counts.rejected(dimension)
+        return Measured(
+            rate=counts.accepted_rate(dimension),
+            saturated=counts.sent > 0 and refused >= _SATURATED * counts.sent,
+            solid=counts.accepted >= _SOLID_ACCEPTED and refused >= _SOLID_REFUSED * counts.sent,
+        )
 
     def _calls_per_second(
         self, dimension: Dimension, rate: float | None, now: float

@@ -17,7 +17,7 @@ Exposed families (model label = the scheduler's default model)::
     grok_scheduler_queue_depth{priority}              gauge
     grok_scheduler_queue_oldest_wait_seconds{priority} gauge
     grok_scheduler_in_flight                          gauge
-    grok_scheduler_limit_requests_per_second          gauge    absent while unlimited
+    grok_scheduler_limit_requests_per_second{model}   gauge    absent while unlimited
     grok_scheduler_limit_tokens_per_minute            gauge    absent while unlimited
     grok_scheduler_tokens_total{kind}                 counter  prompt, completion, reasoning, cached
     grok_scheduler_cost_usd_total                     counter
@@ -224,27 +224,30 @@ def _queue_families(stats: SchedulerStatistics) -> list[Metric]:
 def _limit_families(stats: SchedulerStatistics) -> list[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
-    limiter = stats.limiter
-    families: list[Metric] = []
-    if limiter is None:
-        return families
-    if limiter.requests_per_second is not None:
-        families.append(
-            GaugeMetricFamily(
-                _PREFIX + "limit_requests_per_second",
-                "The request rate the limiter currently allows.",
-                value=limiter.requests_per_second,
-            )
-        )
-    if limiter.tokens_per_minute is not None:
-        families.append(
-            GaugeMetricFamily(
-                _PREFIX + "limit_tokens_per_minute",
-                "The token rate the limiter currently allows.",
-                value=limiter.tokens_per_minute,
-            )
-        )
-    return families
+    # Each model has its own limits (xAI limits per team per model), so each is labelled.
+    requests = GaugeMetricFamily(
+        _PREFIX + "limit_requests_per_second",
+        "The request rate the model's limiter currently allows.",
+        labels=["model"],
+    )
+    tokens = GaugeMetricFamily(
+        _PREFIX + "limit_tokens_per_minute",
+        "The token rate the model's limiter currently allows.",
+        labels=["model"],
+    )
+    in_flight = GaugeMetricFamily(
+        _PREFIX + "model_in_flight",
+        "Calls of the model on the wire, and the bound on them (Little's law).",
+        labels=["model", "kind"],
+    )
+    for model, lane in stats.models.items():
+        if lane.limiter.requests_per_second is not None:
+            requests.add_metric([model], lane.limiter.requests_per_second)
+        if lane.limiter.tokens_per_minute is not None:
+            tokens.add_metric([model], lane.limiter.tokens_per_minute)
+        in_flight.add_metric([model, "in_flight"], lane.in_flight)
+        in_flight.add_metric([model, "limit"], lane.concurrency_limit)
+    return [requests, tokens, in_flight]
 
 
 def _histogram(name: str, doc: str, histogram: Histogram) -> Metric:

@@ -26,6 +26,7 @@ from .._models import USD_TICKS_PER_USD, Usage
 
 if TYPE_CHECKING:
     from .._wire._classify import Verdict
+    from ._timeline import TimelineSnapshot
 
 __all__ = [
     "CALL_TIME_BUCKETS",
@@ -202,6 +203,8 @@ class SchedulerStatistics:
     """The used share of the budget (None: no budget)."""
     models: dict[str, ModelStatistics] = field(default_factory=dict)
     """Each model's own limits, learning and calls in flight (xAI limits per model)."""
+    timeline: TimelineSnapshot | None = None
+    """The run's time series per model (see :class:`TimelineSnapshot`), when kept."""
 
     @property
     def cost_usd(self) -> float:
@@ -366,6 +369,7 @@ class StatsRecorder:
         active_alerts: frozenset[str] = frozenset(),
         budget_used_fraction: float | None = None,
         models: Mapping[str, ModelStatistics] | None = None,
+        timeline: TimelineSnapshot | None = None,
     ) -> SchedulerStatistics:
         """Freeze the counters; the arguments add what only the scheduler knows.
 
@@ -410,4 +414,5 @@ class StatsRecorder:
             active_alerts=active_alerts,
             budget_used_fraction=budget_used_fraction,
             models=dict(models or {}),
+            timeline=timeline,
         )

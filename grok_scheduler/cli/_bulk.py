@@ -30,6 +30,7 @@ from .._core._map import OutcomeStream, Prepared, Rejected
 from .._core._retry import RetryPolicy
 from .._core._scheduler import Scheduler
 from .._errors import APIError, InvalidJobError, redact
+from .._observe._report import write_report
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._drain import DrainableTransport
 from ._exit import EXIT_INTERRUPTED, UsageError
@@ -59,6 +60,9 @@ from ._summary import NOT_SENT_KEY, RunCounters, RunReport, progress_snapshot, r
 _CONNECTION_CAP = 1024
 
 __all__ = ["BulkRun"]
+
+# Seconds between rewrites of --report during a run (a browser showing it reloads as often).
+_REPORT_EVERY = 5.0
 
 
 def _identity(item: Prepared) -> Prepared:
@@ -172,6 +176,7 @@ class BulkRun:
             self._writer.close()
             self._writer.put_in_order()
             self._reporter.stop(self._snapshot())
+        await self._write_report(live=False)
         if self._changed is not None:
             raise self._changed
         if self.counters.lines == self.counters.blank and not self.interrupted:
@@ -332,6 +337,7 @@ class BulkRun:
         assert self._writer is not None
         report_every = self._reporter.interval
         next_report = time.monotonic() + report_every
+        next_picture = time.monotonic() + _REPORT_EVERY
         while True:
             # Wake at least once a second for the fsync deadline, else at the next report.
             now = time.monotonic()
@@ -341,6 +347,9 @@ class BulkRun:
             if now >= next_report:
                 self._reporter.update(self._snapshot())
                 next_report = now + report_every
+            if self.options.report is not None and now >= next_picture:
+                await self._write_report(live=True)
+                next_picture = time.monotonic() + _REPORT_EVERY
 
     # -- reporting ---------------------------------------------------------------------------
     def _snapshot(self) -> ProgressSnapshot:
@@ -349,6 +358,20 @@ class BulkRun:
         rate = self._meter.update(now, self.counters.answered)
         stats = self._scheduler.statistics() if self._scheduler is not None else None
         return progress_snapshot(self.counters, stats, elapsed=now - self._started, rate=rate)
+
+    async def _write_report(self, *, live: bool) -> None:
+        """Rewrite --report from a snapshot taken here; drawing it happens off the loop."""
+        path = self.options.report
+        if path is None or self._scheduler is None:
+            return
+        stats = self._scheduler.statistics()
+        refresh = _REPORT_EVERY if live else None
+        try:
+            await anyio.to_thread.run_sync(
+                functools.partial(write_report, stats, path, refresh_seconds=refresh)
+            )
+        except OSError as exc:
+            self._warn(f"cannot write the report {path}: {exc.strerror}")
 
     def _warn_resume(self, state: ResumeState) -> None:
         parts = [f"resuming: {state.kept} results already in {self.options.output} are kept"]

@@ -8,11 +8,12 @@ answers while the gateway accepts work, ``/metrics`` in the Prometheus format.
 Security: the upstream key stays here (the scheduler holds it): it is never returned, logged or
 forwarded to clients, and a client's own ``Authorization`` is never sent upstream. With client
 keys set, each call must carry one of them (compared in constant time). Bodies are capped.
-Streaming requests get a 501 until the scheduler can stream (issue 14).
+Streaming requests are scheduled alike and their SSE frames written through as they come.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ import aiohttp
 from aiohttp import web
 
 from .._adapters._routing import PRIORITY_HEADER, parse_priority, scheduled_endpoint
+from .._adapters._sse_out import SSE_HEADERS, sse_bytes
+from .._core._raw_stream import RawStream, send_raw_stream
 from .._core._scheduler import Scheduler
 from .._errors import SchedulerError
 from .._wire._error_answer import error_answer, error_body
@@ -37,6 +40,28 @@ _DROPPED_HEADERS = frozenset(
 
 def _reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=body, headers=headers or {"Content-Type": _JSON})
+
+
+async def _write_stream(request: web.Request, raw: RawStream) -> web.StreamResponse:
+    """Write a started raw stream through; a client that leaves has its call closed.
+
+    A client that leaves while the server is silent is noticed only when the runner cancels
+    handlers of lost connections (``handler_cancellation=True``, as ``serve`` sets it).
+    """
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    try:
+        await response.prepare(request)
+        async for chunk in sse_bytes(raw):
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: nobody reads the rest, the finally closes the call
+    except asyncio.CancelledError:
+        raw.cancel()
+        raise
+    finally:
+        await raw.aclose()
+    return response
 
 
 class Gateway:
@@ -67,14 +92,25 @@ class Gateway:
             f"max_body_bytes={self._max_body}, accepting={self._accepting})"
         )
 
-    def app(self) -> web.Application:
-        """The aiohttp application (bodies over the cap are refused by aiohttp with 413)."""
+    def app(self, *, metrics: bool = True) -> web.Application:
+        """The aiohttp application (bodies over the cap are refused by aiohttp with 413).
+
+        ``metrics=False`` leaves ``/metrics`` to :meth:`metrics_app` on a port of its own.
+        """
         app = web.Application(client_max_size=self._max_body)
         app.router.add_post("/v1/chat/completions", self._model_call)
         app.router.add_post("/v1/responses", self._model_call)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/healthz", self._healthz)
+        if metrics:
+            app.router.add_get("/metrics", self._metrics)
+        return app
+
+    def metrics_app(self) -> web.Application:
+        """``/metrics`` and ``/healthz`` alone, for ``serve --metrics-port``."""
+        app = web.Application()
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
         return app
 
     def stop_accepting(self) -> None:
@@ -92,7 +128,7 @@ class Gateway:
             matched |= hmac.compare_digest(given, key)
         return scheme.lower() == "bearer" and matched
 
-    async def _model_call(self, request: web.Request) -> web.Response:
+    async def _model_call(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
         if not self._accepting:
@@ -112,11 +148,15 @@ class Gateway:
                 raise ValueError("the request body is not a JSON object")
         except ValueError as exc:
             return _reply(400, error_body("invalid-argument", str(exc)))
-        if body.get("stream"):
-            message = "streaming is not supported by this gateway yet: send stream=false"
-            return _reply(501, error_body("unimplemented", message))
         try:
-            answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
+            if body.get("stream"):
+                stream = send_raw_stream(self._scheduler, endpoint, body, priority=priority)
+                started = await stream.started()
+                if started is None:
+                    return await _write_stream(request, stream)
+                answer = started
+            else:
+                answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
         except SchedulerError as exc:
             mapped = error_answer(exc)
             if mapped is None:

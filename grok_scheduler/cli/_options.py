@@ -9,6 +9,7 @@ The output and ``--summary-json`` paths are checked for writing before anything 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import re
@@ -57,6 +58,8 @@ class RunOptions:
     timeout: float | None = None
     progress: str = "auto"
     progress_interval: float = 10.0
+    report: Path | None = None
+    """Where to write the HTML picture of the run (rewritten every few seconds while it runs)."""
     log_jobs: bool = False
     """Emit per-job debug events (submitted, dispatched, completed): on with --log-level debug."""
     via: str = "online"
@@ -158,6 +161,9 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         raise UsageError(f"the --summary-json directory does not exist: {summary.parent}")
     if summary is not None and summary.is_dir():
         raise UsageError(f"--summary-json is a directory: {summary}")
+    report = Path(args.report) if getattr(args, "report", None) else None
+    if report is not None:
+        _check_report(report)
     if not args.priority_field:
         raise UsageError("--priority-field must not be empty")
     via = getattr(args, "via", "online")
@@ -170,6 +176,8 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
     check_writable(output, "the output")
     if summary is not None:
         check_writable(summary, "--summary-json")
+    if report is not None:
+        check_writable(report, "--report")
     return RunOptions(
         input=args.input,
         output=output,
@@ -192,7 +200,18 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         progress_interval=args.progress_interval,
         via=via,
         deadline=deadline,
+        report=report,
     )
+
+
+def _check_report(report: Path) -> None:
+    """A report that could not be drawn is refused before anything is sent."""
+    if not report.parent.is_dir():
+        raise UsageError(f"the --report directory does not exist: {report.parent}")
+    if report.is_dir():
+        raise UsageError(f"--report is a directory: {report}")
+    if importlib.util.find_spec("plotly") is None:
+        raise UsageError("--report needs plotly: pip install 'grok-scheduler[report]'")
 
 
 _RUN_EPILOG = """\
@@ -268,6 +287,13 @@ def build_run_parser(
     )
     add("--ordered", action="store_true", help="write this run's results in input order")
     add("--summary-json", metavar="PATH", help="also write the final summary as JSON")
+    add(
+        "--report",
+        metavar="PATH.html",
+        help="write a self-contained HTML picture of the run (rates against the learned "
+        "limits, 429s, retries), rewritten every few seconds while it runs; needs the "
+        "'report' extra",
+    )
     add("--max-attempts", type=_positive_int, default=8, metavar="N", help="calls per job")
     add("--timeout", type=_positive_float, metavar="SECONDS", help="timeout of each call")
     add(

@@ -52,6 +52,12 @@ def add_serve_parser(subparsers: Any) -> None:
     add("--tpm", type=float, metavar="N", help="tokens per minute limit")
     add("--redis-url", metavar="URL", help="share the limits with other gateways via Redis")
     add("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="N")
+    add(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics (and /healthz) on this port of --host instead of the main one",
+    )
     add("--drain-seconds", type=float, default=60.0, metavar="S", help="SIGTERM drain bound")
     parser.set_defaults(handler=run_serve)
 
@@ -112,6 +118,22 @@ def _limiter(args: argparse.Namespace, api_key: str) -> Any:
         raise UsageError(f"--redis-url: {redact(str(exc))}") from None
 
 
+async def _metrics_runner(gateway: Gateway, args: argparse.Namespace) -> web.AppRunner | None:
+    """The ``--metrics-port`` server, started; None without the flag."""
+    if args.metrics_port is None:
+        return None
+    runner = web.AppRunner(gateway.metrics_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.metrics_port).start()
+    port = runner.addresses[0][1]
+    print(
+        f"grok-scheduler serve: metrics on http://{args.host}:{port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    return runner
+
+
 async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -135,7 +157,13 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             client_keys=keys,
             max_body_bytes=args.max_body_bytes,
         )
-        runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=args.drain_seconds)
+        # handler_cancellation: a client leaving a stream closes its upstream call at once.
+        runner = web.AppRunner(
+            gateway.app(metrics=args.metrics_port is None),
+            access_log=None,
+            shutdown_timeout=args.drain_seconds,
+            handler_cancellation=True,
+        )
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
@@ -145,10 +173,13 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             file=sys.stderr,
             flush=True,
         )
+        metrics = await _metrics_runner(gateway, args)
         await stop.wait()
         gateway.stop_accepting()
         # Stops listening, then waits (up to drain-seconds) for the calls in flight.
         await runner.cleanup()
+        if metrics is not None:
+            await metrics.cleanup()
     with contextlib.suppress(NotImplementedError):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

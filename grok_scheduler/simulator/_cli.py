@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from ._catalogue import CATALOGUE
 from ._config import (
     FAULT_KINDS,
     HEADER_MODES,
@@ -142,7 +143,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--hang-seconds", type=float, default=3600.0, help="how long a 'hang' fault holds")
     add("--seed", type=int, default=0, help="seed of the fault and jitter generators")
-    add("--model", action="append", default=[], help="accept only these models (repeatable)")
+    add(
+        "--model",
+        action="append",
+        default=[],
+        help="accept only these models (repeatable; default: grok-4, grok-4.3, grok-4-fast, "
+        "grok-3-mini and those of --model-limits; others get xAI's 404)",
+    )
+    add("--any-model", action="store_true", help="accept any model name")
     add("--neighbour-share", type=float, default=0.0, help="share of the limit used by others")
     add(
         "--api-key-env",
@@ -150,6 +158,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="require the key held in this environment variable (default: accept any key)",
     )
+
+
+def _model_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The models served: as xAI refuses names it does not know, so does the command line."""
+    if args.any_model:
+        return ()
+    named = tuple(args.model) or CATALOGUE
+    return named + tuple(name for name, _ in args.model_limits if name not in named)
 
 
 def add_simulate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -183,7 +199,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         faults=dict(args.fault),
         hang_seconds=args.hang_seconds,
         seed=args.seed,
-        model_names=tuple(args.model),
+        model_names=_model_names(args),
         neighbour_share=args.neighbour_share,
         requests_per_minute=args.rpm,
         model_limits=dict(args.model_limits),

@@ -196,8 +196,6 @@ def parse_responses(
 ) -> ModelCall:
     """Validate a ``/v1/responses`` body and decide its token bill."""
     body, model = _common(payload, model_names)
-    if body.get("stream"):
-        raise InvalidRequest("stream=true is not supported by the simulator on /v1/responses")
     raw = body.get("input")
     messages: list[tuple[str, str]] = []
     instructions = body.get("instructions")

@@ -25,23 +25,26 @@ from aiohttp import web
 
 from ._batch_routes import register_batch_routes
 from ._batches import BatchBook, BatchConfig
+from ._catalogue import CATALOGUE, ResponseStore, model_object, register_catalogue_routes
 from ._config import SimulatorConfig, SimulatorStats
 from ._faults import incorrect_key_message
 from ._protocol import (
     INVALID_ARGUMENT,
     NOT_FOUND,
+    InvalidRequest,
     ModelCall,
     chat_body,
-    chat_chunks,
     error_body,
     mask_key,
     responses_body,
     tokenize,
 )
+from ._shapes import Shape, chat_events, request_shape, shaped
+from ._stream_events import stream_chunks
 from ._stream_faults import STREAM_FAULT_KINDS, act_stream_fault
 from ._world import Endpoint, Reply, World
 
-DEFAULT_MODELS = ("grok-4.3", "grok-4-fast", "grok-3-mini")
+DEFAULT_MODELS = CATALOGUE
 MAX_BODY_BYTES = 64 * 1024 * 1024
 JSON_TYPE = "application/json"
 KNOWN_PATHS = frozenset(
@@ -102,6 +105,7 @@ class Simulator:
         "batches",
         "config",
         "port",
+        "responses",
         "stats",
     )
 
@@ -120,6 +124,8 @@ class Simulator:
         self._now = now
         self._world = World(self.config, now=now())
         self.stats: SimulatorStats = self._world.stats
+        self.responses = ResponseStore()
+        """Stored ``/v1/responses`` answers (``responses.retrieve``)."""
         self.batches = BatchBook(batch)
         """The Batch API's state (``batches.stats``: what clients did to it)."""
         self._host = host
@@ -148,6 +154,8 @@ class Simulator:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/api-key", self._api_key)
         app.router.add_post("/v1/tokenize-text", self._tokenize)
+        names = lambda: self.config.model_names or DEFAULT_MODELS  # noqa: E731
+        register_catalogue_routes(app, names, self.responses, self._authenticate)
         register_batch_routes(app, self.batches, lambda: self._world, self._now, self._authenticate)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         # access_log off and no per-request logging: this server is driven at thousands of
@@ -248,9 +256,14 @@ class Simulator:
         call = world.parse(endpoint, payload)
         if isinstance(call, Reply):
             return _reply(call, request_id)
+        try:
+            shape = request_shape(endpoint, payload)
+        except InvalidRequest as exc:
+            self.stats.invalid_requests += 1
+            return _respond(exc.status, error_body(exc.code, exc.message), request_id)
         kind = world.pick_fault()
         if kind is not None:
-            faulted = await self._fault(kind, request, request_id, call, render)
+            faulted = await self._fault(kind, request, request_id, call, render, endpoint)
             if faulted is not None:
                 return faulted
         grant = world.grant(call, self._now())
@@ -264,12 +277,21 @@ class Simulator:
             world.settle(grant, self._now())
         extra = grant.headers or None
         if call.stream:
-            return await self._stream(request, call, request_id, extra)
-        body = json.dumps(render(call, request_id, int(time.time()))).encode()
+            return await self._stream(request, endpoint, call, request_id, extra, shape)
+        answer = render(call, request_id, int(time.time()))
+        body = json.dumps(shaped(endpoint, answer, shape, request_id)).encode()
+        if endpoint == "responses":
+            self.responses.keep(payload, body, request_id)
         return _respond(200, body, request_id, extra)
 
     async def _stream(
-        self, request: web.Request, call: ModelCall, request_id: str, extra: dict[str, str] | None
+        self,
+        request: web.Request,
+        endpoint: Endpoint,
+        call: ModelCall,
+        request_id: str,
+        extra: dict[str, str] | None,
+        shape: Shape | None = None,
     ) -> web.StreamResponse:
         headers = {
             "Content-Type": "text/event-stream",
@@ -280,7 +302,12 @@ class Simulator:
             headers.update(extra)
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
-        for chunk in chat_chunks(call, request_id, int(time.time())):
+        created = int(time.time())
+        if endpoint == "chat" and shape is not None:
+            chunks = chat_events(call, shape, request_id, created)
+        else:
+            chunks = stream_chunks(endpoint, call, request_id, created)
+        for chunk in chunks:
             await response.write(chunk)
         await response.write_eof()
         return response
@@ -317,6 +344,7 @@ class Simulator:
         request_id: str,
         call: ModelCall,
         render: Renderer,
+        endpoint: Endpoint = "chat",
     ) -> web.StreamResponse | None:
         """Act out a fault; ``None`` means serve the request normally after all."""
         if kind == "reset":
@@ -334,7 +362,7 @@ class Simulator:
             return await act_stream_fault(
                 kind,
                 request,
-                chat_chunks(call, request_id, int(time.time())),
+                stream_chunks(endpoint, call, request_id, int(time.time())),
                 headers,
                 stopping=self._stopping,
                 hang_seconds=self.config.hang_seconds,
@@ -354,10 +382,7 @@ class Simulator:
         if denied is not None:
             return denied
         names = self.config.model_names or DEFAULT_MODELS
-        data = [
-            {"id": name, "object": "model", "created": 1_767_225_600, "owned_by": "xai"}
-            for name in names
-        ]
+        data = [model_object(name) for name in names]
         body = json.dumps({"object": "list", "data": data}).encode()
         return _respond(200, body, request_id)
 

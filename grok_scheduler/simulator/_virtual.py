@@ -7,12 +7,19 @@ a run of hours of simulated traffic takes milliseconds and is exactly repeatable
 
 What cannot happen without a socket is mapped: a ``reset`` fault raises
 ``ConnectionResetError``, and there is no authentication (a handler receives no headers).
+
+Streams: a call with ``stream=true`` answers with its SSE events in ``chunks`` (``body`` is them
+joined). The stream fault kinds (``stream_hang_first`` ... ``stream_no_done``) are acted out
+as on the socket server: ``chunks`` holds what is sent before the break and ``then`` how the
+stream ends; :meth:`VirtualServer.chunks` yields them on the injected clock, sleeping through a
+hang and raising ``ConnectionResetError`` where the socket server aborts the connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +29,16 @@ from ._protocol import (
     NOT_FOUND,
     ModelCall,
     chat_body,
-    chat_chunks,
     error_body,
     responses_body,
 )
 from ._protocol import tokenize as tokenize_text
+from ._stream_events import stream_chunks
+from ._stream_faults import STREAM_FAULT_KINDS, plan_stream_fault
 from ._world import Endpoint, RefusalKind, Reply, World
 
 JSON_TYPE = "application/json"
+_STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,10 @@ class VirtualResponse:
     refused: RefusalKind | None = None
     """For a 429 from the limits: ``requests``, ``tokens`` or ``unavailable`` (0/0)."""
     fault: str | None = None
+    chunks: tuple[bytes, ...] = ()
+    """A stream's SSE events one by one (what was sent before a stream fault broke it)."""
+    then: str = "end"
+    """How a stream ends after ``chunks``: ``end``, ``hang`` or ``reset``."""
 
 
 class VirtualServer:
@@ -85,6 +98,15 @@ class VirtualServer:
         response = await self.respond(path, body)
         return response.status, response.body, response.headers
 
+    async def chunks(self, response: VirtualResponse) -> AsyncIterator[bytes]:
+        """A streamed answer's events as a client reads them, its fault acted out in time."""
+        for chunk in response.chunks or ((response.body,) if response.body else ()):
+            yield chunk
+        if response.then == "hang":
+            await self._sleep(self.config.hang_seconds)
+        if response.then != "end":
+            raise ConnectionResetError("simulated connection reset mid-stream")
+
     async def respond(self, path: str, body: object) -> VirtualResponse:
         """Answer one request, saying also which model it was for and what refused it."""
         self._ids += 1
@@ -125,10 +147,10 @@ class VirtualServer:
             world.settle(grant, self._now())
         created = int(self._now())
         if call.stream:
-            data = b"".join(chat_chunks(call, request_id, created))
-            headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            reply = Reply(200, data, {**headers, **grant.headers})
-            return _answer(reply, request_id, call.model, content_type=False)
+            events = stream_chunks(kind, call, request_id, created)
+            reply = Reply(200, b"".join(events), {**_STREAM_HEADERS, **grant.headers})
+            streamed = _answer(reply, request_id, call.model, content_type=False)
+            return dataclasses.replace(streamed, chunks=tuple(events))
         render = chat_body if kind == "chat" else responses_body
         answer = json.dumps(render(call, request_id, created)).encode()
         return _answer(Reply(200, answer, grant.headers), request_id, call.model)
@@ -142,6 +164,14 @@ class VirtualServer:
             # No one can stop a virtual server early: the hang ends when it ends.
             await self._sleep(self.config.hang_seconds)
             return None
+        if fault in STREAM_FAULT_KINDS:
+            if not call.stream:
+                return None  # as on the socket server: a plain call is served normally
+            healthy = stream_chunks(kind, call, request_id, int(self._now()))
+            plan = plan_stream_fault(fault, healthy)
+            reply = Reply(200, b"".join(plan.sent), dict(_STREAM_HEADERS))
+            answer = _answer(reply, request_id, call.model, fault=fault, content_type=False)
+            return dataclasses.replace(answer, chunks=tuple(plan.sent), then=plan.then)
         if fault == "no_choices":
             render = chat_body if kind == "chat" else responses_body
             broken = render(call, request_id, int(self._now()))

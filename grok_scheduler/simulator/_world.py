@@ -34,6 +34,7 @@ from ._protocol import (
     parse_responses,
 )
 from ._refusals import plain_message, unavailable_message, xai_message
+from ._shapes import check_roles
 
 Endpoint = Literal["chat", "responses"]
 RefusalKind = Literal["requests", "tokens", "unavailable"]
@@ -170,6 +171,7 @@ class World:
         c = self.config
         parse = parse_chat if endpoint == "chat" else parse_responses
         try:
+            check_roles(endpoint, payload)
             return parse(
                 payload,
                 completion_tokens=c.completion_tokens,

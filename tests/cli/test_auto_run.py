@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from collections import Counter
@@ -106,4 +105,4 @@ def test_deadline_goes_with_auto_only(tmp_path: Path) -> None:
     options = options_from_args(
         parser.parse_args([*base, "--via", "auto", "--deadline", "1h30m"]), env
     )
-    assert dataclasses.astuple(options)[-2:] == ("auto", 5400.0)
+    assert (options.via, options.deadline) == ("auto", 5400.0)

@@ -21,7 +21,7 @@ from grok_scheduler import (
     Usage,
 )
 from grok_scheduler._observe._metrics import render_metrics, start_metrics_server
-from grok_scheduler._observe._stats import SchedulerStatistics, StatsRecorder
+from grok_scheduler._observe._stats import ModelStatistics, SchedulerStatistics, StatsRecorder
 from grok_scheduler._wire._classify import Verdict
 
 prometheus_client = pytest.importorskip("prometheus_client")
@@ -78,6 +78,13 @@ def busy_statistics(limiter: LimiterState | None) -> SchedulerStatistics:
         breaker_state="open",
         active_alerts=frozenset({"queue_wait"}),
         budget_used_fraction=0.25,
+        models={
+            "grok-4-fast": ModelStatistics(
+                "grok-4-fast", limiter, in_flight=2, concurrency_limit=9, queued=3, slow_latency=1.5
+            )
+        }
+        if limiter is not None
+        else None,
     )
 
 
@@ -100,8 +107,11 @@ def test_every_family_is_exposed_with_its_value() -> None:
     assert value(samples, "grok_scheduler_queue_depth", priority="2") == 2
     assert value(samples, "grok_scheduler_queue_oldest_wait_seconds", priority="2") == 9.5
     assert value(samples, "grok_scheduler_in_flight") == 2
-    assert value(samples, "grok_scheduler_limit_requests_per_second") == 5.0
-    assert value(samples, "grok_scheduler_limit_tokens_per_minute") == 60_000.0
+    limits = "grok_scheduler_limit_requests_per_second"
+    assert value(samples, limits, model="grok-4-fast") == 5.0
+    assert value(samples, "grok_scheduler_limit_tokens_per_minute", model="grok-4-fast") == 60_000
+    in_flight = "grok_scheduler_model_in_flight"
+    assert value(samples, in_flight, model="grok-4-fast", kind="limit") == 9
     assert value(samples, "grok_scheduler_tokens_total", kind="prompt") == 110
     assert value(samples, "grok_scheduler_tokens_total", kind="completion") == 22
     assert value(samples, "grok_scheduler_tokens_total", kind="reasoning") == 30
@@ -199,7 +209,8 @@ async def test_metrics_are_scraped_over_http_from_a_running_scheduler() -> None:
     assert value(samples, "grok_scheduler_cost_usd_total") == pytest.approx(3000 / 1e10)
     assert value(samples, "grok_scheduler_call_seconds_count") == 3
     assert value(samples, "grok_scheduler_in_flight") == 0
-    assert value(samples, "grok_scheduler_limit_tokens_per_minute") == pytest.approx(1e6)
+    tpm = "grok_scheduler_limit_tokens_per_minute"
+    assert value(samples, tpm, model="grok-metrics-test") == pytest.approx(1e6)
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as session, session.get(server.url):
             pass

@@ -1,0 +1,154 @@
+"""Hung calls under a fault mix, streamed and not; and the scheduler's time to first delta.
+
+Part 1, in virtual time (the simulator's ``VirtualServer`` on a ``FakeClock``, so the figures
+are exact and repeatable on a loaded machine): N jobs at the server's request rate, with the
+fault mix of issue 14 (10% 503, 3% resets, 2% malformed bodies, 1% hangs of an hour), at 0.2 s
+and 4 s median latency (lognormal, sigma 0.25), once with plain ``submit`` and once with
+``stream_on_wire=True``. Reported: makespan against the ideal (``N / rate + latency``), jobs
+still hung when the run is given up (at 20 x ideal), and the share of jobs that succeeded.
+Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok.
+
+Part 2, over real sockets (the aiohttp simulator on 127.0.0.1, no limits, 0.2 s latency): the
+median time from sending to the first text delta, read directly with aiohttp and through
+``Scheduler.stream``. Target: within 5 ms.
+
+    .venv/bin/python benchmarks/stream_faults.py [--jobs 250] [--rate 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+
+from grok_scheduler import FakeClock, MockTransport, RetryPolicy, Scheduler, TransportResponse
+from grok_scheduler._transports._streaming import MockStream, MockStreamTransport
+from grok_scheduler.simulator import Simulator, SimulatorConfig, VirtualServer
+
+KEY = "xai-BENCHstreamKEY0123456789abcdef"
+FAULT_MIX = {"503": 0.10, "reset": 0.03, "malformed": 0.02, "hang": 0.01}
+
+
+async def _fault_run(latency: float, *, streamed: bool, jobs: int, rate: float) -> dict[str, Any]:
+    clock = FakeClock(start=0.0)
+    config = SimulatorConfig(
+        requests_per_second=rate,
+        latency=latency,
+        latency_dist="lognormal",
+        latency_sigma=0.25,
+        faults=dict(FAULT_MIX),
+        hang_seconds=3600.0,
+        seed=7,
+    )
+    server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
+
+    async def plain(path: str, body: dict[str, Any]) -> TransportResponse:
+        response = await server.respond(path, body)
+        return TransportResponse(response.status, response.body, response.headers)
+
+    async def stream(path: str, body: dict[str, Any]) -> MockStream:
+        response = await server.respond(path, body)
+        return MockStream(response.status, server.chunks(response), response.headers)
+
+    transport = MockStreamTransport(stream) if streamed else MockTransport(plain, clock=clock)
+    ideal = jobs / rate + latency
+    async with Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=transport,
+        rng=random.Random(1),
+        requests_per_second=rate,
+        retry=RetryPolicy(max_attempts=8),
+        stop_on_fatal=False,
+        stream_on_wire=streamed,
+    ) as scheduler:
+        futures = [scheduler.submit_nowait(f"job {i}", max_tokens=64) for i in range(jobs)]
+        finished: list[float] = []
+        for future in futures:
+            future.add_done_callback(lambda _f: finished.append(clock.now()))
+        waiter = asyncio.ensure_future(asyncio.wait(futures))
+        try:
+            await clock.run_until_done(waiter, limit=20 * ideal)
+        except Exception:
+            waiter.cancel()
+        # The last job's end, not the clock: run_until_done may step past it to a timer.
+        makespan = max(finished, default=clock.now())
+        hung = sum(not f.done() for f in futures)
+        ok = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures)
+        await scheduler.aclose(cancel=True)
+    return {
+        "latency": latency,
+        "mode": "stream_on_wire" if streamed else "plain",
+        "ideal": ideal,
+        "makespan": makespan,
+        "ratio": makespan / ideal,
+        "hung": hung,
+        "ok": ok / jobs,
+    }
+
+
+async def _first_delta_direct(http: aiohttp.ClientSession, url: str) -> float:
+    body = {"model": "grok-4", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    started = time.perf_counter()
+    async with http.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"}) as reply:
+        async for line in reply.content:
+            if (
+                line.startswith(b"data: {")
+                and b'"content": "' in line
+                and b'"content": ""' not in line
+            ):
+                return time.perf_counter() - started
+    raise RuntimeError("no delta")
+
+
+async def _first_delta(calls: int) -> tuple[float, float]:
+    config = SimulatorConfig(latency=0.2, requests_per_second=None, api_key=KEY)
+    async with Simulator(config) as sim, aiohttp.ClientSession() as http:
+        url = f"{sim.base_url}/chat/completions"
+        direct = [await _first_delta_direct(http, url) for _ in range(calls)]
+        through: list[float] = []
+        async with Scheduler(api_key=KEY, base_url=sim.base_url) as scheduler:
+            for _ in range(calls):
+                started = time.perf_counter()
+                async with scheduler.stream("hi") as stream:
+                    async for _chunk in stream:
+                        through.append(time.perf_counter() - started)
+                        break
+    return statistics.median(direct), statistics.median(through)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=250)
+    parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--calls", type=int, default=30)
+    args = parser.parse_args()
+    rows = [
+        await _fault_run(latency, streamed=streamed, jobs=args.jobs, rate=args.rate)
+        for latency in (0.2, 4.0)
+        for streamed in (False, True)
+    ]
+    print(f"## Fault mix {json.dumps(FAULT_MIX)}, {args.jobs} jobs at {args.rate:g} rps")
+    print("| median latency | mode | ideal s | makespan s | x ideal | hung | ok |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['latency']:g} s | {r['mode']} | {r['ideal']:.1f} | {r['makespan']:.1f} | "
+            f"{r['ratio']:.2f} | {r['hung']} | {100 * r['ok']:.1f}% |"
+        )
+    direct, through = await _first_delta(args.calls)
+    print(f"\n## Time to first delta, 0.2 s latency, no limits, median of {args.calls}")
+    print(f"server (aiohttp directly): {1000 * direct:.1f} ms")
+    print(
+        f"through Scheduler.stream:  {1000 * through:.1f} ms ({1000 * (through - direct):+.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

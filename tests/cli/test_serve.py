@@ -1,0 +1,104 @@
+"""``grok-scheduler serve`` as a process: SIGTERM drains the calls in flight, then exits 0.
+
+The gateway runs as a real subprocess in front of the simulator (whose answers take a while,
+so calls are in flight when the signal comes); ``--metrics-port`` moves /metrics to its own
+port. Waits are bounded polls of the simulator's counters, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+import pytest_asyncio
+from gateway_keys import KEY
+
+from grok_scheduler.simulator import Simulator, SimulatorConfig
+
+BODY = {"model": "grok-4.3", "messages": [{"role": "user", "content": "drain me"}]}
+
+
+@pytest_asyncio.fixture
+async def slow_sim() -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(latency=1.0, requests_per_second=None, api_key=KEY)
+    async with Simulator(config) as sim:
+        yield sim
+
+
+async def _start_gateway(
+    sim: Simulator, *extra: str
+) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """The gateway process and the URLs it printed (main first, then metrics if asked)."""
+    env = {**os.environ, "XAI_API_KEY": KEY}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "grok_scheduler.cli", "serve", "--port", "0"),
+        *("--base-url", sim.base_url, *extra),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    urls: list[str] = []
+    wanted = 2 if "--metrics-port" in extra else 1
+    while len(urls) < wanted:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line, "the gateway exited before listening"
+        found = re.search(r"(http://\S+)", line)
+        if found:
+            urls.append(found.group(1))
+    return process, urls
+
+
+async def test_sigterm_drains_calls_in_flight_and_exits_0(slow_sim: Simulator) -> None:
+    """Calls accepted before SIGTERM are answered 200; then the port closes and the exit is 0."""
+    process, (base,) = await _start_gateway(slow_sim)
+    try:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            calls = [
+                asyncio.create_task(http.post(f"{base}/chat/completions", json=BODY))
+                for _ in range(3)
+            ]
+            for _ in range(1000):
+                if slow_sim.stats.in_flight >= 1:
+                    break
+                await asyncio.sleep(0.01)
+            # One call upstream (first contact holds the others a moment), two accepted by the
+            # gateway: all of them are in flight to their clients and must be answered.
+            assert slow_sim.stats.in_flight >= 1
+            process.send_signal(signal.SIGTERM)
+            answers = await asyncio.gather(*calls)
+            assert [answer.status_code for answer in answers] == [200, 200, 200]
+            assert all(answer.json()["choices"][0]["message"]["content"] for answer in answers)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+            with pytest.raises(httpx2.ConnectError):
+                await http.post(f"{base}/chat/completions", json=BODY)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert slow_sim.stats.requests == 3
+
+
+async def test_metrics_port_serves_metrics_apart(slow_sim: Simulator) -> None:
+    """With --metrics-port, /metrics answers there and no longer on the clients' port."""
+    process, (base, metrics) = await _start_gateway(slow_sim, "--metrics-port", "0")
+    try:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            scraped = await http.get(metrics)
+            assert scraped.status_code == 200 and "grok_scheduler" in scraped.text
+            health = await http.get(metrics.replace("/metrics", "/healthz"))
+            assert health.status_code == 200
+            main_root = base.removesuffix("/v1")
+            assert (await http.get(f"{main_root}/metrics")).status_code == 404
+            assert (await http.get(f"{main_root}/healthz")).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
