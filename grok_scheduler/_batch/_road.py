@@ -154,6 +154,23 @@ class BatchRoad:
             wait = self.poll_min if fresh else min(self.poll_max, wait * 2)
             await self._clock.sleep(wait)
 
+    async def read_once(self) -> tuple[list[wire.BatchItem], bool]:
+        """One pass over every batch: the results not seen before, and whether all finished.
+
+        Each status is read before that batch's results, so a batch seen finished has all its
+        results in this pass.
+        """
+        fresh: list[wire.BatchItem] = []
+        unfinished = 0
+        for batch_id in self._journal.batches:
+            status = await self._client.status(batch_id)
+            self._statuses[batch_id] = status
+            async for item in self._read(batch_id):
+                fresh.append(item)
+            if not status.finished:
+                unfinished += 1
+        return fresh, unfinished == 0
+
     async def _read(self, batch_id: str) -> AsyncIterator[wire.BatchItem]:
         token = self._tokens.get(batch_id)
         while True:

@@ -28,6 +28,7 @@ from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
 from ._attempt import WorkerPool
+from ._batch_method import BatchMethods
 from ._gate import GateState, Wakeup
 from ._intake import enqueue, make_job
 from ._job import Job
@@ -47,7 +48,7 @@ DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _CLOSED_BEFORE_RUN = "the scheduler was closed before this job ran"
 
 
-class Scheduler:
+class Scheduler(BatchMethods):
     """Schedules prompts to the xAI API within its rate limits; use as an async context manager.
 
     Priorities: a LOWER number is MORE urgent (``Priority.CRITICAL`` = 0 ... ``Priority.LOW`` = 3,

@@ -31,6 +31,7 @@ __all__ = [
     "ADD_WINDOW_SECONDS",
     "CREATION_INTERVAL",
     "MAX_ADD_PAYLOAD_BYTES",
+    "PRICE_FACTOR",
     "BatchItem",
     "BatchStatus",
     "ResultsPage",
@@ -49,6 +50,9 @@ MAX_ADD_PAYLOAD_BYTES = 25 * 1024 * 1024
 ADD_CALLS_PER_WINDOW = 100
 ADD_WINDOW_SECONDS = 30.0
 CREATION_INTERVAL = 1.0
+PRICE_FACTOR = 0.5
+"""A batch request's price relative to the same call online (the docs: 50% off); the answer's
+own ``cost_in_usd_ticks`` is what is billed, this only prices the road not taken."""
 PAGE_SIZE = 100
 CREATE_PATH = "batches"
 

@@ -10,7 +10,6 @@ leaves the batches running on the server: the same command resumes them.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -19,16 +18,14 @@ from typing import IO, Any
 
 import anyio
 
+from .._batch._answer import batch_body, batch_result, unanswered
 from .._batch._client import BatchClient
 from .._batch._journal import Journal
 from .._batch._road import BatchRoad
 from .._core._map import Rejected
 from .._errors import InvalidJobError
-from .._models import Endpoint, Result, Usage
+from .._models import Endpoint, Result
 from .._transports._rest import AiohttpRest, Rest
-from .._wire._batch import BatchItem
-from .._wire._request import request_body
-from .._wire._response import extract_answer
 from ._exit import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from ._lines import LineParser, LineRef, iter_lines, request_hash
 from ._options import RunOptions
@@ -58,26 +55,19 @@ def mark_via(line: bytes, road: str = "batch") -> bytes:
 
 def to_batch_body(prompt: Any, options: Mapping[str, Any], default_model: str) -> dict[str, Any]:
     """The chat body a parsed line becomes, as the online road would send it."""
-    extra: dict[str, Any] = dict(options.get("extra_body") or {})
-    if options.get("temperature") is not None:
-        extra["temperature"] = options["temperature"]
-    return request_body(
-        endpoint=Endpoint.CHAT_COMPLETIONS,
-        model=options.get("model") or default_model,
-        prompt=prompt,
-        max_tokens=options.get("max_tokens"),
-        options=extra,
-    )
+    return batch_body(prompt, options, default_model)
 
 
 class BatchLines:
     """The input's lines that still need an answer: refs by custom_id, bad lines apart."""
 
-    __slots__ = ("bad", "blank", "bodies", "lines", "refs", "skipped")
+    __slots__ = ("bad", "blank", "bodies", "jobs", "lines", "refs", "skipped")
 
     def __init__(self) -> None:
         self.refs: dict[str, LineRef] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """The parsed ``(prompt, submit options)`` of each line, for the online road."""
         self.bad: list[Rejected] = []
         self.lines = self.blank = self.skipped = 0
 
@@ -115,32 +105,11 @@ class BatchLines:
                 continue
             found.refs[ref.custom_id] = ref
             found.bodies[ref.custom_id] = to_batch_body(prompt, options, default_model)
+            found.jobs[ref.custom_id] = (prompt, options)
         return found
 
     def pairs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         return iter(self.bodies.items())
-
-
-def batch_result(item: BatchItem, ref: LineRef) -> Result | InvalidJobError:
-    """The :class:`Result` of one batch answer (or the error of a failed one)."""
-    if item.completion is None:
-        return InvalidJobError(f"the batch could not answer: {item.error}")
-    body = item.completion
-    text, finish = extract_answer(body, Endpoint.CHAT_COMPLETIONS)
-    request_id = body.get("id")
-    return Result(
-        text=text,
-        usage=Usage.from_body(body),
-        model=body.get("model") if isinstance(body.get("model"), str) else None,
-        request_id=request_id if isinstance(request_id, str) else None,
-        attempts=1,
-        queued_seconds=0.0,
-        in_flight_seconds=0.0,
-        finish_reason=finish,
-        body=body,
-        metadata=ref,
-        raw_body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-    )
 
 
 async def run_batch(
@@ -198,8 +167,7 @@ async def run_batch(
                 last_report = now
                 _progress(err, road)
         for ref in lines.refs.values():  # cancelled on the server, or never answered
-            error = InvalidJobError("the batch ended without an answer (cancelled?)")
-            writer.write(mark_via(failure_line(ref, error)))
+            writer.write(mark_via(failure_line(ref, unanswered())))
             counts["failed"] += 1
     except KeyboardInterrupt:
         interrupted = True
@@ -220,7 +188,8 @@ async def run_batch(
         "lines": lines.lines,
         "succeeded": counts["succeeded"],
         "failed": counts["failed"],
-        "skipped": lines.skipped + state.kept,
+        "skipped": lines.skipped,
+        "kept_from_earlier_runs": state.kept,
         "batches": journal.batches,
         "submitted": progress.submitted,
         "elapsed_seconds": round(elapsed, 3),

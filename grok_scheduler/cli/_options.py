@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,24 @@ class RunOptions:
     log_jobs: bool = False
     """Emit per-job debug events (submitted, dispatched, completed): on with --log-level debug."""
     via: str = "online"
-    """The road: ``online`` or ``batch`` (xAI's Batch API)."""
+    """The road: ``online``, ``batch`` (xAI's Batch API) or ``auto`` (both, by a deadline)."""
+    deadline: float | None = None
+    """``--via auto``: seconds from the start of the run by which every line should finish."""
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def _duration(text: str) -> float:
+    """Seconds of ``2h``, ``45m``, ``1h30m``, ``90s`` or ``90``."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"not a duration (like 2h, 45m, 90s): {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive: {text!r}")
+    return total
 
 
 def _positive_float(text: str) -> float:
@@ -149,8 +167,11 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
     if not args.priority_field:
         raise UsageError("--priority-field must not be empty")
     via = getattr(args, "via", "online")
-    if via == "batch" and args.input == "-":
-        raise UsageError("--via batch reads a file (resuming reads it again), not standard input")
+    if via in ("batch", "auto") and args.input == "-":
+        raise UsageError(f"--via {via} reads a file (resuming reads it again), not standard input")
+    deadline = getattr(args, "deadline", None)
+    if (via == "auto") != (deadline is not None):
+        raise UsageError("--via auto needs --deadline, and --deadline needs --via auto")
     api_key = resolve_api_key(base_url, environ)
     check_writable(output, "the output")
     if summary is not None:
@@ -178,6 +199,7 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         progress=args.progress,
         progress_interval=args.progress_interval,
         via=via,
+        deadline=deadline,
         report=report,
     )
 
@@ -289,9 +311,16 @@ def build_run_parser(
     )
     add(
         "--via",
-        choices=("online", "batch"),
+        choices=("online", "batch", "auto"),
         default="online",
         help="online calls (default), or xAI's Batch API: no rate limit, a reduced price, "
-        "answers within 24 hours; resumable from OUTPUT.batch-state",
+        "answers within 24 hours; resumable from OUTPUT.batch-state; auto: online at the "
+        "learned limit, what cannot finish by --deadline through the Batch API",
+    )
+    add(
+        "--deadline",
+        type=_duration,
+        metavar="DURATION",
+        help="with --via auto: finish every line within this long (90s, 45m, 2h, 1h30m)",
     )
     return parser

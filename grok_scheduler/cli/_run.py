@@ -51,11 +51,17 @@ async def run_bulk(
 
 
 async def _run_roads(options: RunOptions, err: IO[str]) -> RunReport:
-    """``--via batch``: the Batch API road (see :mod:`._batch_run`)."""
+    """``--via batch``: the Batch API road (see :mod:`._batch_run`); ``auto``: both roads."""
+    from ._auto_run import format_auto_summary, run_auto
     from ._batch_run import format_batch_summary, run_batch
 
-    report = await run_batch(options, err)
-    err.write(format_batch_summary(report.summary) + "\n")
+    if options.via == "auto":
+        report = await run_auto(options, err)
+        text = format_auto_summary(report.summary)
+    else:
+        report = await run_batch(options, err)
+        text = format_batch_summary(report.summary)
+    err.write(text + "\n")
     err.flush()
     if options.summary_json is not None:
         text = json.dumps(report.summary, indent=2, sort_keys=True)
