@@ -137,3 +137,49 @@ async def test_five_second_calls_reach_the_limit_without_a_concurrency_setting()
     accepted = [s for s in world.sent if s.status == 200 and start + 10 <= s.at < start + 50]
     assert len(accepted) / 40.0 >= 0.9 * 30
     assert stats.models["grok-4"].concurrency_limit >= 150
+
+
+@pytest.mark.parametrize("latency", [0.5, 3.0])
+async def test_a_two_minute_outage_backs_off_and_recovers_within_seconds(latency: float) -> None:
+    """429s for everything for 120 s: the rate backs off, then is back within ~15 s after."""
+    from fakes import TEST_KEY, error, ok
+
+    from grok_scheduler import MockTransport, RetryPolicy, Scheduler, TransportResponse
+
+    clock = FakeClock()
+    start = clock.now()
+    sent: list[tuple[float, int]] = []
+    level, updated = [10.0], [0.0]
+
+    async def server(path: str, body: dict[str, Any]) -> TransportResponse:
+        now = clock.now() - start
+        level[0] = min(10.0, level[0] + (now - updated[0]) * 10.0)
+        updated[0] = now
+        if 30.0 <= now < 150.0:  # an outage: everything refused, no dimension named
+            sent.append((now, 429))
+            await clock.sleep(latency)
+            return error(429, "Rate limit exceeded")
+        if level[0] >= 1.0:
+            level[0] -= 1.0
+            sent.append((now, 200))
+            await clock.sleep(latency)
+            return ok()
+        sent.append((now, 429))
+        return error(429, "Rate limit exceeded: requests per second")
+
+    scheduler = Scheduler(
+        api_key=TEST_KEY,
+        clock=clock,
+        transport=MockTransport(server, clock=clock),
+        retry=RetryPolicy(max_attempts=1000, total_timeout=None),
+    )
+    async with scheduler:
+        futures = [scheduler.submit_nowait(f"job {i}") for i in range(2400)]
+        await clock.run_until_done(asyncio.gather(*futures, return_exceptions=True))
+
+    def rate(begin: float, end: float, status: int | None = None) -> float:
+        hits = [t for t, s in sent if begin <= t < end and (status is None or s == status)]
+        return len(hits) / (end - begin)
+
+    assert rate(70.0, 140.0) < 3.0  # backed off instead of hammering a refusing server
+    assert rate(165.0, 185.0, 200) >= 8.0  # back near the limit within ~15 s of the end
