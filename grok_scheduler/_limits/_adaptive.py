@@ -250,12 +250,12 @@ class RateController:
                 return  # the server kept up with us: no evidence of a lower limit
             state.last_step = now
             state.measured_in_episode = True
-            # Recovery climbs back to what the server showed it accepts, not to the rate that
-            # overran it; when it accepted nothing at all (an outage, not a limit), back to the
-            # rate the episode began at.
-            state.best_measured = max(state.best_measured, rate)
-            state.learned = rate if rate > 0 else state.learned
-            if state.best_measured > 0:
+            if measured.telling:
+                # Recovery climbs back to what the server showed it accepts, not to the rate
+                # that overran it. A window where next to nothing was taken (an outage, not a
+                # limit) says only "slower": recovery then returns to where the episode began.
+                state.best_measured = max(state.best_measured, rate)
+                state.learned = rate
                 state.cut_at = min(state.episode_rate or math.inf, state.best_measured)
             new_rate = 0.95 * rate
             if current is not None:

@@ -84,6 +84,8 @@ class Measured:
     """Enough of the sends were refused that the server was at its limit throughout."""
     solid: bool
     """Many taken while most were refused: trust it fully, not just a step of it."""
+    telling: bool
+    """Enough were taken to say what the limit is (not just that the rate is too high)."""
 
 
 class Meter:
@@ -143,6 +145,7 @@ class Meter:
             rate=counts.accepted_rate(dimension),
             saturated=counts.sent > 0 and refused >= _SATURATED * counts.sent,
             solid=counts.accepted >= _SOLID_ACCEPTED and refused >= _SOLID_REFUSED * counts.sent,
+            telling=counts.accepted >= _MIN_ACCEPTED,
         )
 
     def _calls_per_second(
