@@ -195,6 +195,8 @@ class RateController:
             if state.stated and state.ceiling == ceiling:
                 continue
             state.stated = True
+            # xAI's 429 body states the limit exactly; a header's window is a reading.
+            state.exact = state.exact or reason == "429 body"
             state.ceiling = ceiling
             rate = ceiling
             if state.rate is not None and state.measured_in_episode:
@@ -267,7 +269,9 @@ class RateController:
                     new_rate = max(new_rate, _DEEPEST_STEP * current)
             self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}: measured")
             return
-        if current is None:
+        if current is None or (state.stated and not state.exact and state.blind_cuts == 0):
+            # Nothing known, or a header's reading the server is refusing: until a measurement
+            # exists, what it took in its last burst, if that is lower.
             self._provisional(dimension, state, now)
             return
         if state.measured_in_episode or state.stated or state.blind_cuts >= 2:
@@ -299,6 +303,8 @@ class RateController:
         state.last_step = now
         state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
         taken = float(burst.accepted) if dimension == "requests" else max(0.0, burst.tokens)
+        if state.rate is not None and taken >= state.rate:
+            return
         self._set(dimension, max(state.floor, taken), now, "first 429")
 
     def _grow(

@@ -40,6 +40,7 @@ class DimensionState:
         "cut_at",
         "episode_rate",
         "episode_start",
+        "exact",
         "floor",
         "last_429",
         "last_refused_sent",
@@ -69,6 +70,7 @@ class DimensionState:
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from
         self.stated = False  # the server stated this limit (a body or headers)
+        self.exact = False  # ... in a 429 body, which states it exactly
 
     def in_episode(self, now: float, quiet: float) -> bool:
         return now - self.last_429 <= quiet
