@@ -3,7 +3,8 @@
 Request path of a model call (``/v1/chat/completions``, ``/v1/responses``)::
 
     auth (401 / 400 wrong key) -> parse (400, 404 unknown model) -> fault? -> rate limits (429)
-    -> latency -> answer
+    -> latency -> answer (a stream: its first byte after a short time to first token, then
+    the chunks spread over the rest of the latency)
 
 Every decision after auth is the ``World``'s (``_world.py``), shared with the socket-free
 ``VirtualServer``; this module only speaks HTTP and waits in real time. Everything a client
@@ -27,6 +28,7 @@ from ._batch_routes import register_batch_routes
 from ._batches import BatchBook, BatchConfig
 from ._config import SimulatorConfig, SimulatorStats
 from ._faults import incorrect_key_message
+from ._latency import stream_pacing
 from ._protocol import (
     INVALID_ARGUMENT,
     NOT_FOUND,
@@ -256,26 +258,34 @@ class Simulator:
         grant = world.grant(call, self._now())
         if isinstance(grant, Reply):
             return _reply(grant, request_id)
+        extra = grant.headers or None
+        if call.stream:
+            chunks = stream_chunks(endpoint, call, request_id, int(time.time()))
+            first, gap = stream_pacing(self.config, grant.delay, len(chunks))
+            try:
+                if first > 0:
+                    await asyncio.sleep(first)
+                return await self._stream(request, chunks, gap, request_id, extra)
+            finally:
+                world.settle(grant, self._now())
         try:
             if grant.delay > 0:
                 await asyncio.sleep(grant.delay)
         finally:
             # Settle even if the client went away: the work was done and is billed.
             world.settle(grant, self._now())
-        extra = grant.headers or None
-        if call.stream:
-            return await self._stream(request, endpoint, call, request_id, extra)
         body = json.dumps(render(call, request_id, int(time.time()))).encode()
         return _respond(200, body, request_id, extra)
 
     async def _stream(
         self,
         request: web.Request,
-        endpoint: Endpoint,
-        call: ModelCall,
+        chunks: list[bytes],
+        gap: float,
         request_id: str,
         extra: dict[str, str] | None,
     ) -> web.StreamResponse:
+        """Write a healthy stream: the first chunk now, each later one ``gap`` seconds on."""
         headers = {
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
@@ -285,7 +295,9 @@ class Simulator:
             headers.update(extra)
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
-        for chunk in stream_chunks(endpoint, call, request_id, int(time.time())):
+        for number, chunk in enumerate(chunks):
+            if number and gap > 0:
+                await asyncio.sleep(gap)
             await response.write(chunk)
         await response.write_eof()
         return response
