@@ -10,6 +10,10 @@ the stream as the status and body it stands for, a cut or hung stream as a raise
 The hang watchdog is one clock timer per attempt, re-armed at every chunk: the first byte must
 come within the model's learned first-byte bound, each later chunk within its gap bound
 (:class:`StreamWatch`). A silent stream's reading task is cancelled, which closes its connection.
+The bound is asked again as the silence lasts (on a doubling schedule from the floor), so an
+attempt sent before anything was learned is judged by what its model showed since: an early
+hang is cut in seconds, not at the prior. Each attempt's time to its first answer is taught to
+the watch the moment it arrives, not when its stream ends.
 """
 
 from __future__ import annotations
@@ -54,10 +58,13 @@ class _Attempt:
 
     __slots__ = (
         "_clock",
-        "_gap_limit",
+        "_cuts",
         "_job",
         "_state",
+        "_ticket",
+        "_timeout",
         "_timer",
+        "_watch",
         "assembler",
         "cut",
         "first_at",
@@ -67,29 +74,63 @@ class _Attempt:
         "task",
     )
 
-    def __init__(self, clock: Clock, job: Job, state: StreamState, gap_limit: float) -> None:
+    def __init__(
+        self, clock: Clock, job: Job, state: StreamState, watch: StreamWatch, cuts: int
+    ) -> None:
         self._clock = clock
         self._job = job
         self._state = state
-        self._gap_limit = gap_limit
+        self._watch = watch
+        self._cuts = cuts
+        self._timeout: float | None = None
         self._timer: TimerHandle | None = None
         self.assembler = StreamAssembler(job.endpoint)
         self.started = clock.now()
+        self._ticket = watch.waiting(self.started)
         self.first_at: float | None = None
         self.last_at = self.started
         self.longest_gap = 0.0
         self.cut: str | None = None  # why the watchdog cut the stream
         self.task: asyncio.Task[TransportResponse] | None = None
 
-    def arm(self, seconds: float, why: str) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._clock.call_at(self._clock.now() + seconds, lambda: self._fire(why))
+    def watch_first_byte(self, timeout: float | None) -> None:
+        """Start watching for the first byte (``timeout``: the caller's, bounds it too)."""
+        self._timeout = timeout
+        self._check()
+
+    def _limit(self) -> tuple[float, float, str]:
+        """(silent since, bound, why) for the silence the attempt is in now."""
+        watch = self._watch
+        if self.first_at is None:
+            limit = watch.first_byte_limit(
+                cut_before=self._cuts,
+                started=self.started,
+                now=self._clock.now(),
+                ticket=self._ticket,
+            )
+            if self._timeout is not None:
+                limit = min(limit, self._timeout)
+            return self.started, limit, f"no first byte within {limit:g}s"
+        limit = watch.gap_limit(cut_before=self._cuts)
+        return self.last_at, limit, f"no chunk for {limit:g}s"
+
+    def _check(self) -> None:
+        """Cut the stream if its silence passed the bound; else wake again later."""
+        self._timer = None
+        since, limit, why = self._limit()
+        silent = self._clock.now() - since
+        # A timer set for since + limit may wake a hair early in float arithmetic.
+        if silent >= limit - 1e-9:
+            self._fire(why)
+            return
+        due = since + self._watch.next_check(silent, limit)
+        self._timer = self._clock.call_at(due, self._check)
 
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._watch.gone(self._ticket)
 
     def _fire(self, why: str) -> None:
         if self.task is not None and not self.task.done():
@@ -104,7 +145,10 @@ class _Attempt:
         else:
             self.longest_gap = max(self.longest_gap, now - self.last_at)
         self.last_at = now
-        self.arm(self._gap_limit, f"no chunk for {self._gap_limit:g}s")
+        if self._timer is not None:
+            self._timer.cancel()
+        limit = self._watch.gap_limit(cut_before=self._cuts)
+        self._timer = self._clock.call_at(now + self._watch.next_check(0.0, limit), self._check)
 
     async def read(self, transport: StreamingTransport, body: bytes) -> TransportResponse:
         stream = await transport.open_stream(
@@ -144,6 +188,9 @@ class _Attempt:
             ) from None
         if isinstance(found, ErrorFrame):
             return found
+        if self.first_at is not None:
+            # An answer, not an error frame: what this model's time to first byte is.
+            self._watch.heard_first(self._ticket, self.started, self.first_at)
         self._state.pass_frame(payload)
         if isinstance(found, Delta):
             self._state.deliver(StreamChunk(found.text, found.reasoning))
@@ -175,13 +222,10 @@ class Streamer:
         assert state is not None
         watch = self.watch(job.model)
         cuts = sum(record.error_type == APITimeoutError.__name__ for record in job.history)
-        attempt = _Attempt(self._clock, job, state, watch.gap_limit(cut_before=cuts))
-        first_limit = watch.first_byte_limit(cut_before=cuts)
-        if timeout is not None:
-            first_limit = min(first_limit, timeout)
+        attempt = _Attempt(self._clock, job, state, watch, cuts)
         attempt.task = task = asyncio.create_task(attempt.read(self._transport, body))
         state.reader = task
-        attempt.arm(first_limit, f"no first byte within {first_limit:g}s")
+        attempt.watch_first_byte(timeout)
         # A timeout the caller chose bounds the whole stream, as it bounds a submitted call.
         total = (
             self._clock.call_at(attempt.started + timeout, lambda: attempt._fire("timeout"))
@@ -202,7 +246,7 @@ class Streamer:
                 total.cancel()
             state.reader = None
         if response.status == 200 and attempt.first_at is not None:
-            watch.observe(attempt.first_at - attempt.started, attempt.longest_gap)
+            watch.observe(-1.0, attempt.longest_gap)  # its first byte was taught on arrival
         return response
 
     @staticmethod

@@ -2,15 +2,28 @@
 
 A stream says early whether the server is alive, so a hung call is judged by silence, not by
 the length of the whole answer: the time to the first byte, and then the longest gap between
-chunks. Each bound is a high percentile of what this model's complete streams showed, times
-headroom, never below a floor; so it holds at 50 ms latencies (the floor: cut within seconds)
-and at 60 s ones (the learned time: never cut a slow but healthy model). Before a few streams
-were seen a generous prior holds, and each attempt of a job that was cut for silence doubles the
-next attempt's bounds, so a call that really is slower gets its time.
+chunks. Each bound is a high percentile of what this model's streams showed, times headroom,
+never below a floor; so it holds at 50 ms latencies (the floor: cut within seconds) and at 60 s
+ones (the learned time: never cut a slow but healthy model). Before a few streams were seen a
+generous prior holds, and each attempt of a job that was cut for silence doubles the next
+attempt's bounds, so a call that really is slower gets its time.
+
+Learning must not wait for whole answers: a time to first byte is recorded when it happens
+(:meth:`StreamWatch.heard_first`), and a silent attempt asks again as it waits (the caller
+re-checks on a doubling schedule, :meth:`StreamWatch.next_check`), so a hang sent before anything
+was learned is cut as soon as the model's first answers show it is a hang, not at the prior.
+
+The first answers of a run are its fastest, though: with a hundred calls in flight, the first
+three first bytes say little about the slowest (the slow ones have not answered yet). So a
+learned bound ``B`` judges an attempt only if its peers (the calls sent from ``B`` before it
+until ``B`` ago, each given at least ``B``) have nearly all answered; while they are silent too
+the model is slow, not this call hung, and the larger of the prior and ``B`` holds.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import deque
 
 __all__ = ["StreamWatch"]
@@ -18,6 +31,9 @@ __all__ = ["StreamWatch"]
 _WINDOW = 200
 _MIN_SAMPLES = 3
 _MAX_DOUBLINGS = 8
+# A learned first-byte bound judges an attempt only when at least this share of the calls that
+# have had as long have answered (their silence would otherwise say "slow model", not "hung").
+_PEERS_ANSWERED = 0.9
 
 
 def _quantile(samples: deque[float], q: float) -> float:
@@ -29,14 +45,18 @@ class StreamWatch:
     """Learns one model's time to first byte and longest gap; proposes the silence bounds."""
 
     __slots__ = (
+        "_answered",
         "_first_byte",
         "_first_byte_floor",
         "_gap_floor",
         "_gaps",
         "_headroom",
+        "_learned",
         "_maximum",
         "_prior",
         "_quantile",
+        "_tickets",
+        "_waiting",
     )
 
     def __init__(
@@ -57,32 +77,117 @@ class StreamWatch:
         self._maximum = maximum
         self._first_byte: deque[float] = deque(maxlen=_WINDOW)
         self._gaps: deque[float] = deque(maxlen=_WINDOW)
+        # Start times of the answered samples (sorted) and of attempts awaiting a first byte.
+        self._answered: deque[float] = deque(maxlen=_WINDOW)
+        self._waiting: dict[int, float] = {}
+        self._tickets = itertools.count()
+        # The learned (first byte, gap) percentiles; None when they must be sorted again.
+        self._learned: list[float | None] = [None, None]
 
     def observe(self, first_byte: float, longest_gap: float) -> None:
         """Record one complete stream: seconds to its first byte and its longest silence."""
         if first_byte >= 0:
             self._first_byte.append(first_byte)
+            self._learned[0] = None
         if longest_gap >= 0:
             self._gaps.append(longest_gap)
+            self._learned[1] = None
 
-    def first_byte_limit(self, *, cut_before: int = 0) -> float:
-        """Seconds a call may take to send its first byte (``cut_before``: earlier cuts)."""
-        return self._bound(self._first_byte, self._first_byte_floor, cut_before)
+    def waiting(self, started: float) -> int:
+        """An attempt sent at ``started`` awaits its first byte; returns its ticket."""
+        ticket = next(self._tickets)
+        self._waiting[ticket] = started
+        return ticket
+
+    def heard_first(self, ticket: int, started: float, now: float) -> None:
+        """The attempt of ``ticket`` received its first answer (not an error) at ``now``."""
+        if self._waiting.pop(ticket, None) is None:
+            return
+        self.observe(now - started, -1.0)
+        if len(self._answered) == self._answered.maxlen:
+            self._answered.popleft()
+        # Nearly always appended at the end: attempts answer roughly in the order sent.
+        bisect.insort(self._answered, started)
+
+    def gone(self, ticket: int) -> None:
+        """The attempt of ``ticket`` ended without a first answer (cut, failed, left)."""
+        self._waiting.pop(ticket, None)
+
+    def first_byte_limit(
+        self,
+        *,
+        cut_before: int = 0,
+        started: float | None = None,
+        now: float | None = None,
+        ticket: int | None = None,
+    ) -> float:
+        """Seconds a call may take to send its first byte (``cut_before``: earlier cuts).
+
+        Given the attempt's ``started``, ``now`` and ``ticket``, the learned bound applies
+        only if the calls that have had that long nearly all answered; else the prior holds.
+        """
+        if not self._enough(self._first_byte):
+            return self._bound(self._prior, self._first_byte_floor, cut_before)
+        learned = max(self._first_byte_floor, self._headroom * self._percentile(0))
+        if (
+            started is not None
+            and now is not None
+            and not self._tested(learned, started, now, ticket)
+        ):
+            learned = max(learned, self._prior)
+        return self._bound(learned, self._first_byte_floor, cut_before)
 
     def gap_limit(self, *, cut_before: int = 0) -> float:
         """Seconds a stream may stay silent between chunks."""
-        return self._bound(self._gaps, self._gap_floor, cut_before)
+        if not self._enough(self._gaps):
+            return self._bound(self._prior, self._gap_floor, cut_before)
+        learned = self._headroom * self._percentile(1)
+        return self._bound(learned, self._gap_floor, cut_before)
 
-    def _bound(self, samples: deque[float], floor: float, cut_before: int) -> float:
-        if len(samples) < _MIN_SAMPLES:
-            bound = max(self._prior, floor)
-        else:
-            bound = max(floor, self._headroom * _quantile(samples, self._quantile))
-        bound *= 2.0 ** min(max(cut_before, 0), _MAX_DOUBLINGS)
+    def next_check(self, silent: float, limit: float) -> float:
+        """Silence (seconds) at which to ask again, for a bound of ``limit`` now.
+
+        Doubling from the floor up to ``limit``: a handful of wake-ups per silence, never a
+        poll, and a bound that shrank while the attempt waited is applied within 2x.
+        """
+        floor = min(self._first_byte_floor, self._gap_floor)
+        step = floor
+        while step <= silent:
+            step *= 2.0
+        return min(limit, step)
+
+    @staticmethod
+    def _enough(samples: deque[float]) -> bool:
+        return len(samples) >= _MIN_SAMPLES
+
+    def _tested(self, bound: float, started: float, now: float, ticket: int | None) -> bool:
+        """Did the calls sent near this one that have had ``bound`` nearly all answer?
+
+        Those sent up to ``bound`` before it, and those sent after it at least ``bound`` ago;
+        none (a lone call) leaves the learned bound to judge.
+        """
+        early, late = started - bound, now - bound
+        answered = bisect.bisect_right(self._answered, late) - bisect.bisect_left(
+            self._answered, early
+        )
+        silent = sum(
+            1 for t, began in self._waiting.items() if early <= began <= late and t != ticket
+        )
+        return answered >= _PEERS_ANSWERED * (answered + silent)
+
+    def _percentile(self, which: int) -> float:
+        percentile = self._learned[which]
+        if percentile is None:
+            samples = self._first_byte if which == 0 else self._gaps
+            percentile = self._learned[which] = _quantile(samples, self._quantile)
+        return percentile
+
+    def _bound(self, bound: float, floor: float, cut_before: int) -> float:
+        bound = max(bound, floor) * 2.0 ** min(max(cut_before, 0), _MAX_DOUBLINGS)
         return min(bound, self._maximum)
 
     def __repr__(self) -> str:
         return (
-            f"StreamWatch(samples={len(self._first_byte)}, "
+            f"StreamWatch(samples={len(self._first_byte)}, waiting={len(self._waiting)}, "
             f"first_byte_limit={self.first_byte_limit():.2f}s, gap_limit={self.gap_limit():.2f}s)"
         )

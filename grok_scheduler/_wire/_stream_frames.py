@@ -7,7 +7,9 @@ answer 200 and then send an error object as the first or a later frame, flat
 error frame carries the HTTP status its code stands for, so the one response classifier types it.
 
 At the end, :meth:`StreamAssembler.body` is the JSON a non-streamed call would have returned
-(``chat.completion`` or ``response``), so a streamed result reads exactly like a submitted one.
+(``chat.completion`` or ``response``), so a streamed result reads exactly like a submitted one:
+every field the chunks carry (``system_fingerprint``, ``refusal``, ``reasoning_content``,
+``usage``) is put where the plain answer has it.
 A stream is complete only once it says so (``[DONE]``, the final usage chunk, or
 ``response.completed``); anything less is a cut connection, never a success.
 """
@@ -109,6 +111,7 @@ class StreamAssembler:
         "_finish_reason",
         "_head",
         "_reasoning",
+        "_refusal",
         "_response",
         "_text",
         "done",
@@ -119,6 +122,8 @@ class StreamAssembler:
         self._endpoint = endpoint
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        # None until a delta names the refusal field; then its text so far ("" for null).
+        self._refusal: list[str] | None = None
         self._finish_reason: str | None = None
         self._head: dict[str, Any] = {}
         self._response: dict[str, Any] | None = None
@@ -169,6 +174,11 @@ class StreamAssembler:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return None
+        if "refusal" in delta:
+            refusal = delta["refusal"]
+            self._refusal = self._refusal if self._refusal is not None else []
+            if isinstance(refusal, str):
+                self._refusal.append(refusal)
         text = delta.get("content")
         reasoning = delta.get("reasoning_content")
         return self._add(text if isinstance(text, str) else "", reasoning)
@@ -209,6 +219,9 @@ class StreamAssembler:
         message: dict[str, Any] = {"role": "assistant", "content": self.text}
         if self._reasoning:
             message["reasoning_content"] = "".join(self._reasoning)
+        if self._refusal is not None:
+            # A server that streamed the field sends it in its plain answer too (null if none).
+            message["refusal"] = "".join(self._refusal) or None
         body: dict[str, Any] = {
             "id": self._head.get("id"),
             "object": "chat.completion",

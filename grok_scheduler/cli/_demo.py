@@ -169,7 +169,7 @@ async def _demo(options: RunOptions, *, real: bool) -> int:
     config = SimulatorConfig(
         requests_per_second=60.0,
         tokens_per_minute=400_000,
-        headers="openai",
+        headers="openai-60s",
         latency=0.25,
         latency_jitter=0.5,
         completion_tokens=48,

@@ -131,6 +131,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--latency-dist", choices=LATENCY_DISTS, default="uniform", help="latency distribution")
     add("--latency-sigma", type=float, default=0.0, help="lognormal shape (1 = heavy tail)")
     add("--latency-max", type=float, default=3600.0, help="no call takes longer than this")
+    add(
+        "--stream-ttft",
+        type=float,
+        default=None,
+        help="seconds to a stream's first byte (default: a quarter of the latency, <= 0.5 s)",
+    )
     add("--completion-tokens", type=int, default=16, help="tokens each answer generates")
     add("--reasoning-tokens", type=int, default=0, help="reasoning tokens each answer uses")
     add(
@@ -210,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency_dist=args.latency_dist,
         latency_sigma=args.latency_sigma,
         latency_max=args.latency_max,
+        stream_ttft=args.stream_ttft,
     )
     config.validate()
     return config

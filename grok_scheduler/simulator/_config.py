@@ -161,6 +161,9 @@ class SimulatorConfig:
     latency_dist: LatencyDist = "uniform"
     latency_sigma: float = 0.0
     latency_max: float = 3600.0
+    stream_ttft: float | None = None
+    """Seconds from a streamed call's admission to its first byte; None: a quarter of the
+    call's latency, at most 0.5 s. The rest of the latency is spread between the chunks."""
 
     def limits_for(self, model: str) -> ModelLimits:
         """The configured limits of ``model`` (before any limit change)."""
@@ -192,6 +195,8 @@ class SimulatorConfig:
             raise ValueError("latencies must be >= 0 and latency_jitter within [0, 1]")
         if not (0 <= self.latency_sigma <= 5 and self.latency_max > 0):
             raise ValueError("latency_sigma must be within [0, 5] and latency_max positive")
+        if self.stream_ttft is not None and not self.stream_ttft >= 0:
+            raise ValueError("stream_ttft must be None or >= 0")
         if self.completion_tokens < 0 or self.reasoning_tokens < 0:
             raise ValueError("completion_tokens and reasoning_tokens must be >= 0")
         if not 0 <= self.neighbour_share < 1:

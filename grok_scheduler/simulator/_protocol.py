@@ -234,6 +234,9 @@ def parse_responses(
     )
 
 
+_FINGERPRINT = "fp_simulator"
+
+
 def chat_usage(call: ModelCall) -> dict[str, Any]:
     """The ``usage`` object of a chat completion, xAI-shaped."""
     return {
@@ -262,7 +265,7 @@ def chat_body(call: ModelCall, request_id: str, created: int) -> dict[str, Any]:
             }
         ],
         "usage": chat_usage(call),
-        "system_fingerprint": "fp_simulator",
+        "system_fingerprint": _FINGERPRINT,
     }
 
 
@@ -270,8 +273,12 @@ def chat_chunks(call: ModelCall, request_id: str, created: int) -> list[bytes]:
     """Server-sent events of a streamed chat completion, the last one carrying ``usage``."""
     head = {"id": request_id, "object": "chat.completion.chunk", "created": created}
     head["model"] = call.model
+    # As OpenAI-compatible servers stream: the fingerprint on every chunk, and the message's
+    # every field (refusal too) opened in the first delta, so the assembled answer is the
+    # non-streamed one.
+    head["system_fingerprint"] = _FINGERPRINT
     words = call.answer.split(" ")
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
     deltas += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
     events = [
         {**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas

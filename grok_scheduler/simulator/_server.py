@@ -3,7 +3,8 @@
 Request path of a model call (``/v1/chat/completions``, ``/v1/responses``)::
 
     auth (401 / 400 wrong key) -> parse (400, 404 unknown model) -> fault? -> rate limits (429)
-    -> latency -> answer
+    -> latency -> answer (a stream: its first byte after a short time to first token, then
+    the chunks spread over the rest of the latency)
 
 Every decision after auth is the ``World``'s (``_world.py``), shared with the socket-free
 ``VirtualServer``; this module only speaks HTTP and waits in real time. Everything a client
@@ -28,6 +29,7 @@ from ._batches import BatchBook, BatchConfig
 from ._catalogue import CATALOGUE, ResponseStore, model_object, register_catalogue_routes
 from ._config import SimulatorConfig, SimulatorStats
 from ._faults import incorrect_key_message
+from ._latency import stream_pacing
 from ._protocol import (
     INVALID_ARGUMENT,
     NOT_FOUND,
@@ -39,8 +41,8 @@ from ._protocol import (
     responses_body,
     tokenize,
 )
-from ._shapes import Shape, chat_events, request_shape, shaped
-from ._stream_events import stream_chunks
+from ._shapes import chat_events, request_shape, shaped
+from ._stream_events import stream_chunks, write_stream
 from ._stream_faults import STREAM_FAULT_KINDS, act_stream_fault
 from ._world import Endpoint, Reply, World
 
@@ -269,48 +271,31 @@ class Simulator:
         grant = world.grant(call, self._now())
         if isinstance(grant, Reply):
             return _reply(grant, request_id)
+        extra = grant.headers or None
+        if call.stream:
+            created = int(time.time())
+            if endpoint == "chat" and shape is not None:
+                chunks = chat_events(call, shape, request_id, created)
+            else:
+                chunks = stream_chunks(endpoint, call, request_id, created)
+            first, gap = stream_pacing(self.config, grant.delay, len(chunks))
+            try:
+                if first > 0:
+                    await asyncio.sleep(first)
+                return await write_stream(request, chunks, gap, request_id, extra)
+            finally:
+                world.settle(grant, self._now())
         try:
             if grant.delay > 0:
                 await asyncio.sleep(grant.delay)
         finally:
             # Settle even if the client went away: the work was done and is billed.
             world.settle(grant, self._now())
-        extra = grant.headers or None
-        if call.stream:
-            return await self._stream(request, endpoint, call, request_id, extra, shape)
         answer = render(call, request_id, int(time.time()))
         body = json.dumps(shaped(endpoint, answer, shape, request_id)).encode()
         if endpoint == "responses":
             self.responses.keep(payload, body, request_id)
         return _respond(200, body, request_id, extra)
-
-    async def _stream(
-        self,
-        request: web.Request,
-        endpoint: Endpoint,
-        call: ModelCall,
-        request_id: str,
-        extra: dict[str, str] | None,
-        shape: Shape | None = None,
-    ) -> web.StreamResponse:
-        headers = {
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "x-request-id": request_id,
-        }
-        if extra:
-            headers.update(extra)
-        response = web.StreamResponse(status=200, headers=headers)
-        await response.prepare(request)
-        created = int(time.time())
-        if endpoint == "chat" and shape is not None:
-            chunks = chat_events(call, shape, request_id, created)
-        else:
-            chunks = stream_chunks(endpoint, call, request_id, created)
-        for chunk in chunks:
-            await response.write(chunk)
-        await response.write_eof()
-        return response
 
     def _authenticate(self, request: web.Request, request_id: str) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -11,13 +11,16 @@ answer, so a client assembling the stream gets what ``stream=false`` would have 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+from aiohttp import web
 
 from ._protocol import ModelCall, chat_chunks, responses_body
 from ._world import Endpoint
 
-__all__ = ["responses_chunks", "stream_chunks"]
+__all__ = ["write_stream", "responses_chunks", "stream_chunks"]
 
 
 def _event(kind: str, number: int, fields: dict[str, Any]) -> bytes:
@@ -62,3 +65,28 @@ def stream_chunks(
     """The healthy stream of ``call`` on ``endpoint``, one SSE event per element."""
     render = chat_chunks if endpoint == "chat" else responses_chunks
     return render(call, request_id, created)
+
+
+async def write_stream(
+    request: web.Request,
+    chunks: list[bytes],
+    gap: float,
+    request_id: str,
+    extra: dict[str, str] | None,
+) -> web.StreamResponse:
+    """Write a healthy stream: the first chunk now, each later one ``gap`` seconds on."""
+    headers = {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "x-request-id": request_id,
+    }
+    if extra:
+        headers.update(extra)
+    response = web.StreamResponse(status=200, headers=headers)
+    await response.prepare(request)
+    for number, chunk in enumerate(chunks):
+        if number and gap > 0:
+            await asyncio.sleep(gap)
+        await response.write(chunk)
+    await response.write_eof()
+    return response

@@ -13,6 +13,10 @@ joined). The stream fault kinds (``stream_hang_first`` ... ``stream_no_done``) a
 as on the socket server: ``chunks`` holds what is sent before the break and ``then`` how the
 stream ends; :meth:`VirtualServer.chunks` yields them on the injected clock, sleeping through a
 hang and raising ``ConnectionResetError`` where the socket server aborts the connection.
+
+A healthy stream is paced as on the socket server: ``respond`` returns at the first byte (the
+time to first token) and ``chunks`` sleeps ``gap`` before each later chunk, so the last one
+arrives when a plain answer would. ``handle`` waits the whole latency, as before.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import SimulatorConfig, SimulatorStats
+from ._latency import stream_pacing
 from ._protocol import (
     INVALID_ARGUMENT,
     NOT_FOUND,
@@ -56,6 +61,8 @@ class VirtualResponse:
     """A stream's SSE events one by one (what was sent before a stream fault broke it)."""
     then: str = "end"
     """How a stream ends after ``chunks``: ``end``, ``hang`` or ``reset``."""
+    gap: float = 0.0
+    """Seconds between a healthy stream's chunks (its first chunk is due at once)."""
 
 
 class VirtualServer:
@@ -96,11 +103,17 @@ class VirtualServer:
     async def handle(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
         """Answer one request: ``(status, body bytes, headers)``."""
         response = await self.respond(path, body)
+        if response.gap > 0 and len(response.chunks) > 1:
+            await self._sleep(response.gap * (len(response.chunks) - 1))
         return response.status, response.body, response.headers
 
     async def chunks(self, response: VirtualResponse) -> AsyncIterator[bytes]:
         """A streamed answer's events as a client reads them, its fault acted out in time."""
-        for chunk in response.chunks or ((response.body,) if response.body else ()):
+        for number, chunk in enumerate(
+            response.chunks or ((response.body,) if response.body else ())
+        ):
+            if number and response.gap > 0:
+                await self._sleep(response.gap)
             yield chunk
         if response.then == "hang":
             await self._sleep(self.config.hang_seconds)
@@ -140,17 +153,24 @@ class VirtualServer:
         grant = world.grant(call, self._now())
         if isinstance(grant, Reply):
             return _answer(grant, request_id, call.model)
+        if call.stream:
+            events = stream_chunks(kind, call, request_id, int(self._now()))
+            first, gap = stream_pacing(self.config, grant.delay, len(events))
+            try:
+                if first > 0:
+                    await self._sleep(first)
+            finally:
+                # Settled at the first byte: the chunks are yielded after respond returns.
+                world.settle(grant, self._now())
+            reply = Reply(200, b"".join(events), {**_STREAM_HEADERS, **grant.headers})
+            streamed = _answer(reply, request_id, call.model, content_type=False)
+            return dataclasses.replace(streamed, chunks=tuple(events), gap=gap)
         try:
             if grant.delay > 0:
                 await self._sleep(grant.delay)
         finally:
             world.settle(grant, self._now())
         created = int(self._now())
-        if call.stream:
-            events = stream_chunks(kind, call, request_id, created)
-            reply = Reply(200, b"".join(events), {**_STREAM_HEADERS, **grant.headers})
-            streamed = _answer(reply, request_id, call.model, content_type=False)
-            return dataclasses.replace(streamed, chunks=tuple(events))
         render = chat_body if kind == "chat" else responses_body
         answer = json.dumps(render(call, request_id, created)).encode()
         return _answer(Reply(200, answer, grant.headers), request_id, call.model)

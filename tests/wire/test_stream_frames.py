@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from grok_scheduler import Endpoint
@@ -83,3 +85,20 @@ def test_stream_request_keeps_a_callers_stream_options() -> None:
     chat = stream_request({"stream_options": {"include_usage": False}}, Endpoint.CHAT_COMPLETIONS)
     assert chat == {"stream": True, "stream_options": {"include_usage": False}}
     assert stream_request({}, Endpoint.RESPONSES) == {"stream": True}
+
+
+def test_a_streamed_refusal_lands_in_the_message_as_in_a_plain_answer() -> None:
+    """Refusal deltas are joined; a refusal streamed only as null stays null; none: no key."""
+
+    def assembled(*deltas: dict[str, object]) -> dict[str, object]:
+        assembler = StreamAssembler(Endpoint.CHAT_COMPLETIONS)
+        for delta in deltas:
+            assembler.read(json.dumps({"choices": [{"index": 0, "delta": delta}]}))
+        message = assembler.body()["choices"][0]["message"]
+        assert isinstance(message, dict)
+        return message
+
+    refused = assembled({"role": "assistant", "refusal": "I can"}, {"refusal": "not."})
+    assert refused["refusal"] == "I cannot." and refused["content"] == ""
+    assert assembled({"content": "Hi", "refusal": None})["refusal"] is None
+    assert "refusal" not in assembled({"content": "Hi"})
