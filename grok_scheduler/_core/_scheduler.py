@@ -115,7 +115,8 @@ class Scheduler(BatchMethods):
         self._adaptive = adaptive or AdaptivePolicy()
         self._clock: Clock = clock or LoopClock()
         self._wakeup = Wakeup(self._clock)
-        self._breaker = CircuitBreaker(breaker)
+        # Calls in flight count as not failed yet (answers take seconds; failures come back fast).
+        self._breaker = CircuitBreaker(breaker, in_flight=lambda: self._state.in_flight)
         self._breaker.on_transition(lambda _old, _new: self._wakeup.poke())
         self._alerts = AlertMonitor(alerts, on_alert=on_alert)
         self._budget = (

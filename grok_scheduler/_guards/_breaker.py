@@ -12,8 +12,11 @@ when the breaker opened, answering late) says nothing about the server now, so a
 ``sent_at`` is before the end of the cooldown is ignored while half-open.
 
 Only server-side failures count (5xx, timeouts, connection errors): a 4xx means the server is up
-and answering, so it is recorded as ok. The caller asks :meth:`CircuitBreaker.delay` before each
-send and reports each answered or failed call with :meth:`CircuitBreaker.record`.
+and answering, so it is recorded as ok. Calls still in flight count as not failed (yet): with
+answers taking seconds, failures (which come back at once) would otherwise outnumber the
+successes still on their way and open the breaker on a healthy server. The caller asks
+:meth:`CircuitBreaker.delay` before each send and reports each answered or failed call with
+:meth:`CircuitBreaker.record`.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "_cooldown",
+        "_in_flight",
         "_listeners",
         "_open_until",
         "_policy",
@@ -136,8 +140,14 @@ class CircuitBreaker:
         "_window",
     )
 
-    def __init__(self, policy: BreakerPolicy | None = None) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy | None = None,
+        *,
+        in_flight: Callable[[], int] | None = None,
+    ) -> None:
         self._policy = policy or BreakerPolicy()
+        self._in_flight = in_flight
         self._state: BreakerState = "closed"
         self._window = OutcomeWindow(self._policy.window)
         self._cooldown = self._policy.cooldown
@@ -213,7 +223,10 @@ class CircuitBreaker:
     def _should_open(self) -> bool:
         window = self._window
         policy = self._policy
-        return window.calls >= policy.min_calls and window.ratio >= policy.failure_ratio
+        if window.calls < policy.min_calls:
+            return False
+        pending = self._in_flight() if self._in_flight is not None else 0
+        return window.failures >= policy.failure_ratio * (window.calls + max(0, pending))
 
     def _open(self, now: float) -> None:
         self._open_until = now + self._cooldown
