@@ -10,7 +10,12 @@ and three ways to limit:
 
 * redis: every process uses ``RedisLimiter`` with the whole limit (the fleet shares it);
 * static: every process uses a local limiter with a quarter of the limit;
-* uncoordinated (even only): every process a local limiter with the whole limit.
+* uncoordinated (even only): every process a local limiter with the whole limit;
+* redis-unknown (even only, ``--unknown-jobs`` jobs, 1,200 by default so that the run lasts
+  about 30 s and there is time to learn): every process uses ``RedisLimiter`` with no limit
+  configured anywhere, and default policies (``max_concurrency=None``); the fleet must discover
+  the limit together from 429s and the shared acceptance log. Issue 12's target: makespan /
+  ideal <= 1.15 and <= 5% 429s.
 
 Ideal is the best the server allows: ``(jobs - burst) / rate + latency``. Reported per row:
 makespan (from the common start signal to the last answer), makespan / ideal, 429s, and for the
@@ -18,7 +23,8 @@ Redis rows the script calls to Redis per job.
 
 Run (needs ``redis-server`` on 127.0.0.1:6379)::
 
-    .venv/bin/python benchmarks/distributed.py [--jobs 400] [--redis-url redis://127.0.0.1:6379/9]
+    .venv/bin/python benchmarks/distributed.py [--jobs 400] [--unknown-jobs 1200]
+        [--redis-url redis://127.0.0.1:6379/9] [--only redis-unknown]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -63,15 +70,22 @@ class Row:
 # -- one worker process -------------------------------------------------------------------
 async def work(args: argparse.Namespace) -> None:
     """Wait for "go" on stdin, run the jobs, print a JSON summary."""
+    if os.environ.get("GROK_BENCH_TRACE"):  # the controller's decisions, to stderr
+        logging.basicConfig(
+            stream=sys.stderr, level=logging.INFO, format=f"%(created).3f {os.getpid()} %(message)s"
+        )
     limiter = None
+    unknown = args.limiter == "redis-unknown"
     if args.limiter == "redis":
         limiter = RedisLimiter(url=args.redis_url, key=args.key, requests_per_second=args.rps)
+    elif unknown:  # nothing configured: the fleet learns the limit
+        limiter = RedisLimiter(url=args.redis_url, key=args.key)
     async with Scheduler(
         api_key="xai-benchmark",
         base_url=args.base_url,
         requests_per_second=None if limiter else args.rps,
         limiter=limiter,
-        max_concurrency=32,
+        max_concurrency=None if unknown else 32,
     ) as scheduler:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -169,7 +183,7 @@ def report(rows: list[Row]) -> None:
     print("-" * len(header))
     for row in rows:
         share = 100.0 * row.rate_limited / max(1, row.requests)
-        trips = f"{row.round_trips / row.jobs:.2f}" if row.limiter == "redis" else "-"
+        trips = f"{row.round_trips / row.jobs:.2f}" if row.limiter.startswith("redis") else "-"
         print(
             f"{row.shape:7} {row.limiter:14} {row.jobs:5d} {row.makespan:8.2f}s "
             f"{row.ideal:6.2f}s {row.makespan / row.ideal:6.2f} {row.rate_limited:5d} "
@@ -183,14 +197,18 @@ async def conduct(args: argparse.Namespace) -> None:
     even = [quarter] * PROCESSES
     small = args.jobs * 5 // 100
     skewed = [args.jobs - small * (PROCESSES - 1)] + [small] * (PROCESSES - 1)
+    unknown = [args.unknown_jobs // PROCESSES] * PROCESSES
     config = SimulatorConfig(requests_per_second=RATE, latency=LATENCY, latency_jitter=0.25)
     rows = []
     async with Simulator(config) as sim:
         for shape, split, limiters in (
             ("even", even, ("redis", "static", "uncoordinated")),
             ("skewed", skewed, ("redis", "static")),
+            ("even", unknown, ("redis-unknown",)),
         ):
             for limiter in limiters:
+                if args.only and limiter not in args.only:
+                    continue
                 rows.append(await scenario(sim, args.redis_url, shape, limiter, split))
                 print(f"  done: {shape} / {limiter}", file=sys.stderr, flush=True)
     report(rows)
@@ -200,6 +218,10 @@ def main() -> None:
     """Parse the command line; conduct, or be one worker."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400, help="jobs in total (default 400)")
+    parser.add_argument(
+        "--unknown-jobs", type=int, default=1200, help="jobs of the redis-unknown row (1200)"
+    )
+    parser.add_argument("--only", action="append", help="run only these limiters (repeatable)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--limiter", default="redis", help=argparse.SUPPRESS)

@@ -10,6 +10,11 @@ and the share of requests answered 429.
 
 Ideal: jobs / rps for request-bound runs (tokens / tpm for the token-bound one), computed for the
 limit the server really enforced (after a drop, or net of a neighbour's share).
+
+The OpenAI-header scenario uses the simulator's ``openai-60s`` mode: a per-minute ``limit`` with
+``remaining`` and ``reset`` taken from the same bucket, as OpenAI sends them (the old ``openai``
+mode paired a per-minute limit with a one-second bucket's remaining and reset, which no real
+server does).
 """
 
 from __future__ import annotations
@@ -154,10 +159,10 @@ async def main() -> None:
             "correct limits, no headers", "<=1.05, 0 429s", n, _server(rps), n / rps, rps=rps
         ),
         "2x-openai": lambda: scenario(
-            "told 2x, openai headers",
+            "told 2x, openai-60s headers",
             "<=1.10, <3% 429s",
             n,
-            _server(rps, headers="openai"),
+            _server(rps, headers="openai-60s"),
             n / rps,
             rps=2 * rps,
         ),
