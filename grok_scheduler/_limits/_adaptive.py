@@ -293,8 +293,8 @@ class RateController:
         """Nothing known yet: until the episode can be measured, run at what the server took
         over the window its burst covers (a second of requests, a minute of tokens, as servers
         size their buckets), not flat out."""
-        if now - state.episode_start < self._log.horizon():
-            return  # the refusals of the first burst are still on their way back
+        if now - state.episode_start < self._meter.lag():
+            return  # the refusals of the first burst (or the fleet's counts) are on their way
         window = 1.0 if dimension == "requests" else 60.0
         start = state.episode_start
         burst = self._meter.counts(dimension, start - window, start + _SLOT)
@@ -303,8 +303,8 @@ class RateController:
         state.last_step = now
         state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
         taken = float(burst.accepted) if dimension == "requests" else max(0.0, burst.tokens)
-        if state.rate is not None and taken >= state.rate:
-            return
+        if taken <= 0 or (state.rate is not None and taken >= state.rate):
+            return  # nothing taken says nothing of the limit (not even for a shared rate)
         self._set(dimension, max(state.floor, taken), now, "first 429")
 
     def _grow(
@@ -328,7 +328,8 @@ class RateController:
             doublings = min(quiet / _PROBE_DOUBLING, 3.0)
             grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
             # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
-            used = self._log.sent_rate(dimension, _USAGE_SPAN, now)
+            # A shared rate is the fleet's: held to twice what the fleet sent, not this process.
+            used = self._meter.sent_rate(dimension, _USAGE_SPAN, now)
             grown = min(grown, max(rate, self._policy.usage_cap * used))
         if state.ceiling is not None:
             grown = min(grown, state.ceiling)

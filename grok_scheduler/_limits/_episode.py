@@ -20,6 +20,7 @@ _SATURATED = 0.05  # a window with this share refused was measured at the server
 _MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
 _LOW_RATE_SPAN = 4.0  # ...unless the window is this long (a slow limit)
 _MIN_SPAN = 0.25
+_FLEET_LAG = 2.5
 _MANY_REFUSED = 10
 # Most sends refused while some were taken: far above the limit, and the count is the limit.
 _SOLID_ACCEPTED = 5
@@ -103,6 +104,25 @@ class Meter:
     def __repr__(self) -> str:
         return f"Meter(shared={self._shared}, fleet={self._fleet is not None})"
 
+    def lag(self) -> float:
+        """How old a send must be before what became of it is known here.
+
+        Locally, the rejection horizon. Across a fleet, also the time other processes take to
+        report their counts to Redis (a calm process reports every two seconds): a younger
+        window would count only this process's share and read the limit far too low.
+        """
+        horizon = self._log.horizon()
+        return horizon + _FLEET_LAG if self._shared else horizon
+
+    def sent_rate(self, dimension: Dimension, span: float, now: float) -> float:
+        """What was sent over the last ``span`` s, by the whole fleet when the limit is shared."""
+        if self._shared and self._fleet is not None and dimension == "requests":
+            lag = self.lag()
+            fleet = self._fleet.fleet_acceptance(now - lag - span, now - lag)
+            if fleet is not None:
+                return fleet[0] / span
+        return self._log.sent_rate(dimension, span, now)
+
     def counts(self, dimension: Dimension, start: float, end: float) -> WindowCounts | None:
         """The sends of ``[start, end)``; None when a shared limit has no fleet count for it."""
         local = self._log.window(start, end)
@@ -123,7 +143,7 @@ class Meter:
         # Only the sends between the first and the last refused one met a saturated server:
         # after the last refusal the client may have been below the limit, so counting those
         # would measure the client's own pace.
-        end = min(now - self._log.horizon(), state.last_refused_sent + SLOT)
+        end = min(now - self.lag(), state.last_refused_sent + SLOT)
         window = measure_window
         calls = self._calls_per_second(dimension, state.rate, now)
         if calls is not None and calls > 0:

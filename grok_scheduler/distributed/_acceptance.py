@@ -183,7 +183,7 @@ class FleetAcceptance:
         self._log = AcceptanceLog()
         self._task: asyncio.Task[None] | None = None
         self._flushed_at = -math.inf
-        # While 429s are about (or someone measures), flush every slot; otherwise once every
+        # While 429s are about, flush every slot; otherwise once every
         # _QUIET_FLUSH seconds: a calm fleet then costs Redis almost nothing per job.
         self._hot_until = -math.inf
         # The caller's latest time seen, and the loop's time then: the caller's clock now is
@@ -202,8 +202,8 @@ class FleetAcceptance:
         self.tick(now)
 
     def query(self, start: float, end: float, dimension: str | None) -> tuple[int, int] | None:
-        if self._latest > -math.inf:
-            self._hot_until = self._caller_now() + _HOT_SECONDS
+        # Asking does not make counts flow faster: the controller reads only windows older
+        # than the calm flush interval, so a question costs no extra round trips.
         if self._latest == -math.inf:
             # The caller's clock is not known yet (``end`` need not be its now): unknown.
             self._log.fleet(start, end, end, dimension)
