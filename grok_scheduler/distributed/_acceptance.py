@@ -4,8 +4,11 @@ A shared limiter cannot measure acceptance from one process's view (others spend
 so the processes pool their counts in Redis. Each process counts locally per 0.25 s slot of its
 own clock (no Redis work per call) and, at most every 0.25 s, sends its new counts and fetches
 the fleet's per-slot totals in one round trip (:data:`FLUSH`, one Lua script). Slots are kept in
-Redis's clock: the script measures ``offset = redis TIME - caller's now`` at each flush and maps
-the caller's slots with it, so hosts with different clocks agree to about a slot. The fetched
+Redis's clock, so hosts with different clocks agree to about a slot. Each flush brackets
+``offset = redis TIME - caller's now`` between the caller's clock before and after the round trip;
+the process keeps one estimate and moves it only when a bracket excludes it. Counts and queried
+windows are both mapped with that estimate: a round trip stalled on a loaded host (a wide
+bracket) cannot shift a window away from the counts it should see. The fetched
 totals cover the last ``lookback`` seconds, which grows to the oldest window anyone asked for
 (at most ``KEEP_SECONDS``). Old slots are pruned a few per flush and the hash expires when the
 fleet stops flushing, so Redis holds at most ``KEEP_SECONDS / SLOT_SECONDS`` slots per key.
@@ -20,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._link import Link
 
-__all__ = ["FLUSH", "KEEP_SECONDS", "SLOT_SECONDS", "AcceptanceLog", "FleetAcceptance"]
+__all__ = [
+    "FLUSH",
+    "KEEP_SECONDS",
+    "SLOT_SECONDS",
+    "AcceptanceLog",
+    "FleetAcceptance",
+    "kept_offset",
+]
 
 #: The counting granularity, and the shortest interval between two flushes.
 SLOT_SECONDS = 0.25
@@ -33,17 +43,19 @@ KEEP_SECONDS = 120.0
 _FIRST_LOOKBACK = 4.0
 _SENT, _REJECTED_REQUESTS, _REJECTED_TOKENS = 0, 1, 2
 
-#: ARGV: caller_now, slot, keep, lookback, n, then n x (caller_time, sent, rej_req, rej_tok).
+#: ARGV: caller_now, offset ('' until the caller has an estimate: then redis now - caller_now),
+#: slot, keep, lookback, n, then n x (caller_time, sent, rej_req, rej_tok).
 #: Returns {redis_now, first_slot, then 3 counts per slot from first_slot to now's slot}.
 FLUSH = """
 local key = KEYS[1]
 local clock = redis.call('TIME')
 local rnow = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local offset = rnow - tonumber(ARGV[1])
-local slot, keep, lookback = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[2] ~= '' then offset = tonumber(ARGV[2]) end
+local slot, keep, lookback = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local names = {':s', ':r', ':t'}
-for i = 0, tonumber(ARGV[5]) - 1 do
-  local base = 6 + 4 * i
+for i = 0, tonumber(ARGV[6]) - 1 do
+  local base = 7 + 4 * i
   local s = math.floor((tonumber(ARGV[base]) + offset) / slot)
   for j = 1, 3 do
     local count = tonumber(ARGV[base + j])
@@ -66,6 +78,23 @@ return out
 """
 
 
+def kept_offset(
+    estimate: float | None, redis_now: float, sent_at: float, received_at: float
+) -> float:
+    """The offset estimate after a round trip that read ``redis_now`` (the script's own clock).
+
+    The true offset lies in ``[redis_now - received_at, redis_now - sent_at]``. A round trip
+    stalled before Redis ran (a loaded host, a reconnection) widens that interval rather than
+    disproving the estimate, so the estimate moves only as far as the interval demands (a
+    stepped wall clock). Without an estimate, the script mapped the counts with the upper end:
+    that becomes the estimate, so the counts already in Redis and later windows agree.
+    """
+    high = redis_now - sent_at
+    if estimate is None:
+        return high
+    return min(max(estimate, redis_now - received_at), high)
+
+
 class AcceptanceLog:
     """This process's unsent counts and its copy of the fleet's totals (no I/O here)."""
 
@@ -75,7 +104,7 @@ class AcceptanceLog:
         self._pending: dict[int, list[int]] = {}  # caller's slot -> counts not yet in Redis
         self._in_flight: dict[int, list[int]] = {}  # counts of the flush under way
         self._fleet: dict[int, tuple[int, int, int]] = {}  # Redis slot -> the fleet's counts
-        self._offset: float | None = None  # Redis time - caller's time, at the last flush
+        self._offset: float | None = None  # Redis time - caller's time: the kept estimate
         self._covered_from = math.inf  # the first Redis slot the last fetch covered
         self._lookback = _FIRST_LOOKBACK
 
@@ -93,7 +122,10 @@ class AcceptanceLog:
         """The script's arguments for a flush at ``now``, and the counts they carry."""
         taken, self._pending = self._pending, {}
         self._in_flight = taken
-        args = [repr(now), repr(SLOT_SECONDS), repr(KEEP_SECONDS), repr(self._lookback)]
+        # The counts are mapped with the estimate queries use; only the first flush, with no
+        # estimate yet, lets the script measure one (and absorb() then keeps that one).
+        offset = "" if self._offset is None else repr(self._offset)
+        args = [repr(now), offset, repr(SLOT_SECONDS), repr(KEEP_SECONDS), repr(self._lookback)]
         args.append(str(len(taken)))
         for slot, counts in taken.items():
             args.append(repr((slot + 0.5) * SLOT_SECONDS))
@@ -108,11 +140,15 @@ class AcceptanceLog:
             for i, count in enumerate(counts):
                 mine[i] += count
 
-    def absorb(self, raw: Any, now: float) -> None:
-        """Take the fleet's totals and the clock offset from the script's answer."""
+    def absorb(self, raw: Any, sent_at: float, received_at: float) -> None:
+        """Take the fleet's totals from the script's answer, and check the clock offset.
+
+        ``sent_at`` is the ``now`` given to :meth:`batch` and ``received_at`` the caller's clock
+        when the answer came: Redis read its clock in between.
+        """
         values = [str(x) for x in raw]
         self._in_flight = {}
-        self._offset = float(values[0]) - now
+        self._offset = kept_offset(self._offset, float(values[0]), sent_at, received_at)
         first = int(values[1])
         self._fleet = {
             first + i // 3: (int(values[i + 2]), int(values[i + 3]), int(values[i + 4]))
@@ -232,15 +268,20 @@ class FleetAcceptance:
 
     async def flush(self) -> None:
         """Send the counts and fetch the fleet's totals now (after a flush under way)."""
-        if self._task is not None and not self._task.done():
+        while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
         if self._latest == -math.inf:
             return  # nothing recorded or asked yet
         self._flushed_at = self._latest
-        await self._flush()
+        # As the one task, so tick() cannot start a second flush beside it: two in flight would
+        # each replace the other's in-flight counts and could absorb their answers out of order.
+        self._task = asyncio.get_running_loop().create_task(
+            self._flush(), name="grok-scheduler-redis-acceptance"
+        )
+        await asyncio.shield(self._task)
 
     async def _flush(self) -> None:
-        # The caller's clock at the moment of sending, for the offset to Redis's clock.
+        # The caller's clock before and after the round trip brackets Redis's reading of TIME.
         sent_at = self._caller_now()
         args, taken = self._log.batch(sent_at)
         try:
@@ -248,7 +289,7 @@ class FleetAcceptance:
         except self._link.errors:
             self._log.restore(taken)  # the limit path notices an outage and falls back
             return
-        self._log.absorb(raw, sent_at)
+        self._log.absorb(raw, sent_at, self._caller_now())
 
     async def aclose(self) -> None:
         """Wait for a flush under way (it handles Redis errors itself)."""

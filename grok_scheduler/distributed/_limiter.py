@@ -356,8 +356,9 @@ class RedisLimiter:
     ) -> tuple[int, int] | None:
         """Sends and 429s of every process on the key whose send time is in ``[start, end)``.
 
-        In this process's clock, to a 0.25 s slot, and at most about 0.25 s behind the other
-        processes; rejections of ``dimension`` only when it is given. None when unknown: before
+        In this process's clock, to a 0.25 s slot. About 0.25 s behind processes that saw a 429
+        or asked in the last 10 s, up to 2 s behind calm ones (they flush less often);
+        rejections of ``dimension`` only when it is given. None when unknown: before
         the first exchange with Redis, while Redis is away, or for a window reaching further
         back than fetched so far (the next exchange fetches it).
         """
