@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from fakes import Server, make_scheduler
 
 from grok_scheduler import Alert, AlertPolicy, FakeClock, Result
@@ -24,8 +25,9 @@ class _Broken(Exception):
     """What the failing sink raises."""
 
 
-class _RaisingFilter(logging.Filter):
-    """A log sink that fails on every record it is handed."""
+class _RaisingSink(logging.Filter):
+    """A log sink that fails on every event it is handed (a stdlib filter or a structlog
+    processor, whichever way the events are routed)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,21 +37,36 @@ class _RaisingFilter(logging.Filter):
         self.records += 1
         raise _Broken("the log sink is down")
 
+    def __call__(self, logger: object, method: str, event: object) -> object:
+        self.records += 1
+        raise _Broken("the log sink is down")
+
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def failing_sink() -> Iterator[_RaisingFilter]:
+@pytest.fixture(params=["stdlib", "structlog"])
+def failing_sink(request: pytest.FixtureRequest) -> Iterator[_RaisingSink]:
+    """A failing sink on the route the events take: the stdlib logger when structlog is not
+    configured (the library default), structlog's processors when it is (as the CLI does)."""
+    sink = _RaisingSink()
     logger = logging.getLogger(LOGGER_NAME)
-    sink = _RaisingFilter()
-    logger.addFilter(sink)
+    was_configured = structlog.is_configured()
+    previous = structlog.get_config()
+    structlog.reset_defaults()
+    if request.param == "structlog":
+        structlog.configure(processors=[sink])
+    else:
+        logger.addFilter(sink)
     try:
         yield sink
     finally:
         logger.removeFilter(sink)
+        structlog.reset_defaults()
+        if was_configured:
+            structlog.configure(**previous)
 
 
 def _raising_hook(alert: Alert) -> None:
@@ -58,7 +75,7 @@ def _raising_hook(alert: Alert) -> None:
 
 @pytest.mark.parametrize("hook", [None, _raising_hook], ids=["sink", "sink-and-hook"])
 async def test_every_job_ends_when_the_queue_wait_alert_cannot_be_logged(
-    clock: FakeClock, failing_sink: _RaisingFilter, hook: object
+    clock: FakeClock, failing_sink: _RaisingSink, hook: object
 ) -> None:
     """Jobs queued past max_queue_wait with a raising log sink: all answered, aclose returns."""
     server = Server(clock, latency=0.0)
