@@ -7,6 +7,10 @@ counts the held-back outcomes too, so memory stays bounded).
 
 Completion is pushed, not polled: each future gets one done-callback that files its outcome and
 wakes the consumer, so the cost per job is constant whatever the window size.
+
+An async source is read by one task at a time, raced against finished outcomes: an outcome is
+yielded while the source is still waiting for its next item, so a source that waits for results
+(a producer fed by its own consumer) never deadlocks and nothing finished is held back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import (
     AsyncIterable,
     Callable,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -52,6 +57,8 @@ _SUBMIT_OPTIONS = frozenset(
     }
 )
 _PROMPT_FIELDS = frozenset({"prompt", "messages"})
+# What a pull returns once the source is exhausted.
+_END: Any = object()
 
 
 class Submitter(Protocol):
@@ -125,13 +132,18 @@ def split_item(item: Any, defaults: Mapping[str, Any]) -> Prepared:
     return item, options
 
 
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+async def _aiter(items: AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
+    # Our own generator around the user's iterable: aclose() then stops our reading without
+    # closing an iterable the user may still hold.
+    async for item in items:
+        yield item
+
+
+async def _pull(source: AsyncGenerator[Any, None]) -> Any:
+    try:
+        return await anext(source)
+    except StopAsyncIteration:
+        return _END
 
 
 class OutcomeStream:
@@ -146,6 +158,7 @@ class OutcomeStream:
         "_completed",
         "_exhausted",
         "_input_closed",
+        "_items",
         "_limit",
         "_next_index",
         "_on_done",
@@ -153,6 +166,7 @@ class OutcomeStream:
         "_ordered",
         "_pending",
         "_prepare",
+        "_pull",
         "_scheduler",
         "_source",
         "_stopped",
@@ -180,7 +194,15 @@ class OutcomeStream:
 
         self._scheduler = scheduler
         self._prepare = prepare
-        self._source = _aiter(items)
+        # A plain iterable never makes us wait: it is read inline. An async one is read by
+        # ``_pull``, one item at a time, in a task the consumer races against finished outcomes.
+        self._items: Iterator[Any] | None = None
+        self._source: AsyncGenerator[Any, None] | None = None
+        if isinstance(items, AsyncIterable):
+            self._source = _aiter(items)
+        else:
+            self._items = iter(items)
+        self._pull: asyncio.Task[Any] | None = None
         self._ordered = ordered
         self._limit = limit
         self._next_index = 0
@@ -207,7 +229,8 @@ class OutcomeStream:
 
     async def __anext__(self) -> Outcome:
         while True:
-            await self._fill()
+            self._take_pulled()
+            self._fill()
             outcome = self._ready()
             if outcome is not None:
                 return outcome
@@ -215,6 +238,7 @@ class OutcomeStream:
                 (self._exhausted or self._input_closed) and self._outstanding() == 0
             ):
                 raise StopAsyncIteration
+            # Woken by a finished outcome or by the source's next item, whichever comes first.
             wakeup = asyncio.get_running_loop().create_future()
             self._wakeup = wakeup
             try:
@@ -233,11 +257,18 @@ class OutcomeStream:
         self.cancel()
         self._completed.clear()
         self._order.clear()
-        await self._source.aclose()
+        pull, self._pull = self._pull, None
+        if pull is not None:
+            # A generator cannot be closed while a pull is inside it: let the cancel land.
+            # asyncio.wait never raises the task's outcome, only our own cancellation.
+            await asyncio.wait((pull,))
+        if self._source is not None:
+            await self._source.aclose()
 
     def close_input(self) -> None:
         """Take no more items; jobs already submitted still finish and are yielded."""
         self._input_closed = True
+        self._stop_pull()
         self._wake()
 
     def cancel(self) -> None:
@@ -251,6 +282,7 @@ class OutcomeStream:
             else:
                 del self._pending[future]
                 future.cancel()
+        self._stop_pull()
         self._wake()
 
     def ready_nowait(self) -> list[Outcome]:
@@ -269,14 +301,44 @@ class OutcomeStream:
     def _outstanding(self) -> int:
         return len(self._order) if self._ordered else len(self._pending) + len(self._completed)
 
-    async def _fill(self) -> None:
+    def _fill(self) -> None:
+        """Submit items while the window has room; for an async source, start its next pull."""
         while not (self._exhausted or self._input_closed) and self._outstanding() < self._limit:
-            try:
-                item = await anext(self._source)
-            except StopAsyncIteration:
+            if self._items is None:
+                assert self._source is not None
+                if self._pull is None:
+                    self._pull = asyncio.ensure_future(_pull(self._source))
+                    self._pull.add_done_callback(self._pulled)
+                return
+            item = next(self._items, _END)
+            if item is _END:
                 self._exhausted = True
                 return
             self._submit(item)
+
+    def _pulled(self, pull: asyncio.Task[Any]) -> None:
+        if not pull.cancelled():
+            pull.exception()  # retrieved here, raised to the consumer by _take_pulled
+        self._wake()
+
+    def _take_pulled(self) -> None:
+        """Submit the item a finished pull brought, or raise the error the source raised."""
+        pull = self._pull
+        if pull is None or not pull.done():
+            return
+        self._pull = None
+        if pull.cancelled():
+            return  # by close_input()/cancel(), or from outside: the next pull will tell
+        item = pull.result()
+        if item is _END:
+            self._exhausted = True
+        elif not self._input_closed:
+            self._submit(item)
+
+    def _stop_pull(self) -> None:
+        pull = self._pull
+        if pull is not None and not pull.done():
+            pull.cancel()
 
     def _submit(self, item: Any) -> None:
         index = self._next_index
