@@ -3,18 +3,29 @@
 A virtual-time test (or a benchmark) runs the batch road against the same ``BatchBook`` the
 aiohttp simulator serves, without sockets: each call is routed here by method and path, and
 ``now`` is the fake clock's. ``calls`` counts the calls per kind, so a test can see polling.
+:func:`run_auto` runs a whole ``via="auto"`` run of both roads in such a world.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections import Counter
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from grok_scheduler import FakeClock, TransportResponse
+from worlds import World, make_world_scheduler
+
+from grok_scheduler import FakeClock, Priority, TransportResponse
+from grok_scheduler._batch._client import BatchClient
+from grok_scheduler._batch._journal import Journal
+from grok_scheduler._batch._road import BatchRoad
+from grok_scheduler._batch._roads import Line, RoadOutcome, Roads
 from grok_scheduler.simulator import SimulatorConfig
 from grok_scheduler.simulator._batches import BatchBook, BatchConfig
-from grok_scheduler.simulator._world import Reply, World
+from grok_scheduler.simulator._world import Reply
+from grok_scheduler.simulator._world import World as SimulatedWorld
 
 
 class VirtualBatchRest:
@@ -25,7 +36,7 @@ class VirtualBatchRest:
     ) -> None:
         self.clock = clock
         self.book = BatchBook(batch)
-        self._world = World(config or SimulatorConfig(), now=clock.now())
+        self._world = SimulatedWorld(config or SimulatorConfig(), now=clock.now())
         self.calls: Counter[str] = Counter()
 
     def __repr__(self) -> str:
@@ -63,3 +74,83 @@ class VirtualBatchRest:
 
     async def aclose(self) -> None:
         pass
+
+
+@dataclass(slots=True)
+class AutoRun:
+    """What one ``via="auto"`` run in virtual time did."""
+
+    outcomes: list[RoadOutcome]
+    roads: Roads
+    world: World
+    rest: VirtualBatchRest
+    took: float
+    """Seconds from the start to the last line answered."""
+
+    @property
+    def by_road(self) -> dict[str, int]:
+        counts = {"online": 0, "batch": 0}
+        for outcome in self.outcomes:
+            counts[outcome.via] += 1
+        return counts
+
+
+def make_lines(
+    n: int, *, priority: int = Priority.NORMAL, prefix: str = "q", model: str = "grok-4"
+) -> list[Line]:
+    """``n`` chat lines for ``model`` with ids ``prefix0``, ``prefix1``, ..."""
+    return [
+        Line(
+            f"{prefix}{i}",
+            priority,
+            f"question {i}",
+            {"model": model},
+            {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]},
+            metadata=i,
+        )
+        for i in range(n)
+    ]
+
+
+async def run_auto(
+    lines: list[Line],
+    *,
+    config: SimulatorConfig,
+    deadline_in: float,
+    batch: BatchConfig,
+    batch_delay: float | None = None,
+    poll_min: float = 1.0,
+    poll_max: float = 8.0,
+) -> AutoRun:
+    """Run ``lines`` on both roads against ``config``'s world and ``batch``'s Batch API.
+
+    ``batch_delay`` is what the user tells the planner to expect of the batch road until it
+    has seen it answer (None: the library's default).
+    """
+    clock = FakeClock()
+    world = World(config, clock)
+    rest = VirtualBatchRest(clock, batch, config)
+    road = BatchRoad(
+        BatchClient(rest, clock=clock, rng=random.Random(0)),
+        Journal(None),
+        clock=clock,
+        poll_min=poll_min,
+        poll_max=poll_max,
+    )
+    outcomes: list[RoadOutcome] = []
+    start = clock.now()
+    extra = {} if batch_delay is None else {"batch_delay": batch_delay}
+    async with make_world_scheduler(clock, world, max_concurrency=None) as scheduler:
+        roads = Roads(
+            scheduler, road, clock=clock, via="auto", deadline=start + deadline_in, **extra
+        )
+        roads.assign(lines)
+        finished_at: list[float] = []
+
+        def emit(outcome: RoadOutcome) -> None:
+            outcomes.append(outcome)
+            finished_at.append(clock.now())
+
+        await clock.run_until_done(asyncio.ensure_future(roads.run(emit)), limit=10**7)
+    took = (max(finished_at) if finished_at else start) - start
+    return AutoRun(outcomes, roads, world, rest, took)
