@@ -77,9 +77,8 @@ async def test_a_limit_that_halves_mid_run() -> None:
     _each_line_once(run, LINES)
     assert run.took <= deadline, run.took
     fewest = LINES - (20.0 * 25.0 + 10.0 * (deadline - latency - 25.0))
-    # Lines sent away before the fall was known could have gone online after all: a cost,
-    # bounded by what the first stretch at 20 rps could not have done at 10.
-    assert fewest <= run.roads.diverted <= fewest + 10.0 * 25.0, (run.roads.diverted, fewest)
+    # Lines move late, after the fall shows in the pace: hardly more than a plan that knew.
+    assert fewest <= run.roads.diverted <= fewest * 1.02, (run.roads.diverted, fewest)
 
 
 async def test_five_second_calls() -> None:
