@@ -3,11 +3,13 @@
 :class:`BatchRun` takes the same items as ``Scheduler.map`` and yields a :class:`RoadOutcome`
 per item as it finishes. ``via="batch"`` sends everything through xAI's Batch API;
 ``via="auto"`` with ``deadline`` (seconds from now) runs online at the learned limit and sends
-what cannot finish in time through a batch (see :mod:`._roads`). Leaving the ``async with``
-block early, or :meth:`BatchRun.cancel`, cancels the remote batches: a library caller that
-stops wants no further bill. A ``state_file`` makes the batch road resumable across processes
-(its ids must then be stable: give each item ``metadata`` with a ``custom_id``, or the item's
-position is its id).
+what cannot finish in time through a batch (see :mod:`._roads`); ``batch_delay`` is how long
+the batch road is expected to take until the run sees it answer (see :mod:`._plan`), and
+:attr:`BatchRun.at_risk` says when the plan no longer expects to meet the deadline. Leaving
+the ``async with`` block early, or :meth:`BatchRun.cancel`, cancels the remote batches: a
+library caller that stops wants no further bill. A ``state_file`` makes the batch road
+resumable across processes (its ids must then be stable: give each item ``metadata`` with a
+``custom_id``, or the item's position is its id).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .._transports._rest import AiohttpRest, Rest
 from ._answer import batch_body
 from ._client import BatchClient
 from ._journal import Journal
+from ._plan import BATCH_DELAY_PRIOR
 from ._road import BatchRoad
 from ._roads import Line, OnlineRoad, RoadCosts, RoadOutcome, Roads
 
@@ -58,6 +61,7 @@ class BatchRun:
         rest: Rest | None = None,
         poll_min: float = 5.0,
         poll_max: float = 60.0,
+        batch_delay: float | None = None,
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         if rest is None:
@@ -75,7 +79,14 @@ class BatchRun:
             poll_max=poll_max,
         )
         at = clock.now() + deadline if deadline is not None else None
-        self._roads = Roads(scheduler, road, clock=clock, via=via, deadline=at)
+        self._roads = Roads(
+            scheduler,
+            road,
+            clock=clock,
+            via=via,
+            deadline=at,
+            batch_delay=BATCH_DELAY_PRIOR if batch_delay is None else batch_delay,
+        )
         self._bad: list[RoadOutcome] = []
         lines = []
         for index, item in enumerate(prompts):
@@ -100,6 +111,16 @@ class BatchRun:
 
     def __repr__(self) -> str:
         return f"BatchRun(roads={self._roads!r})"
+
+    @property
+    def at_risk(self) -> str | None:
+        """Why the deadline is at risk now (None: the plan expects to meet it)."""
+        return self._roads.at_risk
+
+    @property
+    def late(self) -> dict[str, int]:
+        """Lines answered after the deadline so far, per road."""
+        return dict(self._roads.late)
 
     @property
     def costs(self) -> RoadCosts:

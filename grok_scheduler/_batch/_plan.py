@@ -14,9 +14,10 @@ line as late as it safely can, from the rate it measures as the run goes (:func:
   could not start even somewhat faster than it has gone or than its limit allows
   (``high * (1 + EARLY_MARGIN)``) move. Waiting gains them nothing, and the batch road gets
   the most time and shows its delay;
-* **last chance** (the last replan before the point of no return): the lines a slightly slower
-  road (``low * (1 - SAFETY)``) would not start move too; the hedge covers only the time left
-  after the point of no return, not the whole run, so it costs few batch lines;
+* **last chance** (the last replan before the point of no return): the lines the cautious pace
+  (``low``) would not start in the time left less a hedge (:data:`SAFETY` of it, at least
+  :data:`SAFETY_SECONDS`) move too; the hedge covers only the time left after the point of no
+  return, not the whole run, so it costs few batch lines;
 * **late** (past it): the batch road is not expected in time, so a line that may still make
   it online stays online; lines the online road cannot start at the pace it keeps still move
   (the batch road is their only chance, and it may beat its estimate), and the plan says the
@@ -39,6 +40,7 @@ __all__ = [
     "BATCH_DELAY_PRIOR",
     "EARLY_MARGIN",
     "SAFETY",
+    "SAFETY_SECONDS",
     "Decision",
     "Estimate",
     "batch_delay_estimate",
@@ -53,8 +55,11 @@ EARLY_MARGIN = 0.10
 not start it: a pace read low while the rate controller was still finding the limit must not
 send lines away for good (the last chance sends what this leaves behind)."""
 SAFETY = 0.03
-"""At the last chance, the share of the rate held back: a road a little slower than measured
-in its last stretch must still finish by the deadline."""
+"""At the last chance, the share of the time left held back: a road a little slower than
+measured in its last stretch must still finish by the deadline."""
+SAFETY_SECONDS = 1.0
+"""...and at least this long: a 429 and the controller's step back cost about that much, which
+a short last stretch could not absorb."""
 BATCH_DELAY_PRIOR = 3600.0
 """Seconds the batch road is assumed to take until this run has seen it answer (a guess; the
 docs promise only "typically within 24 hours")."""
@@ -155,19 +160,19 @@ def plan(
     a start first. The online road can start ``rate * (deadline - tail - now)`` more lines.
     """
     point_of_no_return = deadline - batch_delay
+    start_window = max(0.0, deadline - estimate.tail - now)
     if now + replan_every < point_of_no_return:
         # Nothing has to move yet: wait for a pace (the limit read while the controller is
         # still finding it swings well below the truth).
         generous = estimate.high if estimate.pace is not None else None
-        phase, rate = "early", (generous, 1.0 + EARLY_MARGIN)
+        phase, rate = "early", generous and generous * (1.0 + EARLY_MARGIN)
     elif now < point_of_no_return:
-        phase, rate = "last", (estimate.low, 1.0 - SAFETY)
+        phase, rate = "last", estimate.low
+        start_window -= min(start_window, max(SAFETY * start_window, SAFETY_SECONDS))
     else:
-        phase, rate = "late", (estimate.pace or estimate.high, 1.0)
-    measured, factor = rate
-    if waiting <= 0 or measured is None:
+        phase, rate = "late", estimate.pace or estimate.high
+    if waiting <= 0 or rate is None:
         return Decision(0, phase, at_risk=False)
-    start_window = max(0.0, deadline - estimate.tail - now)
-    beyond = waiting + queued - _capacity(measured * factor, start_window)
+    beyond = waiting + queued - _capacity(rate, start_window)
     divert = max(0, min(waiting, beyond))
     return Decision(divert, phase, at_risk=phase == "late" and divert > 0)

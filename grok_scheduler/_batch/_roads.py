@@ -129,6 +129,7 @@ class Roads:
         "batch_delay",
         "costs",
         "deadline",
+        "last_risk",
         "late",
         "replan_every",
         "via",
@@ -163,6 +164,8 @@ class Roads:
         self.costs = RoadCosts()
         self.at_risk: str | None = None
         """Why the deadline is at risk now (None: the plan expects to meet it)."""
+        self.last_risk: str | None = None
+        """The last reason the deadline was at risk during the run (None: never)."""
         self.late = {"online": 0, "batch": 0}
         """Lines answered after the deadline, per road."""
         self._lanes: dict[str, OnlineLane] = {}
@@ -329,7 +332,7 @@ class Roads:
                 seconds_left=round(self.deadline - now, 1),
                 diverted=", ".join(risky),
             )
-        self.at_risk = reason
+        self.at_risk = self.last_risk = reason
 
     def estimate(self, model: str, stats: SchedulerStatistics | None = None) -> Estimate:
         """One model's online pace as the run knows it now (see :class:`~._plan.Estimate`)."""
@@ -368,6 +371,11 @@ class Roads:
         # the deadline a deep queue would commit lines the road cannot start in time.
         in_flight = min(model.concurrency_limit, math.ceil(rate * estimate.tail * 1.25) + 1)
         return max(MIN_ROOM, in_flight + math.ceil(rate * QUEUE_SECONDS))
+
+    @property
+    def longest_batch_delay(self) -> float | None:
+        """The longest a line of this run took from being sent by batch to being read back."""
+        return self._longest_batch_delay
 
     def batch_delay_estimate(self) -> float:
         """Seconds to expect from sending a line by batch to reading its answer, as seen."""

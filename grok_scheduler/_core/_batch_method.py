@@ -40,6 +40,7 @@ class BatchMethods:
         rest: Rest | None = None,
         poll_min: float = 5.0,
         poll_max: float = 60.0,
+        batch_delay: float | None = None,
         **defaults: Any,
     ) -> BatchRun:
         """Run ``prompts`` (items as for :meth:`map`) through xAI's Batch API.
@@ -47,6 +48,8 @@ class BatchMethods:
         ``via="batch"``: every item by batch (half the price, answers within 24 h).
         ``via="auto"`` with ``deadline`` (seconds from now): online at the learned limit, and
         what cannot finish in time by batch; CRITICAL/HIGH items always online, LOW by batch.
+        ``batch_delay``: seconds you expect the Batch API to take until the run sees it answer
+        (default an hour); ``run.at_risk`` says when the deadline is no longer expected.
         Use ``async with scheduler.submit_batch(...) as run: async for outcome in run``; each
         :class:`RoadOutcome` says its road. Leaving early or ``await run.cancel()`` cancels the
         remote batches. The Batch API needs the key again (``api_key=`` or ``XAI_API_KEY``).
@@ -63,5 +66,6 @@ class BatchMethods:
             rest=rest,
             poll_min=poll_min,
             poll_max=poll_max,
+            batch_delay=batch_delay,
             defaults=defaults,
         )

@@ -422,5 +422,3 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
     # very object, which must not become its own cause.
     if cause is not None and cause is not error:
         error.__cause__ = cause
-
-

@@ -20,6 +20,7 @@ import anyio
 
 from .._batch._client import BatchClient
 from .._batch._journal import Journal
+from .._batch._plan import BATCH_DELAY_PRIOR
 from .._batch._road import BatchRoad
 from .._batch._roads import Line, RoadOutcome, Roads
 from .._clock import LoopClock
@@ -106,6 +107,7 @@ async def run_auto(
         deadline=clock.now() + options.deadline,
         window=options.window or 64,
         replan_every=replan_every,
+        batch_delay=BATCH_DELAY_PRIOR if options.batch_delay is None else options.batch_delay,
     )
 
     def emit(outcome: RoadOutcome) -> None:
@@ -137,6 +139,7 @@ async def run_auto(
         await rest.aclose()
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILURES if counts["failed"] else EXIT_OK
     costs = roads.costs
+    seen = roads.longest_batch_delay
     summary: dict[str, Any] = {
         "status": "interrupted" if interrupted else "finished",
         "exit_code": code,
@@ -155,6 +158,10 @@ async def run_auto(
         "batches": journal.batches,
         "submitted": road.progress().submitted,
         "elapsed_seconds": round(time.monotonic() - started, 3),
+        "deadline_met": not interrupted and not any(roads.late.values()),
+        "late_lines": dict(roads.late),
+        "deadline_at_risk": roads.last_risk,
+        "batch_delay_seen_seconds": None if seen is None else round(seen, 1),
         "cost_usd": {
             "online": round(costs.online_usd, 6),
             "batch": round(costs.batch_usd, 6),
@@ -175,11 +182,16 @@ def _read_lines(options: RunOptions, state: ResumeState) -> BatchLines:
 def format_auto_summary(summary: Mapping[str, Any]) -> str:
     """The human summary of an auto run: lines and cost per road."""
     c = summary["cost_usd"]
-    met = "met" if summary["elapsed_seconds"] <= summary["deadline_seconds"] else "missed"
+    late = summary["late_lines"]
+    met = "met" if summary["deadline_met"] else "missed"
+    if late["online"] or late["batch"]:
+        met += f": {late['online']} online and {late['batch']} batch lines answered late"
+    risk = summary["deadline_at_risk"]
     return (
         f"grok-scheduler: {summary['status']} via auto in {summary['elapsed_seconds']} s "
         f"(deadline {summary['deadline_seconds']} s, {met})\n"
-        f"  lines       {summary['lines']} read, {summary['succeeded']} succeeded, "
+        + (f"  at risk     {risk}\n" if risk else "")
+        + f"  lines       {summary['lines']} read, {summary['succeeded']} succeeded, "
         f"{summary['failed']} failed, {summary['skipped']} skipped\n"
         f"  roads       {summary['online_lines']} online, {summary['batch_lines']} batch "
         f"({len(summary['batches'])} batches)\n"

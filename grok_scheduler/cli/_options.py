@@ -66,6 +66,9 @@ class RunOptions:
     """The road: ``online``, ``batch`` (xAI's Batch API) or ``auto`` (both, by a deadline)."""
     deadline: float | None = None
     """``--via auto``: seconds from the start of the run by which every line should finish."""
+    batch_delay: float | None = None
+    """``--via auto``: seconds the Batch API is expected to take until the run sees it answer
+    (None: the library's default)."""
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
@@ -172,6 +175,9 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
     deadline = getattr(args, "deadline", None)
     if (via == "auto") != (deadline is not None):
         raise UsageError("--via auto needs --deadline, and --deadline needs --via auto")
+    batch_delay = getattr(args, "batch_delay", None)
+    if batch_delay is not None and via != "auto":
+        raise UsageError("--batch-delay goes with --via auto")
     api_key = resolve_api_key(base_url, environ)
     check_writable(output, "the output")
     if summary is not None:
@@ -200,6 +206,7 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> R
         progress_interval=args.progress_interval,
         via=via,
         deadline=deadline,
+        batch_delay=batch_delay,
         report=report,
     )
 
@@ -322,5 +329,12 @@ def build_run_parser(
         type=_duration,
         metavar="DURATION",
         help="with --via auto: finish every line within this long (90s, 45m, 2h, 1h30m)",
+    )
+    add(
+        "--batch-delay",
+        type=_duration,
+        metavar="DURATION",
+        help="with --via auto: how long you expect the Batch API to take (default 1h) until "
+        "the run sees its answers; lines must leave for it this long before the deadline",
     )
     return parser

@@ -28,9 +28,10 @@ STEADY = Estimate(low=9.0, pace=10.0, high=12.0, tail=0.0)
         (2000, 100, 0.0, STEADY, 780, "early"),  # queued lines use starts first
         (1000, 0, 0.0, Estimate(low=9.0, pace=None, high=12.0, tail=0.0), 0, "early"),
         (2000, 0, 0.0, Estimate(low=9.0, pace=None, high=12.0, tail=0.0), 0, "early"),
-        # The last chance (79.5 s): what 9/s less 3% cannot start in 20.5 s moves now.
-        (300, 0, 79.5, STEADY, 122, "last"),
-        (300, 0, 79.5, Estimate(low=9.0, pace=10.0, high=12.0, tail=5.0), 165, "last"),
+        # The last chance (79.5 s): what 9/s cannot start in 20.5 s less a 1 s hedge moves.
+        (300, 0, 79.5, STEADY, 125, "last"),
+        (300, 0, 79.5, Estimate(low=9.0, pace=10.0, high=12.0, tail=5.0), 170, "last"),
+        (3000, 0, 0.0, STEADY, 1680, "early"),
         (100, 0, 79.5, STEADY, 0, "last"),
         # Past it: only what the pace (10/s) cannot start moves, and the deadline is at risk.
         (300, 0, 85.0, STEADY, 150, "late"),
@@ -69,7 +70,7 @@ def test_the_last_chance_moves_late_what_a_fixed_hold_back_moves_at_once() -> No
         replan_every=1.0,
     )
     assert start.divert == 0  # 1000 fit at 10/s: nothing is sent away early
-    # 89.5 s: 105 lines are left and 10.5 s of starts at 9.7/s (3% held back) take 101.
+    # 89.5 s: 105 lines are left; at 10/s, 10.5 s less the 1 s hedge start 95.
     last = plan(
         waiting=105,
         queued=0,
@@ -79,7 +80,18 @@ def test_the_last_chance_moves_late_what_a_fixed_hold_back_moves_at_once() -> No
         batch_delay=10.0,
         replan_every=1.0,
     )
-    assert (last.phase, last.divert) == ("last", 4)
+    assert (last.phase, last.divert) == ("last", 10)
+    # With 500.5 s of starts left at the last chance, the hedge is 3% of it (15 s, 150 lines).
+    long = plan(
+        waiting=5000,
+        queued=0,
+        now=499.5,
+        deadline=1000.0,
+        estimate=estimate,
+        batch_delay=500.0,
+        replan_every=1.0,
+    )
+    assert (long.phase, long.divert) == ("last", 146)
 
 
 @pytest.mark.parametrize(

@@ -74,3 +74,26 @@ async def test_submit_batch_auto_keeps_high_items_online() -> None:
     via = {o.custom_id: o.via for o in outcomes}
     assert [via[str(i)] for i in range(20)] == ["online"] * 10 + ["batch"] * 10
     assert clock.now() - start <= 30.0
+
+
+async def test_submit_batch_auto_tells_when_the_batch_road_is_late() -> None:
+    """The user expects batch answers in 5 s; they take 100 s: late lines are counted."""
+    clock = FakeClock()
+    rest = VirtualBatchRest(clock, BatchConfig(processing_delay=100.0))
+    items = [f"q{i}" for i in range(600)]  # ~30 s online at 20 rps; the deadline is 12 s
+    async with make_world_scheduler(clock, World(CONFIG, clock)) as scheduler:
+        outcomes: list[RoadOutcome] = []
+        late: dict[str, int] = {}
+
+        async def consume() -> None:
+            run = scheduler.submit_batch(
+                items, via="auto", deadline=12.0, batch_delay=5.0, rest=rest, poll_min=1.0
+            )
+            async with run:
+                outcomes.extend([o async for o in run])
+            late.update(run.late)
+
+        await clock.run_until_done(asyncio.ensure_future(consume()))
+    batch = sum(1 for o in outcomes if o.via == "batch")
+    assert len(outcomes) == 600 and batch > 0
+    assert late == {"online": 0, "batch": batch}
