@@ -19,9 +19,11 @@ line as late as it safely can, from the rate it measures as the run goes (:func:
   :data:`SAFETY_SECONDS`) move too; the hedge covers only the time left after the point of no
   return, not the whole run, so it costs few batch lines;
 * **late** (past it): the batch road is not expected in time, so a line that may still make
-  it online stays online; lines the online road cannot start at the pace it keeps still move
-  (the batch road is their only chance, and it may beat its estimate), and the plan says the
-  deadline is at risk, so the caller can tell the user.
+  it online stays online; lines the online road cannot start even at the generous reading
+  still move (the batch road is their only chance, and it may beat its estimate), and the plan
+  says the deadline is at risk, so the caller can tell the user. A run starts here when the
+  expected batch delay (by default an hour) is longer than the time to its deadline; once the
+  batch road has answered, the estimate is what it took.
 
 Which lines may move is decided by priority (:func:`road_for`, :func:`may_overflow`):
 CRITICAL and HIGH never leave the online road, LOW lines prefer the batch road (half the price,
@@ -170,7 +172,7 @@ def plan(
         phase, rate = "last", estimate.low
         start_window -= min(start_window, max(SAFETY * start_window, SAFETY_SECONDS))
     else:
-        phase, rate = "late", estimate.pace or estimate.high
+        phase, rate = "late", estimate.high
     if waiting <= 0 or rate is None:
         return Decision(0, phase, at_risk=False)
     beyond = waiting + queued - _capacity(rate, start_window)

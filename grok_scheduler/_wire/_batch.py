@@ -1,22 +1,27 @@
 """The Batch API's wire shapes: every body the client sends or reads, guesses kept here only.
 
-From xAI's docs (docs.x.ai, developers/advanced-api-usage/batch-api) and what clients observe:
+From xAI's docs (docs.x.ai, developers/advanced-api-usage/batch-api) and the types of xAI's
+own TypeScript SDK (github.com/xai-org/xai-sdk-ts, ``src/types.ts``, ``Batch*``):
 
 * create: ``POST /v1/batches`` with ``{"name"}``; the answer carries ``batch_id``.
 * add: ``POST /v1/batches/{id}/requests`` with ``{"batch_requests": [{"batch_request_id",
   "batch_request": {"chat_get_completion": <chat body>}}]}``; at most 25 MB a call, 100 calls
-  per 30 s per team, 1 creation per second per team.
+  per 30 s per team, 1 creation per second per team; a ``batch_request_id`` is unique within
+  its batch.
 * status: ``GET /v1/batches/{id}``: ``state`` with ``num_requests``, ``num_pending``,
-  ``num_success``, ``num_error``, ``num_cancelled``.
-* results: ``GET /v1/batches/{id}/results`` (100 a page; ``pagination_token`` in, and out
-  while more follow): ``{"results": [{"batch_request_id", "batch_result": {"response":
-  {"chat_get_completion": <chat.completion>}}}]}``.
+  ``num_success``, ``num_error``, ``num_cancelled`` (also ``cancel_time``,
+  ``cancel_by_xai_message`` and ``expire_time``, which the road does not need).
+* results: ``GET /v1/batches/{id}/results?limit=&pagination_token=`` (100 a page; the token
+  comes back while more follow): ``{"results": [{"batch_request_id", "batch_result":
+  {"response": {"chat_get_completion": <chat.completion>}}}]}``; a failed request's
+  ``batch_result`` is ``{"error": "<message>"}``.
 * cancel: ``POST /v1/batches/{id}:cancel``.
 
-GUESSED (the docs are silent; change them here and nowhere else): a failed request's result
-reads ``batch_result.error`` (an object with ``message``, or a string) or a top-level
-``error_message``; the page size is asked for with ``limit``; counts missing from ``state``
-are read from the top level too.
+GUESSED (the docs and the SDK are silent; change them here and nowhere else): an error given
+as an object (its ``message``) or as a top-level ``error_message`` is read too; counts missing
+from ``state`` are read from the top level; a batch is finished when ``num_pending`` is 0 (a
+batch cancelled by xAI or expired is assumed to count its open requests as cancelled, as a
+batch cancelled by the caller does).
 """
 
 from __future__ import annotations

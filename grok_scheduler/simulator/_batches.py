@@ -9,9 +9,10 @@ Refused as xAI refuses (documented limits): a second batch creation within 1 s o
 (429). ``failure_rate`` fails that share of requests (chosen by a seeded draw, so a test can
 rely on it); an invalid request body (unknown model, no messages) fails its request only.
 
-Shapes the docs do not spell out (the error result of a failed request, whether cancelled
-requests appear in results) are the simulator's guess, mirrored by the client's one guessing
-module ``grok_scheduler/_wire/_batch.py``.
+A failed request's result is ``{"error": "..."}``, as xAI's own TypeScript SDK types it
+(``xai-org/xai-sdk-ts``, ``BatchResult``). Whether cancelled requests appear in results is the
+simulator's guess (they do not), mirrored by the client's one guessing module
+``grok_scheduler/_wire/_batch.py``.
 """
 
 from __future__ import annotations
@@ -281,7 +282,8 @@ class BatchBook:
 
     def _result(self, batch: _Batch, request: _Request) -> dict[str, Any]:
         if request.call is None:
-            result: dict[str, Any] = {"error": {"message": request.error}}
+            # xAI's own SDK types a failed request's result as ``{"error": string}``.
+            result: dict[str, Any] = {"error": request.error}
         else:
             completion = chat_body(request.call, f"{batch.batch_id}-{request.custom_id}", 0)
             usage = completion["usage"]

@@ -33,8 +33,8 @@ STEADY = Estimate(low=9.0, pace=10.0, high=12.0, tail=0.0)
         (300, 0, 79.5, Estimate(low=9.0, pace=10.0, high=12.0, tail=5.0), 170, "last"),
         (3000, 0, 0.0, STEADY, 1680, "early"),
         (100, 0, 79.5, STEADY, 0, "last"),
-        # Past it: only what the pace (10/s) cannot start moves, and the deadline is at risk.
-        (300, 0, 85.0, STEADY, 150, "late"),
+        # Past it: only what even 12/s cannot start moves, and the deadline is at risk.
+        (300, 0, 85.0, STEADY, 120, "late"),
         (100, 0, 95.0, Estimate(low=None, pace=None, high=None, tail=0.0), 0, "late"),
         (100, 0, 200.0, STEADY, 100, "late"),  # past the deadline: everything waiting moves
         (0, 10, 0.0, STEADY, 0, "early"),
