@@ -25,8 +25,7 @@ import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from .._clock import Clock
 from .._core._map import Submitter
@@ -34,9 +33,9 @@ from .._errors import SchedulerError
 from .._models import Result
 from .._observe._events import events
 from .._observe._stats import ModelStatistics, SchedulerStatistics
-from .._wire._batch import PRICE_FACTOR
 from ._answer import batch_result, unanswered
 from ._online import Line, OnlineLane
+from ._outcomes import RoadCosts, RoadOutcome
 from ._plan import (
     BATCH_DELAY_PRIOR,
     Estimate,
@@ -55,48 +54,6 @@ QUEUE_SECONDS = 1.0
 sends to queue there: refilled at every answer, it keeps the road busy, and little is
 committed for good."""
 MIN_ROOM = 4
-
-
-@dataclass(frozen=True, slots=True)
-class RoadOutcome:
-    """One line's fate and the road it took."""
-
-    custom_id: str
-    via: str
-    result: Result | None
-    error: BaseException | None
-    metadata: Any = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the line succeeded."""
-        return self.result is not None
-
-
-@dataclass(slots=True)
-class RoadCosts:
-    """US dollars spent on each road, and lines answered on each."""
-
-    online_usd: float = 0.0
-    batch_usd: float = 0.0
-    online_lines: int = 0
-    batch_lines: int = 0
-
-    @property
-    def same_work_online_usd(self) -> float:
-        """What every answered line would have cost online (a batch line at full price)."""
-        return self.online_usd + self.batch_usd / PRICE_FACTOR
-
-    def add(self, outcome: RoadOutcome) -> None:
-        if outcome.result is None:
-            return
-        usd = outcome.result.usage.cost_usd or 0.0
-        if outcome.via == "batch":
-            self.batch_usd += usd
-            self.batch_lines += 1
-        else:
-            self.online_usd += usd
-            self.online_lines += 1
 
 
 class OnlineRoad(Submitter, Protocol):
