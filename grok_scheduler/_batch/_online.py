@@ -13,6 +13,7 @@ a limit that fell, retries eating the rate all show there).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from typing import Any
 from .._core._map import Submitter
 from .._errors import SchedulerError
 from .._models import Result
-from ._plan import may_overflow
+from .._observe._stats import ModelStatistics
+from ._plan import Estimate, may_overflow
 
 __all__ = ["SHORT_SECONDS", "LONG_SECONDS", "Line", "OnlineLane"]
 
@@ -31,6 +33,11 @@ LONG_SECONDS = 30.0
 """The longer stretch: the rate controller's probing up and down averages out here."""
 WARM_SECONDS = 5.0
 """Completions before this long after the first are no rate yet: the opening burst is not one."""
+QUEUE_SECONDS = 1.0
+"""Beyond the calls the scheduler may have in flight, a lane hands over this many seconds of
+sends to queue there: refilled at every answer, it keeps the road busy, and little is
+committed for good."""
+MIN_ROOM = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,20 @@ class OnlineLane:
         line = self._pending.pop(future, None)
         if line is not None:  # None: cancelled by cancel()
             done(self, line, future)
+
+    def size_room(self, model: ModelStatistics | None, estimate: Estimate, *, floor: int) -> None:
+        """Hand over what the scheduler can have in flight, plus a short queue.
+
+        In flight: the scheduler's own cap, or the calls the pace keeps in flight for a tail
+        each. Lines handed over cannot move, so near the deadline a deep queue would commit
+        lines the road cannot start in time. ``floor`` until the lane has a rate.
+        """
+        rate = estimate.pace or estimate.high
+        if model is None or not rate:
+            self.room = floor
+            return
+        in_flight = min(model.concurrency_limit, math.ceil(rate * estimate.tail * 1.25) + 1)
+        self.room = max(MIN_ROOM, in_flight + math.ceil(rate * QUEUE_SECONDS))
 
     def take_overflow(self, count: int) -> list[Line]:
         """Up to ``count`` waiting lines from the far end (the least urgent), in queue order.

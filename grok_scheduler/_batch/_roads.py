@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -32,7 +31,7 @@ from .._core._map import Submitter
 from .._errors import SchedulerError
 from .._models import Result
 from .._observe._events import events
-from .._observe._stats import ModelStatistics, SchedulerStatistics
+from .._observe._stats import SchedulerStatistics
 from ._answer import batch_result, unanswered
 from ._online import Line, OnlineLane
 from ._outcomes import RoadCosts, RoadOutcome
@@ -49,11 +48,8 @@ from ._road import BatchRoad
 __all__ = ["Line", "RoadCosts", "RoadOutcome", "Roads"]
 
 VIAS = ("batch", "auto")
-QUEUE_SECONDS = 1.0
-"""Beyond the calls the scheduler may have in flight, a lane hands over this many seconds of
-sends to queue there: refilled at every answer, it keeps the road busy, and little is
-committed for good."""
-MIN_ROOM = 4
+PEAK_SECONDS = 30.0
+"""How long the highest limit read stands for the generous reading."""
 
 
 class OnlineRoad(Submitter, Protocol):
@@ -130,7 +126,7 @@ class Roads:
         self._sent: dict[str, float] = {}  # when this run sent each of those lines by batch
         self._sent_order: deque[tuple[float, str]] = deque()
         self._longest_batch_delay: float | None = None
-        self._peak_limit: dict[str, float] = {}
+        self._peak_limit: dict[str, tuple[float, float]] = {}  # the peak, and when read
         self._diverted = 0
         self._planning = True
         self._changed = asyncio.Event()
@@ -265,7 +261,7 @@ class Roads:
                 replan_every=self.replan_every,
             )
             moved.extend(lane.take_overflow(decision.divert))
-            lane.room = self._room(model, estimate)
+            lane.size_room(model, estimate, floor=self.window)
             if decision.at_risk:
                 risky.append(f"{lane.model}: {decision.divert}")
         self._judge_risk(risky, delay, now)
@@ -308,26 +304,19 @@ class Roads:
             )
             tail = lane_stats.slow_latency or tail
         # The controller's rate probes up and down around the limit, and swings well below it
-        # while it is still finding it: the generous reading takes the highest it has read.
-        peak = max(limit or 0.0, self._peak_limit.get(model, 0.0))
-        if peak:
-            self._peak_limit[model] = peak
+        # while it is still finding it: the generous reading takes the highest it has read
+        # lately (a limit that really fell is forgotten after a while).
+        now = self._clock.now()
+        peak, at = self._peak_limit.get(model, (0.0, now))
+        if limit is not None and (limit >= peak or now - at > PEAK_SECONDS):
+            peak, at = limit, now
+        self._peak_limit[model] = (peak, at)
         if measured is None:
             return Estimate(low=limit, pace=None, high=peak or None, tail=tail)
         # Once the road has a pace, what it did is what counts: a road held back by anything
         # (the controller's probing, retries, a token limit) never reaches the limit.
         pace = max(measured)
         return Estimate(low=min(measured), pace=pace, high=max(pace, peak), tail=tail)
-
-    def _room(self, model: ModelStatistics | None, estimate: Estimate) -> int:
-        rate = estimate.pace or estimate.high
-        if model is None or not rate:
-            return self.window
-        # What the scheduler can have in flight (its own cap, or the calls the rate keeps in
-        # flight for a tail each), plus a short queue. Lines handed over cannot move, so near
-        # the deadline a deep queue would commit lines the road cannot start in time.
-        in_flight = min(model.concurrency_limit, math.ceil(rate * estimate.tail * 1.25) + 1)
-        return max(MIN_ROOM, in_flight + math.ceil(rate * QUEUE_SECONDS))
 
     @property
     def longest_batch_delay(self) -> float | None:

@@ -163,9 +163,9 @@ async def run_auto(
         "deadline_at_risk": roads.last_risk,
         "batch_delay_seen_seconds": None if seen is None else round(seen, 1),
         "cost_usd": {
-            "online": round(costs.online_usd, 6),
-            "batch": round(costs.batch_usd, 6),
-            "same_work_online": round(costs.same_work_online_usd, 6),
+            "online": round(costs.online_usd, 9),
+            "batch": round(costs.batch_usd, 9),
+            "same_work_online": round(costs.same_work_online_usd, 9),
         },
     }
     err.flush()
