@@ -422,3 +422,5 @@ def _chain(error: APIError, cause: BaseException | None) -> None:
     # very object, which must not become its own cause.
     if cause is not None and cause is not error:
         error.__cause__ = cause
+
+

@@ -37,7 +37,6 @@ def refuse_stream(body: Mapping[str, Any]) -> None:
     if isinstance(body, Mapping) and body.get("stream"):
         raise InvalidJobError("a streamed raw request goes through send_raw_stream, not send_raw")
 
-
 # The answer cap of each endpoint, in the order a server reads them.
 _CAPS: dict[Endpoint, tuple[str, ...]] = {
     Endpoint.CHAT_COMPLETIONS: ("max_completion_tokens", "max_tokens"),

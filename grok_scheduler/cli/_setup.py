@@ -30,7 +30,6 @@ def make_limiter(opts: RunOptions) -> Any:
             "--redis-url needs the shared limiter (grok_scheduler.distributed) and the "
             f"'redis' package (pip install 'grok-scheduler[redis]'): {redact(str(exc))}"
         ) from None
-
     def for_model(model: str) -> Any:
         # xAI limits each model on its own: one shared limiter per (key, model).
         return factory(
