@@ -16,7 +16,15 @@ Part 2, over real sockets (the aiohttp simulator on 127.0.0.1, no limits, 0.2 s 
 median time from sending to the first text delta, read directly with aiohttp and through
 ``Scheduler.stream``. Target: within 5 ms.
 
+Part 3, what streaming on the wire costs on the bulk path: ``Scheduler.map`` over real sockets
+against the simulator in its own process (no limits, zero latency, 16-token answers, so the
+client's CPU is all there is), ``stream_on_wire`` off and on in alternating rounds; reported
+are the client process's CPU microseconds per job and its throughput, median of the rounds.
+Before that, the assembly alone in a loop: parsing a plain answer against decoding the same
+answer's SSE events, assembling them and parsing the assembled body.
+
     .venv/bin/python benchmarks/stream_faults.py [--jobs 250] [--rate 25] [--seeds 5]
+    .venv/bin/python benchmarks/stream_faults.py --part cpu [--lines 20000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,8 +49,15 @@ from grok_scheduler import (
     Scheduler,
     TransportResponse,
 )
+from grok_scheduler._core._results import read_answer
+from grok_scheduler._models import Endpoint
 from grok_scheduler._transports._streaming import MockStream, MockStreamTransport
+from grok_scheduler._wire._sse import SseDecoder
+from grok_scheduler._wire._stream_frames import StreamAssembler
 from grok_scheduler.simulator import Simulator, SimulatorConfig, VirtualServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SimulatorProcess
 
 KEY = "xai-BENCHstreamKEY0123456789abcdef"
 FAULT_MIX = {"503": 0.10, "reset": 0.03, "malformed": 0.02, "hang": 0.01}
@@ -160,14 +177,103 @@ async def _row(
     }
 
 
+async def _one_answer(streamed: bool) -> tuple[bytes, list[bytes]]:
+    """A plain answer's body, and the SSE events of the same answer streamed."""
+    clock = FakeClock(start=0.0)
+    server = VirtualServer(SimulatorConfig(latency=0.0, seed=1), now=clock.now, sleep=clock.sleep)
+    body: dict[str, Any] = {
+        "model": "grok-4",
+        "messages": [{"role": "user", "content": "Benchmark prompt: say something short."}],
+        "max_tokens": 16,
+    }
+    if streamed:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    response = await server.respond("chat/completions", body)
+    return response.body, list(response.chunks)
+
+
+async def _assembly_cost(rounds: int = 20_000) -> tuple[float, float, int]:
+    """Microseconds per answer: parsing a plain body; decoding, assembling, parsing a stream."""
+    plain, _ = await _one_answer(False)
+    _, events = await _one_answer(True)
+    started = time.process_time()
+    for _ in range(rounds):
+        read_answer(plain, Endpoint.CHAT_COMPLETIONS)
+    plain_us = (time.process_time() - started) / rounds * 1e6
+    started = time.process_time()
+    for _ in range(rounds):
+        decoder, assembler = SseDecoder(), StreamAssembler(Endpoint.CHAT_COMPLETIONS)
+        for event in events:
+            for payload in decoder.feed(event):
+                assembler.read(payload)
+        assembled = json.dumps(assembler.body(), separators=(",", ":")).encode()
+        read_answer(assembled, Endpoint.CHAT_COMPLETIONS)
+    streamed_us = (time.process_time() - started) / rounds * 1e6
+    return plain_us, streamed_us, len(events)
+
+
+async def _bulk_map(base_url: str, lines: int, concurrency: int, on_wire: bool) -> dict[str, float]:
+    """Scheduler.map over ``lines`` short prompts: client CPU per job and throughput."""
+    prompts = (
+        {"prompt": f"Benchmark prompt number {n}: say something short.", "max_tokens": 16}
+        for n in range(lines)
+    )
+    ok = 0
+    async with Scheduler(
+        api_key=KEY, base_url=base_url, max_concurrency=concurrency, stream_on_wire=on_wire
+    ) as scheduler:
+        cpu, wall = time.process_time(), time.perf_counter()
+        async for outcome in scheduler.map(prompts):
+            ok += outcome.ok
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"ok": ok, "cpu_us": cpu / lines * 1e6, "rps": ok / wall}
+
+
+async def _cpu_part(args: argparse.Namespace) -> None:
+    plain_us, streamed_us, events = await _assembly_cost()
+    print("## The assembly alone (16-token chat answer, one process, no sockets)")
+    print(f"plain body parsed: {plain_us:.1f} us; {events} SSE events decoded, assembled and the")
+    print(f"assembled body parsed: {streamed_us:.1f} us ({streamed_us - plain_us:+.1f} us per job)")
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    with SimulatorProcess("--rps", "none", "--latency", "0", "--completion-tokens", "16") as sim:
+        for _ in range(args.rounds):
+            for on_wire in (False, True):
+                runs[on_wire].append(
+                    await _bulk_map(sim.base_url, args.lines, args.concurrency, on_wire)
+                )
+    print(
+        f"\n## Scheduler.map over sockets, {args.lines} jobs, concurrency {args.concurrency}, "
+        f"simulator in its own process, median of {args.rounds} alternating rounds"
+    )
+    print("| stream_on_wire | client CPU per job | throughput | each round (us/job) | ok |")
+    print("|---|---|---|---|---|")
+    for on_wire, results in runs.items():
+        cpu = statistics.median(r["cpu_us"] for r in results)
+        rps = statistics.median(r["rps"] for r in results)
+        each = " ".join(f"{r['cpu_us']:.0f}" for r in results)
+        ok = min(int(r["ok"]) for r in results)
+        print(f"| {on_wire} | {cpu:.0f} us | {rps:,.0f} req/s | {each} | {ok}/{args.lines} |")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "faults", "cpu"), default="all")
     parser.add_argument("--jobs", type=int, default=250)
     parser.add_argument("--rate", type=float, default=25.0)
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7, help="the simulator's first seed")
     parser.add_argument("--seeds", type=int, default=5, help="runs per row, seeds in a row")
+    parser.add_argument("--lines", type=int, default=20_000, help="jobs per bulk round (cpu)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bulk rounds (cpu)")
+    parser.add_argument("--concurrency", type=int, default=32, help="calls in flight (cpu)")
     args = parser.parse_args()
+    if args.part in ("all", "faults"):
+        await _faults_part(args)
+    if args.part in ("all", "cpu"):
+        await _cpu_part(args)
+
+
+async def _faults_part(args: argparse.Namespace) -> None:
     rows = [
         await _row(latency, streamed=streamed, breaker=True, args=args)
         for latency in (0.2, 4.0)
