@@ -21,6 +21,7 @@ from collections.abc import Callable
 from .._clock import Clock
 from .._errors import APITimeoutError, InvalidJobError, SchedulerClosedError, SchedulerError
 from .._guards._breaker import CircuitBreaker
+from .._guards._timeouts import send_watched
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
@@ -209,12 +210,10 @@ class WorkerPool:
                 queued_seconds=round(job.queued_seconds, 4),
                 in_flight=self._state.in_flight,
             )
-        # A timeout the user chose is a contract and stays; a learned one that fired grows.
-        timeout = (
-            job.timeout
-            or self._timeout
-            or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
-        )
+        # A timeout the user chose is a contract and stays; a learned one that fired grows,
+        # and is asked again while the call lasts (send_watched).
+        chosen = job.timeout or self._timeout
+        timeout = chosen or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         job.last_response = None
@@ -226,7 +225,15 @@ class WorkerPool:
                     given = timeout if given is None else min(given, timeout)
                 answer = await self._streamer.call(job, lane, body, given)
             else:
-                answer = await self._transport.send(job.endpoint.value, body, timeout=timeout)
+                answer = await send_watched(
+                    self._transport,
+                    clock,
+                    job.endpoint.value,
+                    body,
+                    started=started,
+                    timeout=timeout,
+                    bound=None if chosen else _learned_bound(lane, job),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -289,6 +296,11 @@ class WorkerPool:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
+
+
+def _learned_bound(lane: Lane, job: Job) -> Callable[[], float]:
+    """The job's learned call bound as its model knows it now (for send_watched)."""
+    return lambda: lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
 
 
 def _timed_out(job: Job) -> int:
