@@ -3,14 +3,15 @@
 Part 1, in virtual time (the simulator's ``VirtualServer`` on a ``FakeClock``, so the figures
 are exact and repeatable on a loaded machine): N jobs at the server's request rate, with the
 fault mix of issue 14 (10% 503, 3% resets, 2% malformed bodies, 1% hangs of an hour), at 0.2 s
-and 4 s median latency (lognormal, sigma 0.25), once with plain ``submit`` and once with
-``stream_on_wire=True``. Reported: makespan against the ideal (``N / rate + latency``), jobs
-still hung when the run is given up (at 20 x ideal), and the share of jobs that succeeded.
-Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok. Each row runs several simulator seeds
-(the fault draws): one seed's figure is mostly its unluckiest job's retry chain. Hung and ok
-are the worst seed's. Two diagnosis rows run streams with a circuit breaker that never opens:
-under this mix at 4 s latency the fast failures answer before the slow successes, so the
-breaker sees "most calls failing" in the first seconds and holds sending while it probes.
+and 4 s median latency (lognormal, sigma 0.25), with ``submit`` three ways: the default
+(``stream_on_wire=None``: a job streams on the wire when a hung call of it sent plain would be
+held over 10 s), plain calls (``stream_on_wire=False``) and always streamed
+(``stream_on_wire=True``). Reported: makespan against the ideal (``N / rate + latency``),
+jobs still hung when the run is given up (at 20 x ideal), and the share of jobs that
+succeeded. Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok. Each row runs several
+simulator seeds (the fault draws): one seed's figure is mostly its unluckiest job's retry
+chain. Hung and ok are the worst seed's. ``--diagnosis`` adds rows that stream with a circuit
+breaker that never opens, to show what the breaker costs under this mix.
 
 Part 2, over real sockets (the aiohttp simulator on 127.0.0.1, no limits, 0.2 s latency): the
 median time from sending to the first text delta, read directly with aiohttp and through
@@ -44,10 +45,8 @@ import aiohttp
 from grok_scheduler import (
     BreakerPolicy,
     FakeClock,
-    MockTransport,
     RetryPolicy,
     Scheduler,
-    TransportResponse,
 )
 from grok_scheduler._core._results import read_answer
 from grok_scheduler._models import Endpoint
@@ -63,8 +62,21 @@ KEY = "xai-BENCHstreamKEY0123456789abcdef"
 FAULT_MIX = {"503": 0.10, "reset": 0.03, "malformed": 0.02, "hang": 0.01}
 
 
+_MODES: dict[bool | None, str] = {
+    None: "submit, default (streams when a plain hang would be held > 10 s)",
+    False: "submit, stream_on_wire=False (plain calls)",
+    True: "submit, stream_on_wire=True",
+}
+
+
 async def _fault_run(
-    latency: float, *, streamed: bool, jobs: int, rate: float, breaker: bool = True, seed: int = 7
+    latency: float,
+    *,
+    on_wire: bool | None,
+    jobs: int,
+    rate: float,
+    breaker: bool = True,
+    seed: int = 7,
 ) -> dict[str, Any]:
     clock = FakeClock(start=0.0)
     config = SimulatorConfig(
@@ -78,25 +90,21 @@ async def _fault_run(
     )
     server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
 
-    async def plain(path: str, body: dict[str, Any]) -> TransportResponse:
-        response = await server.respond(path, body)
-        return TransportResponse(response.status, response.body, response.headers)
-
-    async def stream(path: str, body: dict[str, Any]) -> MockStream:
+    async def answer(path: str, body: dict[str, Any]) -> MockStream:
+        # A plain body comes back whole after the whole latency; a streamed one chunk by chunk.
         response = await server.respond(path, body)
         return MockStream(response.status, server.chunks(response), response.headers)
 
-    transport = MockStreamTransport(stream) if streamed else MockTransport(plain, clock=clock)
     ideal = jobs / rate + latency
     async with Scheduler(
         api_key=KEY,
         clock=clock,
-        transport=transport,
+        transport=MockStreamTransport(answer),
         rng=random.Random(1),
         requests_per_second=rate,
         retry=RetryPolicy(max_attempts=8),
         stop_on_fatal=False,
-        stream_on_wire=streamed,
+        stream_on_wire=on_wire,
         # Diagnosis only: a breaker that never opens, to show what it costs under this mix.
         breaker=None if breaker else BreakerPolicy(min_calls=1_000_000),
     ) as scheduler:
@@ -116,7 +124,7 @@ async def _fault_run(
         await scheduler.aclose(cancel=True)
     return {
         "latency": latency,
-        "mode": "stream_on_wire" if streamed else "plain",
+        "mode": _MODES[on_wire],
         "ideal": ideal,
         "makespan": makespan,
         "ratio": makespan / ideal,
@@ -156,11 +164,11 @@ async def _first_delta(calls: int) -> tuple[float, float]:
 
 
 async def _row(
-    latency: float, *, streamed: bool, breaker: bool, args: argparse.Namespace
+    latency: float, *, on_wire: bool | None, breaker: bool, args: argparse.Namespace
 ) -> dict[str, Any]:
     runs = [
         await _fault_run(
-            latency, streamed=streamed, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=seed
+            latency, on_wire=on_wire, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=seed
         )
         for seed in range(args.seed, args.seed + args.seeds)
     ]
@@ -263,6 +271,9 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7, help="the simulator's first seed")
     parser.add_argument("--seeds", type=int, default=5, help="runs per row, seeds in a row")
+    parser.add_argument(
+        "--diagnosis", action="store_true", help="add rows with a breaker that never opens"
+    )
     parser.add_argument("--lines", type=int, default=20_000, help="jobs per bulk round (cpu)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating bulk rounds (cpu)")
     parser.add_argument("--concurrency", type=int, default=32, help="calls in flight (cpu)")
@@ -275,11 +286,14 @@ async def main() -> None:
 
 async def _faults_part(args: argparse.Namespace) -> None:
     rows = [
-        await _row(latency, streamed=streamed, breaker=True, args=args)
+        await _row(latency, on_wire=on_wire, breaker=True, args=args)
         for latency in (0.2, 4.0)
-        for streamed in (False, True)
+        for on_wire in (None, False, True)
     ]
-    rows += [await _row(latency, streamed=True, breaker=False, args=args) for latency in (0.2, 4.0)]
+    if args.diagnosis:
+        rows += [
+            await _row(latency, on_wire=True, breaker=False, args=args) for latency in (0.2, 4.0)
+        ]
     print(
         f"## Fault mix {json.dumps(FAULT_MIX)}, {args.jobs} jobs at {args.rate:g} rps, "
         f"seeds {args.seed}..{args.seed + args.seeds - 1}"

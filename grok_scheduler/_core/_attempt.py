@@ -37,7 +37,7 @@ from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
 from ._settings import SchedulerSettings
 from ._stream import StreamState
-from ._stream_call import Abandoned, Streamer
+from ._stream_call import Abandoned, Streamer, streams_on_wire
 
 __all__ = ["WorkerPool"]
 
@@ -118,8 +118,9 @@ class WorkerPool:
             if isinstance(transport, StreamingTransport)
             else None
         )
-        # Submitted jobs stream on the wire only when asked and when the transport can.
-        self._stream_on_wire = settings.stream_on_wire and self._streamer is not None
+        # Submitted jobs stream on the wire only when the transport can: when asked, or by
+        # default when a hung call sent plain would be held long (streams_on_wire).
+        self._stream_on_wire = settings.stream_on_wire
 
     def __repr__(self) -> str:
         return (
@@ -186,7 +187,12 @@ class WorkerPool:
         clock = self._clock
         started = clock.now()
         lane = self._lanes.get(job.model)
-        if self._stream_on_wire and job.stream is None and job.raw_body is None:
+        if (
+            self._streamer is not None
+            and job.stream is None
+            and job.raw_body is None
+            and streams_on_wire(self._stream_on_wire, lane, job)
+        ):
             job.stream = StreamState(silent=True)
         try:
             body = json.dumps(job.payload(), separators=(",", ":")).encode()
