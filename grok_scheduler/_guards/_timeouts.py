@@ -178,18 +178,25 @@ async def send_watched(
     """
     if bound is None:
         return await transport.send(path, body, timeout=timeout)
-    task = asyncio.ensure_future(transport.send(path, body, timeout=timeout))
+    # The call runs in the caller's own task, cut by cancelling that task (as asyncio.timeout
+    # does): in a task of its own, its end would reach the caller one loop step late, and a
+    # drain waiting for the transport to go idle could see the answer before its job does.
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
     cut: list[float] = []
     timer: TimerHandle | None = None
 
     def check() -> None:
         nonlocal timer
+        timer = None
         elapsed = clock.now() - started
         limit = min(timeout, bound())
         # A timer set for started + limit may wake a hair early in float arithmetic.
         if elapsed >= limit - 1e-9:
-            cut.append(limit)
-            task.cancel()
+            if not task.done():
+                cut.append(limit)
+                task.cancel()
             return
         due = min(limit, elapsed + max(_FIRST_CHECK, elapsed / 4))
         timer = clock.call_at(started + due, check)
@@ -197,10 +204,9 @@ async def send_watched(
     if timeout > _FIRST_CHECK:
         timer = clock.call_at(started + _FIRST_CHECK, check)
     try:
-        return await task
+        return await transport.send(path, body, timeout=timeout)
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if cut and (current is None or not current.cancelling()):
+        if cut and task.uncancel() <= cancelling:
             raise timeout_error(
                 TimeoutError(f"no answer within {cut[0]:g}s, the model's call bound")
             ) from None
