@@ -19,8 +19,9 @@ median time from sending to the first text delta, read directly with aiohttp and
 
 Part 3, what streaming on the wire costs on the bulk path: ``Scheduler.map`` over real sockets
 against the simulator in its own process (no limits, zero latency, 16-token answers, so the
-client's CPU is all there is), ``stream_on_wire`` off and on in alternating rounds; reported
-are the client process's CPU microseconds per job and its throughput, median of the rounds.
+client's CPU is all there is), ``stream_on_wire`` default, off and on in alternating rounds;
+reported are the client process's CPU microseconds per job and its throughput, median of the
+rounds.
 Before that, the assembly alone in a loop: parsing a plain answer against decoding the same
 answer's SSE events, assembling them and parsing the assembled body.
 
@@ -220,7 +221,9 @@ async def _assembly_cost(rounds: int = 20_000) -> tuple[float, float, int]:
     return plain_us, streamed_us, len(events)
 
 
-async def _bulk_map(base_url: str, lines: int, concurrency: int, on_wire: bool) -> dict[str, float]:
+async def _bulk_map(
+    base_url: str, lines: int, concurrency: int, on_wire: bool | None
+) -> dict[str, float]:
     """Scheduler.map over ``lines`` short prompts: client CPU per job and throughput."""
     prompts = (
         {"prompt": f"Benchmark prompt number {n}: say something short.", "max_tokens": 16}
@@ -242,10 +245,10 @@ async def _cpu_part(args: argparse.Namespace) -> None:
     print("## The assembly alone (16-token chat answer, one process, no sockets)")
     print(f"plain body parsed: {plain_us:.1f} us; {events} SSE events decoded, assembled and the")
     print(f"assembled body parsed: {streamed_us:.1f} us ({streamed_us - plain_us:+.1f} us per job)")
-    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    runs: dict[bool | None, list[dict[str, float]]] = {None: [], False: [], True: []}
     with SimulatorProcess("--rps", "none", "--latency", "0", "--completion-tokens", "16") as sim:
         for _ in range(args.rounds):
-            for on_wire in (False, True):
+            for on_wire in runs:
                 runs[on_wire].append(
                     await _bulk_map(sim.base_url, args.lines, args.concurrency, on_wire)
                 )
@@ -260,7 +263,8 @@ async def _cpu_part(args: argparse.Namespace) -> None:
         rps = statistics.median(r["rps"] for r in results)
         each = " ".join(f"{r['cpu_us']:.0f}" for r in results)
         ok = min(int(r["ok"]) for r in results)
-        print(f"| {on_wire} | {cpu:.0f} us | {rps:,.0f} req/s | {each} | {ok}/{args.lines} |")
+        name = "None (default)" if on_wire is None else str(on_wire)
+        print(f"| {name} | {cpu:.0f} us | {rps:,.0f} req/s | {each} | {ok}/{args.lines} |")
 
 
 async def main() -> None:
