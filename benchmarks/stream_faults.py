@@ -3,20 +3,30 @@
 Part 1, in virtual time (the simulator's ``VirtualServer`` on a ``FakeClock``, so the figures
 are exact and repeatable on a loaded machine): N jobs at the server's request rate, with the
 fault mix of issue 14 (10% 503, 3% resets, 2% malformed bodies, 1% hangs of an hour), at 0.2 s
-and 4 s median latency (lognormal, sigma 0.25), once with plain ``submit`` and once with
-``stream_on_wire=True``. Reported: makespan against the ideal (``N / rate + latency``), jobs
-still hung when the run is given up (at 20 x ideal), and the share of jobs that succeeded.
-Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok. Each row runs several simulator seeds
-(the fault draws): one seed's figure is mostly its unluckiest job's retry chain. Hung and ok
-are the worst seed's. Two diagnosis rows run streams with a circuit breaker that never opens:
-under this mix at 4 s latency the fast failures answer before the slow successes, so the
-breaker sees "most calls failing" in the first seconds and holds sending while it probes.
+and 4 s median latency (lognormal, sigma 0.25), with ``submit`` three ways: the default
+(``stream_on_wire=None``: a job streams on the wire when a hung call of it sent plain would be
+held over 10 s), plain calls (``stream_on_wire=False``) and always streamed
+(``stream_on_wire=True``). Reported: makespan against the ideal (``N / rate + latency``),
+jobs still hung when the run is given up (at 20 x ideal), and the share of jobs that
+succeeded. Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok. Each row runs several
+simulator seeds (the fault draws): one seed's figure is mostly its unluckiest job's retry
+chain. Hung and ok are the worst seed's. ``--diagnosis`` adds rows that stream with a circuit
+breaker that never opens, to show what the breaker costs under this mix.
 
 Part 2, over real sockets (the aiohttp simulator on 127.0.0.1, no limits, 0.2 s latency): the
 median time from sending to the first text delta, read directly with aiohttp and through
 ``Scheduler.stream``. Target: within 5 ms.
 
+Part 3, what streaming on the wire costs on the bulk path: ``Scheduler.map`` over real sockets
+against the simulator in its own process (no limits, zero latency, 16-token answers, so the
+client's CPU is all there is), ``stream_on_wire`` default, off and on in alternating rounds;
+reported are the client process's CPU microseconds per job and its throughput, median of the
+rounds.
+Before that, the assembly alone in a loop: parsing a plain answer against decoding the same
+answer's SSE events, assembling them and parsing the assembled body.
+
     .venv/bin/python benchmarks/stream_faults.py [--jobs 250] [--rate 25] [--seeds 5]
+    .venv/bin/python benchmarks/stream_faults.py --part cpu [--lines 20000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,20 +46,38 @@ import aiohttp
 from grok_scheduler import (
     BreakerPolicy,
     FakeClock,
-    MockTransport,
     RetryPolicy,
     Scheduler,
-    TransportResponse,
 )
+from grok_scheduler._core._results import read_answer
+from grok_scheduler._models import Endpoint
 from grok_scheduler._transports._streaming import MockStream, MockStreamTransport
+from grok_scheduler._wire._sse import SseDecoder
+from grok_scheduler._wire._stream_frames import StreamAssembler
 from grok_scheduler.simulator import Simulator, SimulatorConfig, VirtualServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SimulatorProcess
 
 KEY = "xai-BENCHstreamKEY0123456789abcdef"
 FAULT_MIX = {"503": 0.10, "reset": 0.03, "malformed": 0.02, "hang": 0.01}
 
 
+_MODES: dict[bool | None, str] = {
+    None: "submit, default (streams when a plain hang would be held > 10 s)",
+    False: "submit, stream_on_wire=False (plain calls)",
+    True: "submit, stream_on_wire=True",
+}
+
+
 async def _fault_run(
-    latency: float, *, streamed: bool, jobs: int, rate: float, breaker: bool = True, seed: int = 7
+    latency: float,
+    *,
+    on_wire: bool | None,
+    jobs: int,
+    rate: float,
+    breaker: bool = True,
+    seed: int = 7,
 ) -> dict[str, Any]:
     clock = FakeClock(start=0.0)
     config = SimulatorConfig(
@@ -61,25 +91,21 @@ async def _fault_run(
     )
     server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
 
-    async def plain(path: str, body: dict[str, Any]) -> TransportResponse:
-        response = await server.respond(path, body)
-        return TransportResponse(response.status, response.body, response.headers)
-
-    async def stream(path: str, body: dict[str, Any]) -> MockStream:
+    async def answer(path: str, body: dict[str, Any]) -> MockStream:
+        # A plain body comes back whole after the whole latency; a streamed one chunk by chunk.
         response = await server.respond(path, body)
         return MockStream(response.status, server.chunks(response), response.headers)
 
-    transport = MockStreamTransport(stream) if streamed else MockTransport(plain, clock=clock)
     ideal = jobs / rate + latency
     async with Scheduler(
         api_key=KEY,
         clock=clock,
-        transport=transport,
+        transport=MockStreamTransport(answer),
         rng=random.Random(1),
         requests_per_second=rate,
         retry=RetryPolicy(max_attempts=8),
         stop_on_fatal=False,
-        stream_on_wire=streamed,
+        stream_on_wire=on_wire,
         # Diagnosis only: a breaker that never opens, to show what it costs under this mix.
         breaker=None if breaker else BreakerPolicy(min_calls=1_000_000),
     ) as scheduler:
@@ -99,7 +125,7 @@ async def _fault_run(
         await scheduler.aclose(cancel=True)
     return {
         "latency": latency,
-        "mode": "stream_on_wire" if streamed else "plain",
+        "mode": _MODES[on_wire],
         "ideal": ideal,
         "makespan": makespan,
         "ratio": makespan / ideal,
@@ -139,11 +165,11 @@ async def _first_delta(calls: int) -> tuple[float, float]:
 
 
 async def _row(
-    latency: float, *, streamed: bool, breaker: bool, args: argparse.Namespace
+    latency: float, *, on_wire: bool | None, breaker: bool, args: argparse.Namespace
 ) -> dict[str, Any]:
     runs = [
         await _fault_run(
-            latency, streamed=streamed, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=seed
+            latency, on_wire=on_wire, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=seed
         )
         for seed in range(args.seed, args.seed + args.seeds)
     ]
@@ -160,20 +186,118 @@ async def _row(
     }
 
 
+async def _one_answer(streamed: bool) -> tuple[bytes, list[bytes]]:
+    """A plain answer's body, and the SSE events of the same answer streamed."""
+    clock = FakeClock(start=0.0)
+    server = VirtualServer(SimulatorConfig(latency=0.0, seed=1), now=clock.now, sleep=clock.sleep)
+    body: dict[str, Any] = {
+        "model": "grok-4",
+        "messages": [{"role": "user", "content": "Benchmark prompt: say something short."}],
+        "max_tokens": 16,
+    }
+    if streamed:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    response = await server.respond("chat/completions", body)
+    return response.body, list(response.chunks)
+
+
+async def _assembly_cost(rounds: int = 20_000) -> tuple[float, float, int]:
+    """Microseconds per answer: parsing a plain body; decoding, assembling, parsing a stream."""
+    plain, _ = await _one_answer(False)
+    _, events = await _one_answer(True)
+    started = time.process_time()
+    for _ in range(rounds):
+        read_answer(plain, Endpoint.CHAT_COMPLETIONS)
+    plain_us = (time.process_time() - started) / rounds * 1e6
+    started = time.process_time()
+    for _ in range(rounds):
+        decoder, assembler = SseDecoder(), StreamAssembler(Endpoint.CHAT_COMPLETIONS)
+        for event in events:
+            for payload in decoder.feed(event):
+                assembler.read(payload)
+        assembled = json.dumps(assembler.body(), separators=(",", ":")).encode()
+        read_answer(assembled, Endpoint.CHAT_COMPLETIONS)
+    streamed_us = (time.process_time() - started) / rounds * 1e6
+    return plain_us, streamed_us, len(events)
+
+
+async def _bulk_map(
+    base_url: str, lines: int, concurrency: int, on_wire: bool | None
+) -> dict[str, float]:
+    """Scheduler.map over ``lines`` short prompts: client CPU per job and throughput."""
+    prompts = (
+        {"prompt": f"Benchmark prompt number {n}: say something short.", "max_tokens": 16}
+        for n in range(lines)
+    )
+    ok = 0
+    async with Scheduler(
+        api_key=KEY, base_url=base_url, max_concurrency=concurrency, stream_on_wire=on_wire
+    ) as scheduler:
+        cpu, wall = time.process_time(), time.perf_counter()
+        async for outcome in scheduler.map(prompts):
+            ok += outcome.ok
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"ok": ok, "cpu_us": cpu / lines * 1e6, "rps": ok / wall}
+
+
+async def _cpu_part(args: argparse.Namespace) -> None:
+    plain_us, streamed_us, events = await _assembly_cost()
+    print("## The assembly alone (16-token chat answer, one process, no sockets)")
+    print(f"plain body parsed: {plain_us:.1f} us; {events} SSE events decoded, assembled and the")
+    print(f"assembled body parsed: {streamed_us:.1f} us ({streamed_us - plain_us:+.1f} us per job)")
+    runs: dict[bool | None, list[dict[str, float]]] = {None: [], False: [], True: []}
+    with SimulatorProcess("--rps", "none", "--latency", "0", "--completion-tokens", "16") as sim:
+        for _ in range(args.rounds):
+            for on_wire in runs:
+                runs[on_wire].append(
+                    await _bulk_map(sim.base_url, args.lines, args.concurrency, on_wire)
+                )
+    print(
+        f"\n## Scheduler.map over sockets, {args.lines} jobs, concurrency {args.concurrency}, "
+        f"simulator in its own process, median of {args.rounds} alternating rounds"
+    )
+    print("| stream_on_wire | client CPU per job | throughput | each round (us/job) | ok |")
+    print("|---|---|---|---|---|")
+    for on_wire, results in runs.items():
+        cpu = statistics.median(r["cpu_us"] for r in results)
+        rps = statistics.median(r["rps"] for r in results)
+        each = " ".join(f"{r['cpu_us']:.0f}" for r in results)
+        ok = min(int(r["ok"]) for r in results)
+        name = "None (default)" if on_wire is None else str(on_wire)
+        print(f"| {name} | {cpu:.0f} us | {rps:,.0f} req/s | {each} | {ok}/{args.lines} |")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "faults", "cpu"), default="all")
     parser.add_argument("--jobs", type=int, default=250)
     parser.add_argument("--rate", type=float, default=25.0)
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7, help="the simulator's first seed")
     parser.add_argument("--seeds", type=int, default=5, help="runs per row, seeds in a row")
+    parser.add_argument(
+        "--diagnosis", action="store_true", help="add rows with a breaker that never opens"
+    )
+    parser.add_argument("--lines", type=int, default=20_000, help="jobs per bulk round (cpu)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bulk rounds (cpu)")
+    parser.add_argument("--concurrency", type=int, default=32, help="calls in flight (cpu)")
     args = parser.parse_args()
+    if args.part in ("all", "faults"):
+        await _faults_part(args)
+    if args.part in ("all", "cpu"):
+        await _cpu_part(args)
+
+
+async def _faults_part(args: argparse.Namespace) -> None:
     rows = [
-        await _row(latency, streamed=streamed, breaker=True, args=args)
+        await _row(latency, on_wire=on_wire, breaker=True, args=args)
         for latency in (0.2, 4.0)
-        for streamed in (False, True)
+        for on_wire in (None, False, True)
     ]
-    rows += [await _row(latency, streamed=True, breaker=False, args=args) for latency in (0.2, 4.0)]
+    if args.diagnosis:
+        rows += [
+            await _row(latency, on_wire=True, breaker=False, args=args) for latency in (0.2, 4.0)
+        ]
     print(
         f"## Fault mix {json.dumps(FAULT_MIX)}, {args.jobs} jobs at {args.rate:g} rps, "
         f"seeds {args.seed}..{args.seed + args.seeds - 1}"

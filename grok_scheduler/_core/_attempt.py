@@ -21,6 +21,7 @@ from collections.abc import Callable
 from .._clock import Clock
 from .._errors import APITimeoutError, InvalidJobError, SchedulerClosedError, SchedulerError
 from .._guards._breaker import CircuitBreaker
+from .._guards._timeouts import send_watched
 from .._observe._alerts import AlertMonitor
 from .._observe._events import events as _log
 from .._observe._stats import StatsRecorder
@@ -36,7 +37,7 @@ from ._lanes import Lane, Lanes
 from ._outcome import OutcomeHandler
 from ._settings import SchedulerSettings
 from ._stream import StreamState
-from ._stream_call import Abandoned, Streamer
+from ._stream_call import Abandoned, Streamer, streams_on_wire
 
 __all__ = ["WorkerPool"]
 
@@ -117,8 +118,9 @@ class WorkerPool:
             if isinstance(transport, StreamingTransport)
             else None
         )
-        # Submitted jobs stream on the wire only when asked and when the transport can.
-        self._stream_on_wire = settings.stream_on_wire and self._streamer is not None
+        # Submitted jobs stream on the wire only when the transport can: when asked, or by
+        # default when a hung call sent plain would be held long (streams_on_wire).
+        self._stream_on_wire = settings.stream_on_wire
 
     def __repr__(self) -> str:
         return (
@@ -185,7 +187,12 @@ class WorkerPool:
         clock = self._clock
         started = clock.now()
         lane = self._lanes.get(job.model)
-        if self._stream_on_wire and job.stream is None and job.raw_body is None:
+        if (
+            self._streamer is not None
+            and job.stream is None
+            and job.raw_body is None
+            and streams_on_wire(self._stream_on_wire, lane, job)
+        ):
             job.stream = StreamState(silent=True)
         try:
             body = json.dumps(job.payload(), separators=(",", ":")).encode()
@@ -209,12 +216,10 @@ class WorkerPool:
                 queued_seconds=round(job.queued_seconds, 4),
                 in_flight=self._state.in_flight,
             )
-        # A timeout the user chose is a contract and stays; a learned one that fired grows.
-        timeout = (
-            job.timeout
-            or self._timeout
-            or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
-        )
+        # A timeout the user chose is a contract and stays; a learned one that fired grows,
+        # and is asked again while the call lasts (send_watched).
+        chosen = job.timeout or self._timeout
+        timeout = chosen or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         job.last_response = None
@@ -226,7 +231,15 @@ class WorkerPool:
                     given = timeout if given is None else min(given, timeout)
                 answer = await self._streamer.call(job, lane, body, given)
             else:
-                answer = await self._transport.send(job.endpoint.value, body, timeout=timeout)
+                answer = await send_watched(
+                    self._transport,
+                    clock,
+                    job.endpoint.value,
+                    body,
+                    started=started,
+                    timeout=timeout,
+                    bound=None if chosen else _learned_bound(lane, job),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -289,6 +302,11 @@ class WorkerPool:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
+
+
+def _learned_bound(lane: Lane, job: Job) -> Callable[[], float]:
+    """The job's learned call bound as its model knows it now (for send_watched)."""
+    return lambda: lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
 
 
 def _timed_out(job: Job) -> int:

@@ -42,6 +42,7 @@ class Job:
         "options",
         "priority",
         "prompt",
+        "queue_order",
         "queued",
         "queued_seconds",
         "raw_body",
@@ -93,6 +94,8 @@ class Job:
         self.send_record: SendRecord | None = None
         self.cancelled = False
         self.queued = False
+        # The queue's tie-break among equal keys, set at the first push and kept by retries.
+        self.queue_order: int | None = None
         self.budget_held = False
         self.deadline_timer: TimerHandle | None = None
         # Set for a job of Scheduler.stream: the channel its chunks travel to the caller on.

@@ -183,7 +183,9 @@ class OutcomeHandler:
                 status_code=response.status,
                 request_id=response.request_id,
             )
-            self.retry_or_fail(job, Verdict(error, True, None, None, False), now)
+            # A raw call's SDK reads the 200 as it came and raises on it; bought again, the
+            # same request could be billed up to max_attempts times.
+            self.retry_or_fail(job, Verdict(error, job.raw_body is None, None, None, False), now)
             return
         usage = Usage.from_body(parsed)
         # A usage figure beyond any model's reach is a server bug, not tokens to account.

@@ -5,6 +5,12 @@ Order: a job's key is ``priority * aging_seconds + enqueued_at``, so a job that 
 this a plain heap (no re-sorting) while guaranteeing that LOW work is never starved forever; a
 sequence number breaks ties so equal keys stay FIFO. With aging off the key is the priority alone.
 
+A retried job keeps both its key and its sequence number: it goes back to the place it was
+first queued in, ahead of every job queued after it. Given a new number it would go behind the
+whole backlog of its priority (a bulk run submits everything at one instant, so every job has
+the same key), and a job failing late would wait for all the rest: the run's makespan would be
+its whole retry chain added after the last job. Its backoff still holds it in the delayed heap.
+
 Jobs waiting out a backoff sit in a second heap ordered by the time they become eligible and
 move to the ready heap when that time comes. Cancelled jobs are dropped lazily when they surface.
 """
@@ -62,10 +68,12 @@ class JobQueue:
         """Add ``job``; True when it is now the most urgent eligible job."""
         self._live += 1
         job.queued = True
+        if job.queue_order is None:
+            job.queue_order = next(self._sequence)
         if job.eligible_at > now:
-            heapq.heappush(self._delayed, (job.eligible_at, next(self._sequence), job))
+            heapq.heappush(self._delayed, (job.eligible_at, job.queue_order, job))
             return False
-        heapq.heappush(self._ready_heap(job), (job.key, next(self._sequence), job))
+        heapq.heappush(self._ready_heap(job), (job.key, job.queue_order, job))
         return self.peek(now) is job
 
     @staticmethod
@@ -98,9 +106,9 @@ class JobQueue:
         # The delayed heap is keyed by eligibility time, not by urgency.
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
-            _, sequence, job = heapq.heappop(delayed)
+            _, order, job = heapq.heappop(delayed)
             if not job.cancelled:
-                heapq.heappush(self._ready_heap(job), (job.key, sequence, job))
+                heapq.heappush(self._ready_heap(job), (job.key, order, job))
 
     def pop(self, now: float, *, urgent_only: bool = False) -> Job:
         """Remove and return the job :meth:`peek` returned (with the same ``urgent_only``)."""

@@ -91,7 +91,7 @@ class Scheduler(BatchMethods):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         concurrency_cap: int = 1024,
-        stream_on_wire: bool = False,
+        stream_on_wire: bool | None = None,
     ) -> None:
         settings = scheduler_settings(
             model=model,

@@ -67,7 +67,8 @@ class SchedulerSettings:
     urgent_window: float
     log_jobs: bool
     # submit streams on the wire (answer assembled, hangs cut by the watchdog): issue 14.
-    stream_on_wire: bool = False
+    # None: when a hung call sent plain would be held long (_stream_call.streams_on_wire).
+    stream_on_wire: bool | None = None
 
     @property
     def connections(self) -> int:
@@ -92,7 +93,7 @@ def scheduler_settings(
     urgent_share: float,
     urgent_window: float,
     log_jobs: bool,
-    stream_on_wire: bool = False,
+    stream_on_wire: bool | None = None,
 ) -> SchedulerSettings:
     """Check the constructor's arguments (raising ``ValueError``) in the order it always did."""
     if max_concurrency is not None and not _positive_int(max_concurrency):
@@ -124,7 +125,7 @@ def scheduler_settings(
         urgent_share=urgent_share,
         urgent_window=urgent_window,
         log_jobs=log_jobs,
-        stream_on_wire=bool(stream_on_wire),
+        stream_on_wire=None if stream_on_wire is None else bool(stream_on_wire),
     )
 
 

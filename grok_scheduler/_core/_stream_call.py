@@ -36,10 +36,18 @@ from ._job import Job
 from ._lanes import Lane
 from ._stream import StreamChunk, StreamState
 
-__all__ = ["Abandoned", "Streamer"]
+__all__ = ["Abandoned", "Streamer", "streams_on_wire"]
 
 # Connecting (not answering) must not take long; the watchdog bounds everything after it.
 _CONNECT_TIMEOUT = 30.0
+# stream_on_wire=None (the default) streams a submitted job on the wire when a hung call of it,
+# sent plain, would be held longer than this. Streaming costs client CPU for every event (about
+# 10 us each, measured: benchmarks/stream_faults.py --part cpu), which fast short calls would
+# pay on every job for nothing: their whole-call bound is a few seconds, about what the
+# watchdog's floor is. Slow calls, calls bounded by a large max_tokens and calls without one
+# (bounded as if they may answer a whole context) would hold a hang for tens of seconds to
+# fifteen minutes; streamed, a silent one is cut within seconds.
+STREAM_WHEN_PLAIN_BOUND_ABOVE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +203,19 @@ class _Attempt:
         if isinstance(found, Delta):
             self._state.deliver(StreamChunk(found.text, found.reasoning))
         return None
+
+
+def streams_on_wire(setting: bool | None, lane: Lane, job: Job) -> bool:
+    """Whether a submitted job's next attempt streams on the wire (``setting``: the switch).
+
+    True and False are the caller's choice; None decides by the model's non-streamed bound
+    for this job as it stands (:data:`STREAM_WHEN_PLAIN_BOUND_ABOVE`). A job whose attempt
+    was streamed stays streamed: its retries are read the same way.
+    """
+    if setting is not None:
+        return setting
+    bound = lane.timeouts.timeout_for(job.max_tokens)
+    return bound > STREAM_WHEN_PLAIN_BOUND_ABOVE
 
 
 class Streamer:

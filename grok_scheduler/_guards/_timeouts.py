@@ -6,15 +6,24 @@ from a long answer by its duration. The bound is
     slack * (slow call + seconds per token * tokens beyond the longest answer seen) + floor
 
 where *slow call* is a high percentile of the observed durations (whole calls, answers of the
-sizes seen included) and *seconds per token* the median duration per answer token, so only the
-part of ``max_tokens`` that no observed answer covered is extrapolated. The result is clamped to
-``[minimum, maximum]``; before enough calls were seen a generous prior holds.
+sizes seen included) and *seconds per token* the median duration per answer token, never more
+than a slow decoder's ``max_seconds_per_token``: the duration of a short answer is mostly its
+time to first token, and spread over its few tokens it would price every token beyond it as if
+the first token's wait came again (4 s calls of 16 tokens gave 0.25 s a token, so 48 more tokens
+of ``max_tokens=64`` added 36 s to a bound that needs about 16). The result is clamped to
+``[minimum, maximum]``; before enough calls were seen a generous prior holds, and a call sent
+under the prior is judged again by what its model showed since (:func:`send_watched`), so an
+early hang is cut once the model's calls are known, not at the prior.
 
-The rule it replaces (fastest call plus the slowest seconds per token times ``max_tokens``)
-scaled the base latency of short answers by the whole ``max_tokens``: with 4-second calls of
-sixteen tokens it came to about 130 s, so hung calls lived two minutes. This one follows the
-latency instead: at 50 ms calls it cuts a hang within ``minimum``, at 60 s calls it waits a few
-times the slowest call seen, and an answer longer than any seen still gets time per extra token.
+The slack is 2 on the slow call: the 99th percentile of the last 64 calls is about the
+slowest of them, and twice it is passed by fewer than 0.2% of healthy calls even with a tail as
+heavy as a reasoning model's (lognormal, sigma 1); a call cut in error is retried with its bound
+doubled (below). The floor covers connection set-up and a busy event loop; the minimum (2 s) is
+a TCP retransmission or two, below which a cut would be a guess.
+
+At 50 ms calls a hang is cut at the 2 s minimum; at 4 s calls (lognormal, sigma 0.25) after
+about 16 s; at 60 s calls after about two slow calls, some four minutes, where streaming on the
+wire (:mod:`._watchdog`) cuts a silent call within seconds instead.
 
 Two rules keep a long answer from being cut and bought again. A call without ``max_tokens`` may
 answer up to the model's context, so it is bounded as if allowed that many tokens (in practice
@@ -27,9 +36,15 @@ instead (:mod:`._watchdog`), which needs no guess at the answer's length.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["UNBOUNDED_ANSWER_TOKENS", "CallTimeouts"]
+from .._clock import Clock, TimerHandle
+from .._transports._base import Transport, TransportResponse
+from .._wire._classify import timeout_error
+
+__all__ = ["UNBOUNDED_ANSWER_TOKENS", "CallTimeouts", "send_watched"]
 
 _WINDOW = 64
 _MIN_SAMPLES = 8
@@ -38,6 +53,10 @@ _QUANTILE = 0.99
 # What a call without max_tokens may generate: the smallest context window of the Grok models
 # (131,072 tokens), since the server stops an answer only there.
 UNBOUNDED_ANSWER_TOKENS = 131_072
+# A call in flight is judged again against its model's current bound first after this long,
+# then every quarter of its age: a handful of timer events for a minute-long call, none for a
+# fast one (it ends before the first check).
+_FIRST_CHECK = 1.0
 
 
 def _quantile(samples: deque[float] | deque[int], q: float) -> float:
@@ -52,6 +71,7 @@ class CallTimeouts:
         "_cached",
         "_durations",
         "_floor",
+        "_max_per_token",
         "_maximum",
         "_minimum",
         "_observed",
@@ -65,12 +85,13 @@ class CallTimeouts:
     def __init__(
         self,
         *,
-        minimum: float = 10.0,
+        minimum: float = 2.0,
         maximum: float = 900.0,
-        slack: float = 3.0,
+        slack: float = 2.0,
         floor: float = 1.0,
         prior_base: float = 30.0,
         prior_per_token: float = 0.1,
+        max_seconds_per_token: float = 0.05,
     ) -> None:
         self._minimum = minimum
         self._maximum = maximum
@@ -78,6 +99,9 @@ class CallTimeouts:
         self._floor = floor
         self._prior_base = prior_base
         self._prior_per_token = prior_per_token
+        # 20 tokens a second: slower than any model decodes, so a bound never comes up short
+        # because of it; a short answer's duration per token is mostly its time to first token.
+        self._max_per_token = max_seconds_per_token
         self._durations: deque[float] = deque(maxlen=_WINDOW)
         self._sizes: deque[int] = deque(maxlen=_WINDOW)
         self._per_token: deque[float] = deque(maxlen=_WINDOW)
@@ -106,11 +130,12 @@ class CallTimeouts:
         """
         tokens = max_tokens if max_tokens is not None else UNBOUNDED_ANSWER_TOKENS
         if len(self._durations) < _MIN_SAMPLES:
-            estimate = self._prior_base + self._prior_per_token * tokens
+            # Nothing known yet: the prior is its own slack (and is asked again, see below).
+            bound = self._prior_base + self._prior_per_token * tokens + self._floor
         else:
             slow, longest, per_token = self._learned()
-            estimate = slow + per_token * max(0.0, tokens - longest)
-        bound = self._slack * estimate + self._floor
+            estimate = slow + min(per_token, self._max_per_token) * max(0.0, tokens - longest)
+            bound = self._slack * estimate + self._floor
         # The exponent is capped: past a few doublings any bound is beyond the maximum anyway.
         bound *= 2.0 ** min(max(timed_out, 0), 32)
         return max(self._minimum, min(self._maximum, bound))
@@ -131,3 +156,61 @@ class CallTimeouts:
         return (
             f"CallTimeouts(samples={len(self._durations)}, next_1024={self.timeout_for(1024):.1f}s)"
         )
+
+
+async def send_watched(
+    transport: Transport,
+    clock: Clock,
+    path: str,
+    body: bytes,
+    *,
+    started: float,
+    timeout: float,
+    bound: Callable[[], float] | None,
+) -> TransportResponse:
+    """``transport.send`` with ``timeout``, cut earlier once ``bound()`` says it is overdue.
+
+    ``bound`` is the call's learned timeout asked again as the call lasts (None: ``timeout``
+    was chosen by the caller and is all there is). A call sent before its model had answered
+    enough times was given the prior, over a minute; by the time it has been silent a few
+    seconds the model's real calls are known, and a hang is cut at their bound. The cut is an
+    :class:`APITimeoutError`, as the transport's own timeout would be.
+    """
+    if bound is None:
+        return await transport.send(path, body, timeout=timeout)
+    # The call runs in the caller's own task, cut by cancelling that task (as asyncio.timeout
+    # does): in a task of its own, its end would reach the caller one loop step late, and a
+    # drain waiting for the transport to go idle could see the answer before its job does.
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    cut: list[float] = []
+    timer: TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal timer
+        timer = None
+        elapsed = clock.now() - started
+        limit = min(timeout, bound())
+        # A timer set for started + limit may wake a hair early in float arithmetic.
+        if elapsed >= limit - 1e-9:
+            if not task.done():
+                cut.append(limit)
+                task.cancel()
+            return
+        due = min(limit, elapsed + max(_FIRST_CHECK, elapsed / 4))
+        timer = clock.call_at(started + due, check)
+
+    if timeout > _FIRST_CHECK:
+        timer = clock.call_at(started + _FIRST_CHECK, check)
+    try:
+        return await transport.send(path, body, timeout=timeout)
+    except asyncio.CancelledError:
+        if cut and task.uncancel() <= cancelling:
+            raise timeout_error(
+                TimeoutError(f"no answer within {cut[0]:g}s, the model's call bound")
+            ) from None
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()

@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 class _StubJob:
     """The fields JobQueue reads and writes."""
 
-    __slots__ = ("cancelled", "eligible_at", "key", "name", "priority", "queued", "submitted")
+    __slots__ = (
+        "cancelled",
+        "eligible_at",
+        "key",
+        "name",
+        "priority",
+        "queue_order",
+        "queued",
+        "submitted",
+    )
 
     def __init__(self, name: int, priority: int, key: float, submitted: int) -> None:
         self.name = name
@@ -28,6 +37,7 @@ class _StubJob:
         self.eligible_at: float = float(submitted)
         self.cancelled = False
         self.queued = False
+        self.queue_order: int | None = None
 
 
 queue_ops = st.lists(
@@ -48,13 +58,14 @@ def test_queue_always_serves_the_most_urgent_eligible_job(
     ops: list[tuple[str, int]], aging: int | None
 ) -> None:
     """Against a sorted-list model: served = the eligible job of least priority - waited/aging,
-    FIFO (by time of queueing) among equals; delayed retries wait; cancelled jobs never come out."""
+    FIFO (by first queueing: a retry keeps its place) among equals; delayed retries wait;
+    cancelled jobs never come out."""
     queue = JobQueue(aging_seconds=aging)
     now = 0  # whole seconds: the queue's float keys and the model's fractions agree exactly
-    live: dict[int, tuple[_StubJob, int]] = {}  # name -> (job, sequence of its latest push)
+    live: dict[int, tuple[_StubJob, int]] = {}  # name -> (job, sequence of its first push)
     sequence = 0
     names = 0
-    served: _StubJob | None = None
+    served: tuple[_StubJob, int] | None = None
     for op, arg in ops:
         if op == "submit":
             names += 1
@@ -65,10 +76,10 @@ def test_queue_always_serves_the_most_urgent_eligible_job(
         elif op == "advance":
             now += arg
         elif op == "retry" and served is not None:
-            served.eligible_at = float(now + arg)
-            queue.push(cast("Job", served), float(now))
-            live[served.name] = (served, sequence)
-            sequence += 1
+            job, first = served
+            job.eligible_at = float(now + arg)
+            queue.push(cast("Job", job), float(now))
+            live[job.name] = (job, first)
             served = None
         elif op == "cancel" and live:
             name = sorted(live)[arg % len(live)]
@@ -81,7 +92,7 @@ def test_queue_always_serves_the_most_urgent_eligible_job(
             assert (got and cast(_StubJob, got).name) == (expected and expected.name)
             if got is not None:
                 assert queue.pop(float(now)) is got
-                served = live.pop(cast(_StubJob, got).name)[0]
+                served = live.pop(cast(_StubJob, got).name)
         assert len(queue) == len(live)
 
 
@@ -100,3 +111,20 @@ def _most_urgent(
         return Fraction(job.priority) - Fraction(now - job.submitted, aging), seq
 
     return min(eligible, key=urgency)[0]
+
+
+def test_a_retry_goes_back_to_its_first_place_not_behind_the_backlog() -> None:
+    """A bulk run submits every job at one instant, so all share one key: a retried job must
+    come out ahead of the jobs queued after it, whether it waited out a backoff or not."""
+    for aging in (None, 60):
+        queue = JobQueue(aging_seconds=aging)
+        jobs = [_StubJob(name, 2, queue.key_for(2, 0.0), 0) for name in range(4)]
+        for job in jobs:
+            queue.push(cast("Job", job), 0.0)
+        first = queue.pop(0.0)
+        assert first is jobs[0]
+        jobs[0].eligible_at = 0.5  # its backoff
+        queue.push(first, 0.0)
+        assert queue.pop(0.0) is jobs[1]  # the backoff holds it back meanwhile
+        assert queue.pop(1.0) is jobs[0]  # then it goes before jobs 2 and 3
+        assert [queue.pop(1.0), queue.pop(1.0)] == [jobs[2], jobs[3]]

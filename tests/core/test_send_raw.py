@@ -137,3 +137,27 @@ async def test_a_streamed_raw_body_is_refused_not_sent_again_and_again() -> None
         )
     assert response.status == 200
     assert server.prompts == ["plain"]
+
+
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        b'{"id": "chatcmpl-truncated", "object": "chat.compl',  # cut mid-JSON
+        b'{"id": "chatcmpl-1", "object": "chat.completion"}',  # no choices
+    ],
+)
+async def test_a_200_with_an_unusable_body_is_passed_through_not_retried(unusable: bytes) -> None:
+    """A raw caller's SDK reads the body and raises on what it cannot read: the server's 200
+    comes back byte for byte after one call, not bought again (a submitted job retries it)."""
+    clock = FakeClock()
+    server = Server(clock)
+    server.script = [TransportResponse(200, unusable, {"x-request-id": "req-bad"})]
+    async with make_scheduler(clock, server) as scheduler:
+        response = await _run(clock, scheduler.send_raw("chat/completions", _chat("hi")))
+        submitted = scheduler.submit_nowait("again")
+        server.script = [TransportResponse(200, unusable, {}), ok("fine")]
+        result = await _run(clock, submitted)
+    assert (response.status, response.body) == (200, unusable)
+    assert response.headers["x-request-id"] == "req-bad"
+    assert result.text == "fine" and result.attempts == 2
+    assert server.prompts == ["hi", "again", "again"]

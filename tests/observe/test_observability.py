@@ -94,8 +94,10 @@ async def test_error_rate_alert_fires_and_recovers(clock: FakeClock) -> None:
     ) as scheduler:
         futures = [scheduler.submit_nowait(f"job {i}") for i in range(3)]
         await clock.run_until_done(asyncio.gather(*futures))
-        later = [scheduler.submit_nowait(f"later {i}") for i in range(40)]
+        # The failures leave the 10 s window before the successes come: submitted at once,
+        # the successes would all land inside it and nothing would look at the rate later.
         await clock.advance(11.0)
+        later = [scheduler.submit_nowait(f"later {i}") for i in range(40)]
         await clock.run_until_done(asyncio.gather(*later))
     kinds = [(alert.kind, alert.firing) for alert in seen]
     assert ("error_rate", True) in kinds
