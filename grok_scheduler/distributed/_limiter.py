@@ -28,11 +28,11 @@ from .._limits._base import (
     resync,
     stated_limits,
 )
-from ._acceptance import FleetAcceptance
 from ._booking import Booking
 from ._connection import connect, limiter_key, redact, redis_key
 from ._courier import Courier
 from ._fallback import Fallback, FallbackPolicy
+from ._fleet import FleetAcceptance
 from ._link import Link, Settings, loop_time, positive, rate
 from ._messages import Reply, Report
 
@@ -53,7 +53,9 @@ class RedisLimiter:
     ``Scheduler(..., limiter=RedisLimiter(url=..., key="team-a:grok-4", requests_per_second=40))``
     in every process; or :meth:`from_url` to derive the key from the API key and model. The
     configured limits are this process's ceilings, shared for ``ceiling_ttl`` seconds after its
-    last word (refreshed while it lives). Needs the ``redis`` extra.
+    last word (refreshed while it lives). One process at a time probes the shared rate up: the
+    one that last changed it otherwise, for ``probe_lease`` seconds after its last change.
+    Needs the ``redis`` extra.
     """
 
     __slots__ = (
@@ -88,6 +90,7 @@ class RedisLimiter:
         ttl: float = 300.0,
         flush_delay: float = 0.05,
         ceiling_ttl: float = 30.0,
+        probe_lease: float = 5.0,
     ) -> None:
         if fallback not in ("local", "pause") or not 0 < fallback_share <= 1:
             raise ValueError(
@@ -107,6 +110,7 @@ class RedisLimiter:
             reserve_share=float(reserve_share),
             max_booking=float(max_booking),
             urgent_hold=float(urgent_hold),
+            probe_lease=float(probe_lease),
         )
         self._url = url
         self._rps, self._tpm = own
@@ -213,6 +217,7 @@ class RedisLimiter:
         reply = await self._link.acquire(self._courier.take(), tokens, priority)
         if reply is None:
             return self._acquire_locally(tokens, now)
+        self._heard(reply, now)
         self._absorb_limits(reply.requests_per_second, reply.tokens_per_minute)
         if reply.status == "ok":
             return 0.0
@@ -233,6 +238,7 @@ class RedisLimiter:
         if reply is None or not booking.held:
             return None  # Redis went away (the booking with it), or the booking expired
         if reply.paused_for > 0.0:
+            self._heard(reply, now)
             booking.defer(now, reply.paused_for)
             return reply.paused_for
         booking.use(tokens)
@@ -296,8 +302,12 @@ class RedisLimiter:
         reason: str,
     ) -> None:
         rps, tpm = rate(requests_per_second), rate(tokens_per_minute)
-        self._courier.report.limits = (rps, tpm, reason)  # shared as given
-        self._absorb_limits(rps, tpm)
+        report = self._courier.report
+        report.set_limits(rps, tpm, reason)
+        if report.change == "set" or self._fallback.down:
+            # A cut or a probe is Redis's to combine with the other processes' changes: its
+            # answer brings the limits in force.
+            self._absorb_limits(rps, tpm)
         self._fallback.set_limits(self._rps, self._tpm, now, reason)
         self._kick(urgent=True)
         self._notify()
@@ -356,25 +366,40 @@ class RedisLimiter:
     ) -> tuple[int, int] | None:
         """Sends and 429s of every process on the key whose send time is in ``[start, end)``.
 
-        In this process's clock, to a 0.25 s slot. About 0.25 s behind processes that saw a 429
-        or asked in the last 10 s, up to 2 s behind calm ones (they flush less often);
-        rejections of ``dimension`` only when it is given. None when unknown: before
-        the first exchange with Redis, while Redis is away, or for a window reaching further
-        back than fetched so far (the next exchange fetches it).
+        In this process's clock, to a 0.25 s slot. About half a second behind while 429s are
+        about (every process flushes each slot then), up to 2 s behind a calm fleet: see
+        :meth:`report_lag`. Rejections of ``dimension`` only when it is given. None when
+        unknown: before the first exchange with Redis, while Redis is away, or for a window
+        reaching further back than fetched so far (the next exchange fetches it).
         """
         if self._fallback.down or self._closed:
             return None
         return self._fleet().query(start, end, dimension)
 
+    def report_lag(self) -> float | None:
+        """Seconds behind now from which another process's sends may be missing from
+        :meth:`fleet_acceptance` (the oldest watermark of the live processes); None unknown."""
+        if self._fallback.down or self._closed or self._acceptance is None:
+            return None
+        return self._acceptance.report_lag()
+
     def _fleet(self) -> FleetAcceptance:
         # Created on first use: a process that never records nor asks costs Redis nothing.
         if self._acceptance is None:
-            self._acceptance = FleetAcceptance(self._link, f"{self.key}:acceptance")
+            self._acceptance = FleetAcceptance(
+                self._link, f"{self.key}:acceptance", self._link.process_id
+            )
         return self._acceptance
 
     def _saw(self, now: float) -> None:
         if self._acceptance is not None and not (self._fallback.down or self._closed):
             self._acceptance.tick(now)
+
+    def _heard(self, reply: Reply, now: float) -> None:
+        """A pause in force means a 429 somewhere in the fleet: count and fetch every slot, so
+        the process that saw it measures the fleet without waiting for this one's counts."""
+        if reply.paused_for > 0.0 and self._acceptance is not None and not self._closed:
+            self._acceptance.heat(now)
 
     # -- talking to Redis -------------------------------------------------------------------
     async def _send(self, report: Report, *, leaving: bool = False) -> Reply | None:

@@ -69,9 +69,10 @@ class Settings:
     reserve_share: float
     max_booking: float
     urgent_hold: float
+    probe_lease: float = 5.0  # seconds a process leads the probing after its last change
 
     def __post_init__(self) -> None:
-        for name in ("burst_seconds", "ttl", "ceiling_ttl", "timeout"):
+        for name in ("burst_seconds", "ttl", "ceiling_ttl", "timeout", "probe_lease"):
             positive(name, getattr(self, name))
         for limit in self.own:
             rate(limit)
@@ -130,11 +131,16 @@ class Link:
         """Another script on the same connection (the acceptance log's)."""
         return self._client.register_script(source)
 
-    async def run(self, script: AsyncScript, key: str, args: list[str]) -> Any:
+    @property
+    def process_id(self) -> str:
+        """This limiter's name in Redis (its ceiling, its watermark, its probing lease)."""
+        return self._process_id
+
+    async def run(self, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
         """Run a script within the time limit; Redis errors propagate."""
         self.round_trips += 1
         async with asyncio.timeout(self.settings.timeout * 4):
-            return await script(keys=[key], args=args)
+            return await script(keys=keys, args=args)
 
     async def ping(self) -> object:
         return await self._client.ping()
@@ -180,11 +186,12 @@ class Link:
             str(int(s.ceiling_ttl * 1000)),
             "1" if leaving else "0",
             *report.args(now),
+            repr(s.probe_lease),
         ]
 
     async def _call(self, script: AsyncScript, args: list[str], report: Report) -> Reply | None:
         try:
-            reply = Reply.parse(await self.run(script, self.settings.key, args))
+            reply = Reply.parse(await self.run(script, [self.settings.key], args))
         except self.errors as exc:
             self._on_trouble(exc, report)
             return None

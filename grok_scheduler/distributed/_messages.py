@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Reply", "Report"]
+__all__ = ["Change", "Reply", "Report", "change_of"]
+
+Change = Literal["set", "cut", "probe"]
+"""How Redis applies a process's new limits (``_lua.py``): as given; never above the shared
+ones (a cut: another process may have cut further meanwhile); or only from the process leading
+the probing (a probe upward)."""
+
+# The reasons the rate controller gives (``_limits/_adaptive.py``); any other reason (a stated
+# limit, the user's own call) is applied as given.
+PROBING_REASON = "probing up"
+_CUT_REASONS = ("first 429", "429 on ")
+# When several changes merge into one report, the weightiest kind describes it.
+_WEIGHT: dict[Change, int] = {"probe": 0, "cut": 1, "set": 2}
+
+
+def change_of(reason: str) -> Change:
+    """The kind of a change of limits, from the reason its maker gave."""
+    if reason == PROBING_REASON:
+        return "probe"
+    return "cut" if reason.startswith(_CUT_REASONS) else "set"
 
 
 def _arg(value: float | None) -> str:
@@ -19,6 +38,7 @@ class Report:
     give_requests: float = 0.0
     give_tokens: float = 0.0
     limits: tuple[float | None, float | None, str] | None = None
+    change: Change = "set"  # how Redis applies ``limits``
     clamp_requests: float | None = None
     clamp_tokens: float | None = None
     pause_at: float | None = None  # in the event loop's time
@@ -40,15 +60,23 @@ class Report:
             and self.clamp_tokens is None
         )
 
+    def set_limits(self, rps: float | None, tpm: float | None, reason: str) -> None:
+        """New limits; merged with unsent ones, the weightiest kind of change describes both
+        (a cut then the probe from it is sent as a cut: its maker leads the probing)."""
+        change = change_of(reason)
+        if self.limits is not None and _WEIGHT[self.change] > _WEIGHT[change]:
+            change = self.change
+        self.limits, self.change = (rps, tpm, reason), change
+
     def keep_knowledge(self, other: Report) -> None:
         """After a failed send: keep what it learned (idempotent), drop credit (it may be in)."""
         if self.limits is None:
-            self.limits = other.limits
+            self.limits, self.change = other.limits, other.change
         if other.pause_at is not None and (self.pause_at is None or other.pause_at > self.pause_at):
             self.pause_at, self.pause_reason = other.pause_at, other.pause_reason
 
     def args(self, loop_now: float) -> list[str]:
-        """The script arguments 15 to 23 (see ``_lua.py``); a pause becomes seconds from now."""
+        """The script arguments 15 to 24 (see ``_lua.py``); a pause becomes seconds from now."""
         rps, tpm, reason = self.limits if self.limits is not None else (None, None, "")
         pause = None if self.pause_at is None else max(0.0, self.pause_at - loop_now)
         return [
@@ -61,6 +89,7 @@ class Report:
             _arg(self.clamp_tokens),
             _arg(pause),
             self.pause_reason,
+            self.change,
         ]
 
 

@@ -332,8 +332,9 @@ async def test_an_urgent_waiter_keeps_the_next_credit_from_less_urgent_work(
     # One request plus a quarter of the 9-request bucket must accumulate first.
     low = await flood.acquire(0, now(), 3)
     assert clock.low(0.325) < low <= 0.325
-    # NORMAL work is held back the same way; urgent work is not.
-    assert await flood.acquire(0, now(), 2) > 0.3
+    # NORMAL work is held back the same way (not the 0.1 s an unheld caller waits); urgent
+    # work is not. Bounded by the stopwatch: a loaded host spends Redis time between calls.
+    assert clock.low(0.325) < await flood.acquire(0, now(), 2) <= 0.325
     other_urgent = make(requests_per_second=10)
     assert await other_urgent.acquire(0, now(), 0) <= 0.1
 
