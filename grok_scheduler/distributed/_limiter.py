@@ -34,7 +34,7 @@ from ._courier import Courier
 from ._fallback import Fallback, FallbackPolicy
 from ._fleet import FleetAcceptance
 from ._link import Link, Settings, loop_time, positive, rate
-from ._messages import Reply, Report
+from ._messages import Reply, Report, change_of
 
 __all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter"]
 
@@ -303,11 +303,14 @@ class RedisLimiter:
     ) -> None:
         rps, tpm = rate(requests_per_second), rate(tokens_per_minute)
         report = self._courier.report
-        report.set_limits(rps, tpm, reason)
-        if report.change == "set" or self._fallback.down:
-            # A cut or a probe is Redis's to combine with the other processes' changes: its
-            # answer brings the limits in force.
-            self._absorb_limits(rps, tpm)
+        if (
+            change_of(reason) == "probe"
+            and loop_time() < self._link.led_elsewhere_until
+            and not self._fallback.down
+        ):
+            return  # another process leads the probing: Redis would refuse it (a round trip)
+        report.set_limits(rps, tpm, reason)  # Redis's answer brings the limits in force
+        self._absorb_limits(rps, tpm)
         self._fallback.set_limits(self._rps, self._tpm, now, reason)
         self._kick(urgent=True)
         self._notify()

@@ -95,6 +95,7 @@ class Link:
         "errors",
         "last",
         "last_reply_at",
+        "led_elsewhere_until",
         "pause_at",
         "round_trips",
         "seed_empty",
@@ -123,6 +124,7 @@ class Link:
         self.last_reply_at: float | None = None  # loop time
         self.shared: tuple[float, float, str] = (0.0, 0.0, "configured")
         self.shared_pause_at = -math.inf  # loop time
+        self.led_elsewhere_until = -math.inf  # loop time: another process leads the probing
         self.pause_at = -math.inf  # this process's own latest pause, loop time
         self.seed_empty = False  # it kept sending while Redis was away
         self.round_trips = 0
@@ -200,6 +202,7 @@ class Link:
         self.seed_empty = False
         self.shared = reply.shared
         self.shared_pause_at = self.last_reply_at + reply.paused_for
+        self.led_elsewhere_until = self.last_reply_at + reply.led_elsewhere
         self._keep_alive()
         return reply
 

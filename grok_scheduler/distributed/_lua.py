@@ -56,8 +56,9 @@ and, for :data:`ACQUIRE` only::
     26 tokens  27 priority  28 urgent_priority  29 reserve_share  30 max_booking  31 urgent_hold
 
 Both return ``{status, wait, rps, tpm, paused_for, requests_level, tokens_level, why,
-shared_rps, shared_tpm, src}`` as strings (Lua would truncate numbers to integers): status is
-``ok``, ``booked``, ``wait`` or ``stored``; ``rps`` and ``tpm`` are the limits in force.
+shared_rps, shared_tpm, src, led_elsewhere}`` as strings (Lua would truncate numbers to
+integers): status is ``ok``, ``booked``, ``wait`` or ``stored``; ``rps`` and ``tpm`` are the
+limits in force; ``led_elsewhere`` the seconds another process still leads the probing.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ local function lowest(a, b) -- 0 = no limit
   return math.min(a, b)
 end
 
+local function below(a, b) return a > 0 and (b <= 0 or a < b) end -- a stricter limit than b
+
 local set_rps, change = given(17), ARGV[24]
 local prober, lease_end = h.pr, tonumber(h.pe or '0')
 if set_rps ~= nil then
@@ -138,12 +141,16 @@ if set_rps ~= nil then
   -- change applies, and its maker leads the probing that follows.
   if change ~= 'probe' or prober == nil or lease_end <= now or prober == ARGV[10] then
     local new_r, new_t = set_rps, tonumber(ARGV[18])
+    local leads = true
     if change == 'cut' and src ~= 'configured' then
       -- A cut never raises the shared limits: another process may have cut further meanwhile.
+      -- Its maker leads only if it cut: the probing is led by the controller whose rate is
+      -- in force, so that its recovery starts from that rate.
+      leads = below(new_r, rps) or below(new_t, tpm) or prober == ARGV[10]
       new_r, new_t = lowest(new_r, rps), lowest(new_t, tpm)
     end
     rps, tpm, src, why = new_r, new_t, ARGV[19], ARGV[19]
-    prober, lease_end = ARGV[10], now + tonumber(ARGV[25])
+    if leads then prober, lease_end = ARGV[10], now + tonumber(ARGV[25]) end
   end
 end
 if ARGV[14] == '1' and prober == ARGV[10] then prober = nil end -- it leaves: the lease lapses
@@ -173,9 +180,10 @@ if src == 'configured' then shared_r, shared_t = 0, 0 end
 
 -- The limits in force: a resize never raises a level (only a refill does). A newly limited
 -- dimension starts as LocalLimiter's does (requests half full, tokens full), or empty on a lost
--- key (the server's bucket is not full either: this fleet kept sending).
+-- key (the server's bucket is not full either: this fleet kept sending) and when a 429 set the
+-- limit (the server just said its bucket is empty: half a bucket would be refused at once).
 local function start(cap, share)
-  if lost then return 0 end
+  if lost or (set_rps ~= nil and change == 'cut') then return 0 end
   return cap * share
 end
 local new_r, new_t = lowest(shared_r, cap_r), lowest(shared_t, cap_t)
@@ -232,8 +240,10 @@ local function reply(status, wait)
   local r, t = '', ''
   if rl ~= nil then r = fmt(rl) end
   if tl ~= nil then t = fmt(tl) end
+  local elsewhere = 0 -- seconds another process still leads the probing
+  if prober ~= nil and prober ~= ARGV[10] then elsewhere = math.max(0, lease_end - now) end
   return {status, fmt(wait), fmt(er), fmt(et), fmt(math.max(0, pause - now)), r, t, why,
-          fmt(rps), fmt(tpm), src}
+          fmt(rps), fmt(tpm), src, fmt(elsewhere)}
 end
 """
 

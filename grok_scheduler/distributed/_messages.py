@@ -111,11 +111,13 @@ class Reply:
     tokens_level: float | None
     reason: str
     shared: tuple[float, float, str]
+    led_elsewhere: float = 0.0  # seconds another process still leads the probing
+
 
     @classmethod
     def parse(cls, raw: Any) -> Reply:
         """Decode the script's list of strings."""
-        status, wait, rps, tpm, paused, rl, tl, why, shared_rps, shared_tpm, src = (
+        status, wait, rps, tpm, paused, rl, tl, why, shared_rps, shared_tpm, src, led = (
             str(x) for x in raw
         )
         return cls(
@@ -128,4 +130,5 @@ class Reply:
             tokens_level=float(tl) if tl else None,
             reason=why,
             shared=(float(shared_rps), float(shared_tpm), src),
+            led_elsewhere=float(led),
         )
