@@ -63,7 +63,7 @@ _REJECTED_REQUESTS, _REJECTED_TOKENS = 1, 2
 #: ARGV: caller_now, offset ('' until the caller has an estimate: then redis now - caller_now),
 #: slot, keep, lookback, process id, live, n, then n x (caller_time, sent, rej_req, rej_tok).
 #: Returns {redis_now, the oldest live watermark of the other processes ('' if none),
-#: first_slot, then 3 counts per slot from first_slot to now's slot}.
+#: first_slot, then 3 counts per slot from first_slot to the slot after now's}.
 FLUSH = """
 local key, marks = KEYS[1], KEYS[2]
 local clock = redis.call('TIME')
@@ -103,7 +103,8 @@ redis.call('PEXPIRE', marks, math.ceil(keep * 1000))
 local first = math.max(oldest, math.floor((rnow - lookback) / slot))
 local out = {string.format('%.17g', rnow), '', tostring(first)}
 if behind ~= nil then out[2] = string.format('%.17g', behind) end
-for s = first, math.floor(rnow / slot) do
+-- To the slot after now's: a count is mapped by its slot's middle, up to half a slot ahead.
+for s = first, math.floor(rnow / slot) + 1 do
   local v = redis.call('HMGET', key, s .. ':s', s .. ':r', s .. ':t')
   for j = 1, 3 do out[#out + 1] = v[j] or '0' end
 end

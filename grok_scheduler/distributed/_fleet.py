@@ -72,6 +72,10 @@ class FleetAcceptance:
         self._log.record(sent_at, self._log.kind(dimension))
         self.heat(self._caller_now() if self._latest > -math.inf else sent_at)
 
+    def hot(self, now: float) -> bool:
+        """429s are about: counts are flushed every slot."""
+        return now < self._hot_until
+
     def heat(self, now: float) -> None:
         """429s are about (here or elsewhere in the fleet): flush every slot for a while."""
         self._hot_until = max(self._hot_until, now + HOT_SECONDS)

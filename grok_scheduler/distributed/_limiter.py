@@ -67,6 +67,7 @@ class RedisLimiter:
         "_link",
         "_listener",
         "_paused_until",
+        "_proposed",
         "_rps",
         "_tpm",
         "_url",
@@ -130,6 +131,7 @@ class RedisLimiter:
         self._paused_until = -math.inf  # caller's clock
         self._listener: Callable[[], None] | None = None
         self._closed = False
+        self._proposed = False  # it changed the shared limits (it may lead the probing)
 
     @classmethod
     def from_url(
@@ -310,6 +312,7 @@ class RedisLimiter:
         ):
             return  # another process leads the probing: Redis would refuse it (a round trip)
         report.set_limits(rps, tpm, reason)  # Redis's answer brings the limits in force
+        self._proposed = True
         self._absorb_limits(rps, tpm)
         self._fallback.set_limits(self._rps, self._tpm, now, reason)
         self._kick(urgent=True)
@@ -451,7 +454,8 @@ class RedisLimiter:
             await self._acceptance.aclose()
         report = self._courier.take()
         registered = self._link.last is not None and self._link.settings.own != (None, None)
-        if not self._fallback.down and (registered or not report.empty):
-            # One last word: what is left to report, and this process's ceiling withdrawn.
+        if not self._fallback.down and (registered or self._proposed or not report.empty):
+            # One last word: what is left to report, this process's ceiling withdrawn and its
+            # lead of the probing (if it has it) given up.
             await self._send(report, leaving=True)
         await self._link.aclose()

@@ -113,7 +113,6 @@ class Reply:
     shared: tuple[float, float, str]
     led_elsewhere: float = 0.0  # seconds another process still leads the probing
 
-
     @classmethod
     def parse(cls, raw: Any) -> Reply:
         """Decode the script's list of strings."""

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from grok_scheduler.distributed._acceptance import (
-    LIVE_SECONDS,
     SLOT_SECONDS,
     AcceptanceLog,
     kept_offset,
@@ -41,13 +40,11 @@ class FakeRedis:
                 stored[j] += int(count)
         self.marks[me] = float(caller_now) + offset
         others = [
-            at
-            for name, at in self.marks.items()
-            if name != me and at >= redis_now - float(live)
+            at for name, at in self.marks.items() if name != me and at >= redis_now - float(live)
         ]
         first = math.floor((redis_now - lookback) / slot)
         out = [repr(redis_now), repr(min(others)) if others else "", str(first)]
-        for s in range(first, math.floor(redis_now / slot) + 1):
+        for s in range(first, math.floor(redis_now / slot) + 2):
             out.extend(str(c) for c in self.counts.get(s, [0, 0, 0]))
         return out
 

@@ -173,9 +173,12 @@ async def test_configured_limits_combine_as_the_lowest(make: Factory, redis_url:
     await slow.acquire(0, now())
     await fast.acquire(0, now())
     assert (slow.requests_per_second, fast.requests_per_second) == (10, 10)
-    # The burst is 10 rps's, whoever asks: 9 requests, not 90.
+    # The burst is 10 rps's, whoever asks: 9 requests, not 90 (plus what 10 rps refilled
+    # while a loaded host took its time over the 40 round trips).
     await rested(fast, redis_url, 90.0)
-    assert await grants(fast, 20) + await grants(slow, 20) == 9
+    clock = Stopwatch()
+    granted = await grants(fast, 20) + await grants(slow, 20)
+    assert 9 <= granted <= 9 + 10 * (asyncio.get_running_loop().time() - clock.start)
     # A shared limit above a process's ceiling does not raise it, for itself or for others.
     fast.set_limits(requests_per_second=100, tokens_per_minute=None, now=now(), reason="adaptive")
     await fast.flush()
