@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from grok_scheduler._limits._acceptance import AcceptanceLog as SendLog
 from grok_scheduler._limits._adaptive import AdaptivePolicy, RateController
 from grok_scheduler._limits._episode import Meter
 from grok_scheduler._limits._local import LocalLimiter
+from grok_scheduler.cli._options import RunOptions
+from grok_scheduler.cli._setup import make_limiter
 from grok_scheduler.distributed import RedisLimiter
 from grok_scheduler.distributed._acceptance import LIVE_SECONDS, SLOT_SECONDS, AcceptanceLog
 from grok_scheduler.distributed._messages import PROBING_REASON, Report, change_of
@@ -267,3 +270,32 @@ async def test_sends_of_the_newest_slot_are_fetched_at_once(make: Factory) -> No
         limiter.record_sent(at)
     await limiter.flush()
     assert limiter.fleet_acceptance(at - 1.0, at + 1.0) == (4, 0)
+
+
+async def test_cli_runs_with_one_url_key_and_model_share_one_set_of_limits() -> None:
+    """``grok-scheduler run --redis-url URL`` in several processes: no other flag needed."""
+    url = require_redis()
+
+    def limiter_of(api_key: str, model: str, rps: float | None = None) -> RedisLimiter:
+        options = RunOptions(
+            input="-",
+            output=Path("out.jsonl"),
+            api_key=api_key,
+            redis_url=url,
+            requests_per_second=rps,
+        )
+        limiter: RedisLimiter = make_limiter(options)(model)
+        return limiter
+
+    first, second = limiter_of("xai-a", "grok-4", rps=10), limiter_of("xai-a", "grok-4")
+    other_model, other_key = limiter_of("xai-a", "grok-3-mini"), limiter_of("xai-b", "grok-4")
+    try:
+        assert first.key == second.key
+        assert len({first.key, other_model.key, other_key.key}) == 3
+        await first.acquire(0, now())
+        await second.acquire(0, now())
+        assert second.requests_per_second == 10  # the first one's ceiling, shared
+    finally:
+        for limiter in (first, second, other_model, other_key):
+            await limiter.aclose()
+        delete_keys(url, first.key, other_model.key, other_key.key)
