@@ -21,30 +21,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._limits._base import (
-    NONE_REMAIN_REASON,
-    LimiterState,
-    RateLimitHeaders,
-    resync,
-    stated_limits,
-)
+from .._limits._base import NONE_REMAIN_REASON, LimiterState, RateLimitHeaders, stated_limits
 from ._booking import Booking
 from ._connection import connect, limiter_key, redact, redis_key
 from ._courier import Courier
 from ._fallback import Fallback, FallbackPolicy
 from ._fleet import FleetAcceptance
-from ._link import Link, Settings, loop_time, positive, rate
+from ._link import Link, Settings, loop_time, lowest, positive, rate
 from ._messages import Reply, Report, change_of
 
 __all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _lowest(value: float | None, ceiling: float | None) -> float | None:
-    if value is None or ceiling is None:
-        return ceiling if value is None else value
-    return min(value, ceiling)
 
 
 class RedisLimiter:
@@ -321,7 +309,7 @@ class RedisLimiter:
     def _absorb_limits(self, rps: float | None, tpm: float | None) -> None:
         # In force here only under this process's own ceiling (Redis applies it too).
         own = self._link.settings.own
-        self._rps, self._tpm = _lowest(rps, own[0]), _lowest(tpm, own[1])
+        self._rps, self._tpm = lowest(rps, own[0]), lowest(tpm, own[1])
 
     def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
         limits = stated_limits(headers, self._rps, self._tpm)
@@ -330,24 +318,12 @@ class RedisLimiter:
             self.set_limits(
                 requests_per_second=rps, tokens_per_minute=tpm, now=now, reason="headers"
             )
-        self._sync("requests", headers.requests_remaining, headers.requests_reset, now)
-        self._sync("tokens", headers.tokens_remaining, headers.tokens_reset, now)
-
-    def _sync(
-        self, dimension: str, remaining: float | None, reset: float | None, now: float
-    ) -> None:
-        known = self._rps if dimension == "requests" else self._tpm
-        rule = resync(remaining, reset, rate_known=known is not None)
-        if rule.pause is not None:
-            self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
-            return
-        if rule.clamp is None:
-            return
-        if dimension == "requests":
-            self._courier.report.clamp_requests = rule.clamp
-        else:
-            self._courier.report.clamp_tokens = rule.clamp
-        self._kick(urgent=False)
+        report = self._courier.report
+        pause = report.sync(headers, self._rps, self._tpm)
+        if pause is not None:
+            self.pause_until(now + pause, now, NONE_REMAIN_REASON)
+        if not report.empty:
+            self._kick(urgent=False)
 
     def set_listener(self, listener: Callable[[], None]) -> None:
         self._listener = listener

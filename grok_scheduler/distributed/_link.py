@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["Link", "Settings", "loop_time", "rate"]
+__all__ = ["Link", "Settings", "loop_time", "lowest", "rate"]
 
 # LocalLimiter's headroom (see _limits/_local.py), so both limiters hold the same bursts.
 _REQUEST_HEADROOM_SECONDS = 0.1
@@ -42,6 +42,13 @@ def positive(name: str, value: float) -> float:
 def rate(value: float | None) -> float | None:
     """A limit: None (unlimited) or positive and finite."""
     return None if value is None else positive("a limit", value)
+
+
+def lowest(value: float | None, ceiling: float | None) -> float | None:
+    """The lower of two limits (None: unlimited)."""
+    if value is None or ceiling is None:
+        return ceiling if value is None else value
+    return min(value, ceiling)
 
 
 def loop_time() -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._limits._base import RateLimitHeaders, resync
+
 __all__ = ["Change", "Reply", "Report", "change_of"]
 
 Change = Literal["set", "cut", "probe"]
@@ -67,6 +69,23 @@ class Report:
         if self.limits is not None and _WEIGHT[self.change] > _WEIGHT[change]:
             change = self.change
         self.limits, self.change = (rps, tpm, reason), change
+
+    def sync(self, headers: RateLimitHeaders, rps: float | None, tpm: float | None) -> float | None:
+        """The server's remaining counts (:func:`resync`): each dimension's clamp goes in the
+        report; returns the pause that none remaining calls for (None: no pause)."""
+        pause = None
+        for dimension, remaining, reset, known in (
+            ("requests", headers.requests_remaining, headers.requests_reset, rps),
+            ("tokens", headers.tokens_remaining, headers.tokens_reset, tpm),
+        ):
+            rule = resync(remaining, reset, rate_known=known is not None)
+            if rule.pause is not None:
+                pause = rule.pause if pause is None else max(pause, rule.pause)
+            elif rule.clamp is not None and dimension == "requests":
+                self.clamp_requests = rule.clamp
+            elif rule.clamp is not None:
+                self.clamp_tokens = rule.clamp
+        return pause
 
     def keep_knowledge(self, other: Report) -> None:
         """After a failed send: keep what it learned (idempotent), drop credit (it may be in)."""
