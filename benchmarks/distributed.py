@@ -167,7 +167,8 @@ async def _delete(url: str, key: str) -> None:
 
     client = aioredis.Redis.from_url(url)
     try:
-        await client.delete(key, f"{key}:acceptance")  # the acceptance log, if one was used
+        # The acceptance log and its watermarks, if they were used.
+        await client.delete(key, f"{key}:acceptance", f"{key}:acceptance:marks")
     finally:
         await client.aclose()
 

@@ -312,8 +312,9 @@ class RateController:
     ) -> None:
         if self._shared:
             # Another process may have cut the shared rate: grow from what every process sees.
+            # Unchanged since this controller applied it, growth too small to apply yet is kept.
             shared = self._limiter_rate(dimension)
-            if shared is not None:
+            if shared is not None and shared != state.applied:
                 state.rate = state.applied = shared
         rate = state.rate
         if rate is None:

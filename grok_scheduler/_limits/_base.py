@@ -229,6 +229,11 @@ class FleetLog(Protocol):
         """``(sent, refused)`` over the fleet for send times in ``[start, end)``."""
         ...
 
+    def report_lag(self) -> float | None:
+        """How many seconds behind now the fleet's counts may still be missing sends (None:
+        not known; the meter then assumes the slowest reporting)."""
+        ...
+
 
 @runtime_checkable
 class MinuteLimited(Protocol):

@@ -112,7 +112,11 @@ class Meter:
         window would count only this process's share and read the limit far too low.
         """
         horizon = self._log.horizon()
-        return horizon + _FLEET_LAG if self._shared else horizon
+        if not self._shared:
+            return horizon
+        # The fleet log may know how far behind its counts are (every process's watermark).
+        reported = None if self._fleet is None else self._fleet.report_lag()
+        return horizon + (_FLEET_LAG if reported is None else reported)
 
     def sent_rate(self, dimension: Dimension, span: float, now: float) -> float:
         """What was sent over the last ``span`` s, by the whole fleet when the limit is shared."""

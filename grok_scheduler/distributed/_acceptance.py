@@ -12,50 +12,69 @@ bracket) cannot shift a window away from the counts it should see. The fetched
 totals cover the last ``lookback`` seconds, which grows to the oldest window anyone asked for
 (at most ``KEEP_SECONDS``). Old slots are pruned a few per flush and the hash expires when the
 fleet stops flushing, so Redis holds at most ``KEEP_SECONDS / SLOT_SECONDS`` slots per key.
+
+**How far behind the fleet's counts are.** Each flush also leaves a *watermark* in a second hash:
+the Redis time up to which that process's sends are all in Redis. The answer carries the oldest
+watermark of the other processes heard within ``LIVE_SECONDS``, so a process knows how old a
+window must be before every process's sends in it are counted (``report_lag``) instead of
+assuming the slowest flush interval. While 429s are about, every process flushes each slot (a
+process that sees a 429, a fleet pause in its limiter's answer or a refusal in the fleet's
+totals keeps doing so for ``HOT_SECONDS``, even while it sends nothing), so the fleet's counts
+are about half a second behind and its first estimate of a limit comes that soon.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._link import Link
+from typing import Any
 
 __all__ = [
     "FLUSH",
+    "HOT_SECONDS",
     "KEEP_SECONDS",
+    "LIVE_SECONDS",
+    "QUIET_FLUSH_SECONDS",
+    "SENT",
     "SLOT_SECONDS",
     "AcceptanceLog",
-    "FleetAcceptance",
     "kept_offset",
 ]
 
 #: The counting granularity, and the shortest interval between two flushes.
 SLOT_SECONDS = 0.25
-# Seconds after a 429 (or a question) during which counts are flushed every slot.
-_HOT_SECONDS = 10.0
-# The flush interval of a calm fleet.
-_QUIET_FLUSH = 2.0
+#: Seconds after a 429 (here, or a pause or refusal of the fleet's) of flushes every slot.
+HOT_SECONDS = 10.0
+#: The flush interval of a calm fleet.
+QUIET_FLUSH_SECONDS = 2.0
 #: How long the fleet's slots are kept in Redis (the longest window that can be asked for).
 KEEP_SECONDS = 120.0
+#: A process whose watermark is older than this is not sending (a sending one flushes at least
+#: every ``QUIET_FLUSH_SECONDS``, and at once on its first send after a longer silence): its
+#: counts hold nobody back.
+LIVE_SECONDS = QUIET_FLUSH_SECONDS + 1.0
+# Fleet refusals this recent in the fetched totals make a process flush every slot too.
+_RECENT_REFUSALS = 2.0
 _FIRST_LOOKBACK = 4.0
-_SENT, _REJECTED_REQUESTS, _REJECTED_TOKENS = 0, 1, 2
+#: The counter of sends (rejections: :meth:`AcceptanceLog.kind`).
+SENT = 0
+_REJECTED_REQUESTS, _REJECTED_TOKENS = 1, 2
 
+#: KEYS: the counts hash, the watermarks hash.
 #: ARGV: caller_now, offset ('' until the caller has an estimate: then redis now - caller_now),
-#: slot, keep, lookback, n, then n x (caller_time, sent, rej_req, rej_tok).
-#: Returns {redis_now, first_slot, then 3 counts per slot from first_slot to now's slot}.
+#: slot, keep, lookback, process id, live, n, then n x (caller_time, sent, rej_req, rej_tok).
+#: Returns {redis_now, the oldest live watermark of the other processes ('' if none),
+#: first_slot, then 3 counts per slot from first_slot to the slot after now's}.
 FLUSH = """
-local key = KEYS[1]
+local key, marks = KEYS[1], KEYS[2]
 local clock = redis.call('TIME')
 local rnow = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local offset = rnow - tonumber(ARGV[1])
 if ARGV[2] ~= '' then offset = tonumber(ARGV[2]) end
 local slot, keep, lookback = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local me, live = ARGV[6], tonumber(ARGV[7])
 local names = {':s', ':r', ':t'}
-for i = 0, tonumber(ARGV[6]) - 1 do
-  local base = 7 + 4 * i
+for i = 0, tonumber(ARGV[8]) - 1 do
+  local base = 9 + 4 * i
   local s = math.floor((tonumber(ARGV[base]) + offset) / slot)
   for j = 1, 3 do
     local count = tonumber(ARGV[base + j])
@@ -68,9 +87,24 @@ local low = tonumber(redis.call('HGET', key, 'low') or oldest)
 for s = low, oldest - 1 do redis.call('HDEL', key, s .. ':s', s .. ':r', s .. ':t') end
 redis.call('HSET', key, 'low', math.max(low, oldest))
 redis.call('PEXPIRE', key, math.ceil(keep * 1000))
+-- The caller's sends up to its now are all in; the others' oldest such time, if they are live.
+redis.call('HSET', marks, me, string.format('%.17g', tonumber(ARGV[1]) + offset))
+local behind = nil
+local all = redis.call('HGETALL', marks)
+for i = 1, #all, 2 do
+  local at = tonumber(all[i + 1])
+  if at < rnow - keep then
+    redis.call('HDEL', marks, all[i])
+  elseif all[i] ~= me and at >= rnow - live and (behind == nil or at < behind) then
+    behind = at
+  end
+end
+redis.call('PEXPIRE', marks, math.ceil(keep * 1000))
 local first = math.max(oldest, math.floor((rnow - lookback) / slot))
-local out = {string.format('%.17g', rnow), tostring(first)}
-for s = first, math.floor(rnow / slot) do
+local out = {string.format('%.17g', rnow), '', tostring(first)}
+if behind ~= nil then out[2] = string.format('%.17g', behind) end
+-- To the slot after now's: a count is mapped by its slot's middle, up to half a slot ahead.
+for s = first, math.floor(rnow / slot) + 1 do
   local v = redis.call('HMGET', key, s .. ':s', s .. ':r', s .. ':t')
   for j = 1, 3 do out[#out + 1] = v[j] or '0' end
 end
@@ -98,15 +132,27 @@ def kept_offset(
 class AcceptanceLog:
     """This process's unsent counts and its copy of the fleet's totals (no I/O here)."""
 
-    __slots__ = ("_covered_from", "_fleet", "_in_flight", "_lookback", "_offset", "_pending")
+    __slots__ = (
+        "_complete_at",
+        "_covered_from",
+        "_fleet",
+        "_in_flight",
+        "_lookback",
+        "_offset",
+        "_pending",
+        "_process",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, process: str = "") -> None:
+        self._process = process  # this process's name for its watermark
         self._pending: dict[int, list[int]] = {}  # caller's slot -> counts not yet in Redis
         self._in_flight: dict[int, list[int]] = {}  # counts of the flush under way
         self._fleet: dict[int, tuple[int, int, int]] = {}  # Redis slot -> the fleet's counts
         self._offset: float | None = None  # Redis time - caller's time: the kept estimate
         self._covered_from = math.inf  # the first Redis slot the last fetch covered
         self._lookback = _FIRST_LOOKBACK
+        # Redis time up to which every live process's sends were in Redis at the last fetch.
+        self._complete_at = -math.inf
 
     def record(self, at: float, what: int) -> None:
         """Count one send (``what`` 0) or one rejection (1 requests, 2 tokens) sent at ``at``."""
@@ -126,7 +172,7 @@ class AcceptanceLog:
         # estimate yet, lets the script measure one (and absorb() then keeps that one).
         offset = "" if self._offset is None else repr(self._offset)
         args = [repr(now), offset, repr(SLOT_SECONDS), repr(KEEP_SECONDS), repr(self._lookback)]
-        args.append(str(len(taken)))
+        args.extend((self._process, repr(LIVE_SECONDS), str(len(taken))))
         for slot, counts in taken.items():
             args.append(repr((slot + 0.5) * SLOT_SECONDS))
             args.extend(str(count) for count in counts)
@@ -140,21 +186,42 @@ class AcceptanceLog:
             for i, count in enumerate(counts):
                 mine[i] += count
 
-    def absorb(self, raw: Any, sent_at: float, received_at: float) -> None:
+    def absorb(self, raw: Any, sent_at: float, received_at: float) -> bool:
         """Take the fleet's totals from the script's answer, and check the clock offset.
 
         ``sent_at`` is the ``now`` given to :meth:`batch` and ``received_at`` the caller's clock
-        when the answer came: Redis read its clock in between.
+        when the answer came: Redis read its clock in between. Returns True when the fleet saw
+        429s in the last ``_RECENT_REFUSALS`` seconds.
         """
         values = [str(x) for x in raw]
         self._in_flight = {}
-        self._offset = kept_offset(self._offset, float(values[0]), sent_at, received_at)
-        first = int(values[1])
+        redis_now = float(values[0])
+        self._offset = kept_offset(self._offset, redis_now, sent_at, received_at)
+        # No other live process: nobody else's sends are missing up to the script's run.
+        self._complete_at = float(values[1]) if values[1] else redis_now
+        first = int(values[2])
         self._fleet = {
-            first + i // 3: (int(values[i + 2]), int(values[i + 3]), int(values[i + 4]))
-            for i in range(0, len(values) - 2, 3)
+            first + i // 3: (int(values[i + 3]), int(values[i + 4]), int(values[i + 5]))
+            for i in range(0, len(values) - 3, 3)
         }
         self._covered_from = first
+        recent = math.floor((redis_now - _RECENT_REFUSALS) / SLOT_SECONDS)
+        return any(
+            counts[_REJECTED_REQUESTS] or counts[_REJECTED_TOKENS]
+            for slot, counts in self._fleet.items()
+            if slot >= recent
+        )
+
+    def report_lag(self, now: float) -> float | None:
+        """Seconds before ``now`` (caller's clock) from which the fleet's sends may be missing.
+
+        The oldest watermark of the live processes at the last fetch, plus a slot: counts are
+        kept per slot and a slot is counted whole when its middle is in a window. None before
+        the first fetch.
+        """
+        if self._offset is None:
+            return None
+        return max(0.0, now - (self._complete_at - self._offset)) + SLOT_SECONDS
 
     def fleet(
         self, start: float, end: float, now: float, dimension: str | None = None
@@ -186,112 +253,9 @@ class AcceptanceLog:
             rejected = totals[_REJECTED_REQUESTS] + totals[_REJECTED_TOKENS]
         else:
             rejected = totals[self.kind(dimension)]
-        return totals[_SENT], rejected
+        return totals[SENT], rejected
 
     @property
     def pending(self) -> bool:
         """Counts wait to be sent."""
         return bool(self._pending)
-
-
-class FleetAcceptance:
-    """The log's exchanges with Redis: one flush at most every slot, started from the caller.
-
-    Created on first use: a process that never records or asks costs Redis nothing for it.
-    """
-
-    __slots__ = (
-        "_flushed_at",
-        "_hot_until",
-        "_key",
-        "_latest",
-        "_latest_loop",
-        "_link",
-        "_log",
-        "_script",
-        "_task",
-    )
-
-    def __init__(self, link: Link, key: str) -> None:
-        self._link = link
-        self._key = key
-        self._script = link.register_script(FLUSH)
-        self._log = AcceptanceLog()
-        self._task: asyncio.Task[None] | None = None
-        self._flushed_at = -math.inf
-        # While 429s are about, flush every slot; otherwise once every
-        # _QUIET_FLUSH seconds: a calm fleet then costs Redis almost nothing per job.
-        self._hot_until = -math.inf
-        # The caller's latest time seen, and the loop's time then: the caller's clock now is
-        # estimated from them (it runs with the loop's, as the scheduler's clock does).
-        self._latest = -math.inf
-        self._latest_loop = 0.0
-
-    def record_sent(self, now: float) -> None:
-        self._log.record(now, _SENT)
-        self.tick(now)
-
-    def record_rejected(self, sent_at: float, dimension: str | None) -> None:
-        self._log.record(sent_at, self._log.kind(dimension))
-        now = self._caller_now() if self._latest > -math.inf else sent_at
-        self._hot_until = now + _HOT_SECONDS
-        self.tick(now)
-
-    def query(self, start: float, end: float, dimension: str | None) -> tuple[int, int] | None:
-        # Asking does not make counts flow faster: the controller reads only windows older
-        # than the calm flush interval, so a question costs no extra round trips.
-        if self._latest == -math.inf:
-            # The caller's clock is not known yet (``end`` need not be its now): unknown.
-            self._log.fleet(start, end, end, dimension)
-            return None
-        now = self._caller_now()
-        self.tick(now)
-        return self._log.fleet(start, end, now, dimension)
-
-    def _caller_now(self) -> float:
-        return self._latest + (asyncio.get_running_loop().time() - self._latest_loop)
-
-    def tick(self, now: float) -> None:
-        """Note the caller's time; start a flush when a slot has passed since the last one."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if now >= self._latest:
-            self._latest, self._latest_loop = now, loop.time()
-        busy = self._task is not None and not self._task.done()
-        interval = SLOT_SECONDS if self._latest < self._hot_until else _QUIET_FLUSH
-        if busy or self._latest - self._flushed_at < interval:
-            return
-        self._flushed_at = self._latest
-        self._task = loop.create_task(self._flush(), name="grok-scheduler-redis-acceptance")
-
-    async def flush(self) -> None:
-        """Send the counts and fetch the fleet's totals now (after a flush under way)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
-        if self._latest == -math.inf:
-            return  # nothing recorded or asked yet
-        self._flushed_at = self._latest
-        # As the one task, so tick() cannot start a second flush beside it: two in flight would
-        # each replace the other's in-flight counts and could absorb their answers out of order.
-        self._task = asyncio.get_running_loop().create_task(
-            self._flush(), name="grok-scheduler-redis-acceptance"
-        )
-        await asyncio.shield(self._task)
-
-    async def _flush(self) -> None:
-        # The caller's clock before and after the round trip brackets Redis's reading of TIME.
-        sent_at = self._caller_now()
-        args, taken = self._log.batch(sent_at)
-        try:
-            raw = await self._link.run(self._script, self._key, args)
-        except self._link.errors:
-            self._log.restore(taken)  # the limit path notices an outage and falls back
-            return
-        self._log.absorb(raw, sent_at, self._caller_now())
-
-    async def aclose(self) -> None:
-        """Wait for a flush under way (it handles Redis errors itself)."""
-        if self._task is not None:
-            await asyncio.wait([self._task])

@@ -21,30 +21,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._limits._base import (
-    NONE_REMAIN_REASON,
-    LimiterState,
-    RateLimitHeaders,
-    resync,
-    stated_limits,
-)
-from ._acceptance import FleetAcceptance
+from .._limits._base import NONE_REMAIN_REASON, LimiterState, RateLimitHeaders, stated_limits
 from ._booking import Booking
 from ._connection import connect, limiter_key, redact, redis_key
 from ._courier import Courier
 from ._fallback import Fallback, FallbackPolicy
-from ._link import Link, Settings, loop_time, positive, rate
-from ._messages import Reply, Report
+from ._fleet import FleetAcceptance
+from ._link import Link, Settings, loop_time, lowest, positive, rate
+from ._messages import Reply, Report, change_of
 
 __all__ = ["DEFAULT_REDIS_URL", "FallbackPolicy", "RedisLimiter"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _lowest(value: float | None, ceiling: float | None) -> float | None:
-    if value is None or ceiling is None:
-        return ceiling if value is None else value
-    return min(value, ceiling)
 
 
 class RedisLimiter:
@@ -53,7 +41,9 @@ class RedisLimiter:
     ``Scheduler(..., limiter=RedisLimiter(url=..., key="team-a:grok-4", requests_per_second=40))``
     in every process; or :meth:`from_url` to derive the key from the API key and model. The
     configured limits are this process's ceilings, shared for ``ceiling_ttl`` seconds after its
-    last word (refreshed while it lives). Needs the ``redis`` extra.
+    last word (refreshed while it lives). One process at a time probes the shared rate up: the
+    one that last changed it otherwise, for ``probe_lease`` seconds after its last change.
+    Needs the ``redis`` extra.
     """
 
     __slots__ = (
@@ -65,6 +55,7 @@ class RedisLimiter:
         "_link",
         "_listener",
         "_paused_until",
+        "_proposed",
         "_rps",
         "_tpm",
         "_url",
@@ -88,6 +79,7 @@ class RedisLimiter:
         ttl: float = 300.0,
         flush_delay: float = 0.05,
         ceiling_ttl: float = 30.0,
+        probe_lease: float = 5.0,
     ) -> None:
         if fallback not in ("local", "pause") or not 0 < fallback_share <= 1:
             raise ValueError(
@@ -107,6 +99,7 @@ class RedisLimiter:
             reserve_share=float(reserve_share),
             max_booking=float(max_booking),
             urgent_hold=float(urgent_hold),
+            probe_lease=float(probe_lease),
         )
         self._url = url
         self._rps, self._tpm = own
@@ -126,6 +119,7 @@ class RedisLimiter:
         self._paused_until = -math.inf  # caller's clock
         self._listener: Callable[[], None] | None = None
         self._closed = False
+        self._proposed = False  # it changed the shared limits (it may lead the probing)
 
     @classmethod
     def from_url(
@@ -213,6 +207,7 @@ class RedisLimiter:
         reply = await self._link.acquire(self._courier.take(), tokens, priority)
         if reply is None:
             return self._acquire_locally(tokens, now)
+        self._heard(reply, now)
         self._absorb_limits(reply.requests_per_second, reply.tokens_per_minute)
         if reply.status == "ok":
             return 0.0
@@ -233,6 +228,7 @@ class RedisLimiter:
         if reply is None or not booking.held:
             return None  # Redis went away (the booking with it), or the booking expired
         if reply.paused_for > 0.0:
+            self._heard(reply, now)
             booking.defer(now, reply.paused_for)
             return reply.paused_for
         booking.use(tokens)
@@ -296,7 +292,15 @@ class RedisLimiter:
         reason: str,
     ) -> None:
         rps, tpm = rate(requests_per_second), rate(tokens_per_minute)
-        self._courier.report.limits = (rps, tpm, reason)  # shared as given
+        report = self._courier.report
+        if (
+            change_of(reason) == "probe"
+            and loop_time() < self._link.led_elsewhere_until
+            and not self._fallback.down
+        ):
+            return  # another process leads the probing: Redis would refuse it (a round trip)
+        report.set_limits(rps, tpm, reason)  # Redis's answer brings the limits in force
+        self._proposed = True
         self._absorb_limits(rps, tpm)
         self._fallback.set_limits(self._rps, self._tpm, now, reason)
         self._kick(urgent=True)
@@ -305,7 +309,7 @@ class RedisLimiter:
     def _absorb_limits(self, rps: float | None, tpm: float | None) -> None:
         # In force here only under this process's own ceiling (Redis applies it too).
         own = self._link.settings.own
-        self._rps, self._tpm = _lowest(rps, own[0]), _lowest(tpm, own[1])
+        self._rps, self._tpm = lowest(rps, own[0]), lowest(tpm, own[1])
 
     def observe_headers(self, headers: RateLimitHeaders, now: float) -> None:
         limits = stated_limits(headers, self._rps, self._tpm)
@@ -314,24 +318,12 @@ class RedisLimiter:
             self.set_limits(
                 requests_per_second=rps, tokens_per_minute=tpm, now=now, reason="headers"
             )
-        self._sync("requests", headers.requests_remaining, headers.requests_reset, now)
-        self._sync("tokens", headers.tokens_remaining, headers.tokens_reset, now)
-
-    def _sync(
-        self, dimension: str, remaining: float | None, reset: float | None, now: float
-    ) -> None:
-        known = self._rps if dimension == "requests" else self._tpm
-        rule = resync(remaining, reset, rate_known=known is not None)
-        if rule.pause is not None:
-            self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
-            return
-        if rule.clamp is None:
-            return
-        if dimension == "requests":
-            self._courier.report.clamp_requests = rule.clamp
-        else:
-            self._courier.report.clamp_tokens = rule.clamp
-        self._kick(urgent=False)
+        report = self._courier.report
+        pause = report.sync(headers, self._rps, self._tpm)
+        if pause is not None:
+            self.pause_until(now + pause, now, NONE_REMAIN_REASON)
+        if not report.empty:
+            self._kick(urgent=False)
 
     def set_listener(self, listener: Callable[[], None]) -> None:
         self._listener = listener
@@ -356,25 +348,40 @@ class RedisLimiter:
     ) -> tuple[int, int] | None:
         """Sends and 429s of every process on the key whose send time is in ``[start, end)``.
 
-        In this process's clock, to a 0.25 s slot. About 0.25 s behind processes that saw a 429
-        or asked in the last 10 s, up to 2 s behind calm ones (they flush less often);
-        rejections of ``dimension`` only when it is given. None when unknown: before
-        the first exchange with Redis, while Redis is away, or for a window reaching further
-        back than fetched so far (the next exchange fetches it).
+        In this process's clock, to a 0.25 s slot. About half a second behind while 429s are
+        about (every process flushes each slot then), up to 2 s behind a calm fleet: see
+        :meth:`report_lag`. Rejections of ``dimension`` only when it is given. None when
+        unknown: before the first exchange with Redis, while Redis is away, or for a window
+        reaching further back than fetched so far (the next exchange fetches it).
         """
         if self._fallback.down or self._closed:
             return None
         return self._fleet().query(start, end, dimension)
 
+    def report_lag(self) -> float | None:
+        """Seconds behind now from which another process's sends may be missing from
+        :meth:`fleet_acceptance` (the oldest watermark of the live processes); None unknown."""
+        if self._fallback.down or self._closed or self._acceptance is None:
+            return None
+        return self._acceptance.report_lag()
+
     def _fleet(self) -> FleetAcceptance:
         # Created on first use: a process that never records nor asks costs Redis nothing.
         if self._acceptance is None:
-            self._acceptance = FleetAcceptance(self._link, f"{self.key}:acceptance")
+            self._acceptance = FleetAcceptance(
+                self._link, f"{self.key}:acceptance", self._link.process_id
+            )
         return self._acceptance
 
     def _saw(self, now: float) -> None:
         if self._acceptance is not None and not (self._fallback.down or self._closed):
             self._acceptance.tick(now)
+
+    def _heard(self, reply: Reply, now: float) -> None:
+        """A pause in force means a 429 somewhere in the fleet: count and fetch every slot, so
+        the process that saw it measures the fleet without waiting for this one's counts."""
+        if reply.paused_for > 0.0 and self._acceptance is not None and not self._closed:
+            self._acceptance.heat(now)
 
     # -- talking to Redis -------------------------------------------------------------------
     async def _send(self, report: Report, *, leaving: bool = False) -> Reply | None:
@@ -423,7 +430,8 @@ class RedisLimiter:
             await self._acceptance.aclose()
         report = self._courier.take()
         registered = self._link.last is not None and self._link.settings.own != (None, None)
-        if not self._fallback.down and (registered or not report.empty):
-            # One last word: what is left to report, and this process's ceiling withdrawn.
+        if not self._fallback.down and (registered or self._proposed or not report.empty):
+            # One last word: what is left to report, this process's ceiling withdrawn and its
+            # lead of the probing (if it has it) given up.
             await self._send(report, leaving=True)
         await self._link.aclose()

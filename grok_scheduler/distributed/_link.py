@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["Link", "Settings", "loop_time", "rate"]
+__all__ = ["Link", "Settings", "loop_time", "lowest", "rate"]
 
 # LocalLimiter's headroom (see _limits/_local.py), so both limiters hold the same bursts.
 _REQUEST_HEADROOM_SECONDS = 0.1
@@ -42,6 +42,13 @@ def positive(name: str, value: float) -> float:
 def rate(value: float | None) -> float | None:
     """A limit: None (unlimited) or positive and finite."""
     return None if value is None else positive("a limit", value)
+
+
+def lowest(value: float | None, ceiling: float | None) -> float | None:
+    """The lower of two limits (None: unlimited)."""
+    if value is None or ceiling is None:
+        return ceiling if value is None else value
+    return min(value, ceiling)
 
 
 def loop_time() -> float:
@@ -69,9 +76,10 @@ class Settings:
     reserve_share: float
     max_booking: float
     urgent_hold: float
+    probe_lease: float = 5.0  # seconds a process leads the probing after its last change
 
     def __post_init__(self) -> None:
-        for name in ("burst_seconds", "ttl", "ceiling_ttl", "timeout"):
+        for name in ("burst_seconds", "ttl", "ceiling_ttl", "timeout", "probe_lease"):
             positive(name, getattr(self, name))
         for limit in self.own:
             rate(limit)
@@ -94,6 +102,7 @@ class Link:
         "errors",
         "last",
         "last_reply_at",
+        "led_elsewhere_until",
         "pause_at",
         "round_trips",
         "seed_empty",
@@ -122,6 +131,7 @@ class Link:
         self.last_reply_at: float | None = None  # loop time
         self.shared: tuple[float, float, str] = (0.0, 0.0, "configured")
         self.shared_pause_at = -math.inf  # loop time
+        self.led_elsewhere_until = -math.inf  # loop time: another process leads the probing
         self.pause_at = -math.inf  # this process's own latest pause, loop time
         self.seed_empty = False  # it kept sending while Redis was away
         self.round_trips = 0
@@ -130,11 +140,16 @@ class Link:
         """Another script on the same connection (the acceptance log's)."""
         return self._client.register_script(source)
 
-    async def run(self, script: AsyncScript, key: str, args: list[str]) -> Any:
+    @property
+    def process_id(self) -> str:
+        """This limiter's name in Redis (its ceiling, its watermark, its probing lease)."""
+        return self._process_id
+
+    async def run(self, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
         """Run a script within the time limit; Redis errors propagate."""
         self.round_trips += 1
         async with asyncio.timeout(self.settings.timeout * 4):
-            return await script(keys=[key], args=args)
+            return await script(keys=keys, args=args)
 
     async def ping(self) -> object:
         return await self._client.ping()
@@ -180,11 +195,12 @@ class Link:
             str(int(s.ceiling_ttl * 1000)),
             "1" if leaving else "0",
             *report.args(now),
+            repr(s.probe_lease),
         ]
 
     async def _call(self, script: AsyncScript, args: list[str], report: Report) -> Reply | None:
         try:
-            reply = Reply.parse(await self.run(script, self.settings.key, args))
+            reply = Reply.parse(await self.run(script, [self.settings.key], args))
         except self.errors as exc:
             self._on_trouble(exc, report)
             return None
@@ -193,6 +209,7 @@ class Link:
         self.seed_empty = False
         self.shared = reply.shared
         self.shared_pause_at = self.last_reply_at + reply.paused_for
+        self.led_elsewhere_until = self.last_reply_at + reply.led_elsewhere
         self._keep_alive()
         return reply
 

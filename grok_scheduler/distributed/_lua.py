@@ -3,6 +3,7 @@
 State is one hash per API key and model::
 
     rps, tpm      the shared limits (0 = unlimited)     src   why the shared limits are so
+    pr, pe        the process leading the probing up, and when its lease ends
     er, et        the limits in force since the last write (shared limits under the ceilings)
     rl, rt        request level and its time stamp     why   last change of any kind
     tl, tt        token level and its time stamp       pause no admission before this time
@@ -19,6 +20,16 @@ configured limits under its process id with an expiry (refreshed by every call),
 in force are the shared ones under the lowest live ceiling. A process never raises another's
 ceiling, and never exceeds its own. Shared limits that came from configuration (``src`` is
 ``configured``) are not limits of their own: the ceilings are.
+
+**One controller for the fleet.** Each process runs its own rate controller over the fleet's
+counts; the script combines their changes as one controller would make them. A cut (or a first
+estimate) from any process applies at once, for all, but never raises the shared limits: a
+process that measured a little later must not undo a deeper cut made meanwhile. A raise that is
+only a probe is applied only from the process holding the probing lease (four processes would
+otherwise probe four times as fast as one): the one that last changed the limits for another
+reason (it holds the episode's state, and recovers to what it measured), or any process once
+the lease has lapsed (``pe``, ``probe_lease`` seconds after the holder's last change). Other
+changes (a stated limit, the user's own call) apply as given.
 
 **A missing key** is either fresh or lost (FLUSHDB, eviction, a failover). The caller says which
 (it talked to the key within its time to live, or kept sending while Redis was away): a lost key
@@ -38,14 +49,16 @@ Argument layout (strings; ``''`` means "not given"), shared by both scripts::
     10 process_id  11 own_rps  12 own_tpm  13 ceiling_ttl_ms  14 leaving
     15 give_requests  16 give_tokens  17 set_rps  18 set_tpm  19 set_reason
     20 clamp_requests  21 clamp_tokens  22 pause_seconds  23 pause_reason
+    24 change (set, cut or probe)  25 probe_lease_seconds
 
 and, for :data:`ACQUIRE` only::
 
-    24 tokens  25 priority  26 urgent_priority  27 reserve_share  28 max_booking  29 urgent_hold
+    26 tokens  27 priority  28 urgent_priority  29 reserve_share  30 max_booking  31 urgent_hold
 
 Both return ``{status, wait, rps, tpm, paused_for, requests_level, tokens_level, why,
-shared_rps, shared_tpm, src}`` as strings (Lua would truncate numbers to integers): status is
-``ok``, ``booked``, ``wait`` or ``stored``; ``rps`` and ``tpm`` are the limits in force.
+shared_rps, shared_tpm, src, led_elsewhere}`` as strings (Lua would truncate numbers to
+integers): status is ``ok``, ``booked``, ``wait`` or ``stored``; ``rps`` and ``tpm`` are the
+limits in force; ``led_elsewhere`` the seconds another process still leads the probing.
 """
 
 from __future__ import annotations
@@ -53,7 +66,7 @@ from __future__ import annotations
 __all__ = ["ACQUIRE", "COMMON_ARGS", "UPDATE"]
 
 #: How many arguments the common block takes (the acquisition's own start after it).
-COMMON_ARGS = 23
+COMMON_ARGS = 25
 
 _PRELUDE = """
 local key = KEYS[1]
@@ -113,8 +126,34 @@ local give_r, give_t = tonumber(ARGV[15]), tonumber(ARGV[16])
 if rl ~= nil and give_r ~= 0 then rl = bounded(rl, give_r, request_capacity(er)) end
 if tl ~= nil and give_t ~= 0 then tl = bounded(tl, give_t, token_capacity(et)) end
 
-local set_rps = given(17)
-if set_rps ~= nil then rps, tpm, src, why = set_rps, tonumber(ARGV[18]), ARGV[19], ARGV[19] end
+local function lowest(a, b) -- 0 = no limit
+  if a <= 0 then return b end
+  if b <= 0 then return a end
+  return math.min(a, b)
+end
+
+local function below(a, b) return a > 0 and (b <= 0 or a < b) end -- a stricter limit than b
+
+local set_rps, change = given(17), ARGV[24]
+local prober, lease_end = h.pr, tonumber(h.pe or '0')
+if set_rps ~= nil then
+  -- A probe upward counts only from the lease holder (or once the lease lapsed); any other
+  -- change applies, and its maker leads the probing that follows.
+  if change ~= 'probe' or prober == nil or lease_end <= now or prober == ARGV[10] then
+    local new_r, new_t = set_rps, tonumber(ARGV[18])
+    local leads = true
+    if change == 'cut' and src ~= 'configured' then
+      -- A cut never raises the shared limits: another process may have cut further meanwhile.
+      -- Its maker leads only if it cut: the probing is led by the controller whose rate is
+      -- in force, so that its recovery starts from that rate.
+      leads = below(new_r, rps) or below(new_t, tpm) or prober == ARGV[10]
+      new_r, new_t = lowest(new_r, rps), lowest(new_t, tpm)
+    end
+    rps, tpm, src, why = new_r, new_t, ARGV[19], ARGV[19]
+    if leads then prober, lease_end = ARGV[10], now + tonumber(ARGV[25]) end
+  end
+end
+if ARGV[14] == '1' and prober == ARGV[10] then prober = nil end -- it leaves: the lease lapses
 
 -- Ceilings: register (or withdraw) the caller's, forget expired ones, take the lowest.
 local own = 'c:' .. ARGV[10]
@@ -124,11 +163,6 @@ if ARGV[14] == '1' or (own_r == nil and own_t == nil) then
   h[own] = nil
 else
   h[own] = fmt(own_r or 0) .. ' ' .. fmt(own_t or 0) .. ' ' .. fmt(now + tonumber(ARGV[13]) / 1000)
-end
-local function lowest(a, b) -- 0 = no limit
-  if a <= 0 then return b end
-  if b <= 0 then return a end
-  return math.min(a, b)
 end
 local cap_r, cap_t = 0, 0
 for field, value in pairs(h) do
@@ -146,9 +180,10 @@ if src == 'configured' then shared_r, shared_t = 0, 0 end
 
 -- The limits in force: a resize never raises a level (only a refill does). A newly limited
 -- dimension starts as LocalLimiter's does (requests half full, tokens full), or empty on a lost
--- key (the server's bucket is not full either: this fleet kept sending).
+-- key (the server's bucket is not full either: this fleet kept sending) and when a 429 set the
+-- limit (the server just said its bucket is empty: half a bucket would be refused at once).
 local function start(cap, share)
-  if lost then return 0 end
+  if lost or (set_rps ~= nil and change == 'cut') then return 0 end
   return cap * share
 end
 local new_r, new_t = lowest(shared_r, cap_r), lowest(shared_t, cap_t)
@@ -182,6 +217,12 @@ local function save()
   if h[own] ~= nil then
     fields[#fields + 1] = own; fields[#fields + 1] = h[own]
   end
+  if prober ~= nil then
+    fields[#fields + 1] = 'pr'; fields[#fields + 1] = prober
+    fields[#fields + 1] = 'pe'; fields[#fields + 1] = fmt(lease_end)
+  elseif h.pr ~= nil then
+    redis.call('HDEL', key, 'pr', 'pe')
+  end
   if rl ~= nil then
     fields[#fields + 1] = 'rl'; fields[#fields + 1] = fmt(rl)
     fields[#fields + 1] = 'rt'; fields[#fields + 1] = fmt(now)
@@ -199,8 +240,10 @@ local function reply(status, wait)
   local r, t = '', ''
   if rl ~= nil then r = fmt(rl) end
   if tl ~= nil then t = fmt(tl) end
+  local elsewhere = 0 -- seconds another process still leads the probing
+  if prober ~= nil and prober ~= ARGV[10] then elsewhere = math.max(0, lease_end - now) end
   return {status, fmt(wait), fmt(er), fmt(et), fmt(math.max(0, pause - now)), r, t, why,
-          fmt(rps), fmt(tpm), src}
+          fmt(rps), fmt(tpm), src, fmt(elsewhere)}
 end
 """
 
@@ -210,9 +253,9 @@ return reply('stored', 0)
 """
 
 _ACQUIRE_TAIL = """
-local tokens = tonumber(ARGV[24])
-local urgent = tonumber(ARGV[25]) <= tonumber(ARGV[26])
-local reserve_share, max_booking, hold = tonumber(ARGV[27]), tonumber(ARGV[28]), tonumber(ARGV[29])
+local tokens = tonumber(ARGV[26])
+local urgent = tonumber(ARGV[27]) <= tonumber(ARGV[28])
+local reserve_share, max_booking, hold = tonumber(ARGV[29]), tonumber(ARGV[30]), tonumber(ARGV[31])
 if urg <= now then urt = 0 end
 
 -- Seconds until `need` is there; a need above the bucket waits for a full bucket (cap given).

@@ -15,31 +15,36 @@ import pytest
 from grok_scheduler.distributed._acceptance import (
     SLOT_SECONDS,
     AcceptanceLog,
-    FleetAcceptance,
     kept_offset,
 )
+from grok_scheduler.distributed._fleet import FleetAcceptance
 
 REDIS_AHEAD = 1_000_000.0  # Redis's wall clock minus the caller's loop clock
 
 
 class FakeRedis:
-    """The FLUSH script's counting and fetching on one hash (no pruning: tests are short)."""
+    """The FLUSH script's counting, watermarks and fetching (no pruning: tests are short)."""
 
     def __init__(self) -> None:
         self.counts: dict[int, list[int]] = {}
+        self.marks: dict[str, float] = {}
 
     def flush(self, args: list[str], redis_now: float) -> list[str]:
-        caller_now, offset_arg, slot_arg, _keep, lookback_arg, n = args[:6]
+        caller_now, offset_arg, slot_arg, _keep, lookback_arg, me, live, n = args[:8]
         offset = float(offset_arg) if offset_arg else redis_now - float(caller_now)
         slot, lookback = float(slot_arg), float(lookback_arg)
         for i in range(int(n)):
-            at, *counts = args[6 + 4 * i : 10 + 4 * i]
+            at, *counts = args[8 + 4 * i : 12 + 4 * i]
             stored = self.counts.setdefault(math.floor((float(at) + offset) / slot), [0, 0, 0])
             for j, count in enumerate(counts):
                 stored[j] += int(count)
+        self.marks[me] = float(caller_now) + offset
+        others = [
+            at for name, at in self.marks.items() if name != me and at >= redis_now - float(live)
+        ]
         first = math.floor((redis_now - lookback) / slot)
-        out = [repr(redis_now), str(first)]
-        for s in range(first, math.floor(redis_now / slot) + 1):
+        out = [repr(redis_now), repr(min(others)) if others else "", str(first)]
+        for s in range(first, math.floor(redis_now / slot) + 2):
             out.extend(str(c) for c in self.counts.get(s, [0, 0, 0]))
         return out
 
@@ -119,7 +124,7 @@ def test_a_flush_carries_the_kept_offset() -> None:
     log = AcceptanceLog()
     args, _ = log.batch(1.0)
     assert args[1] == ""  # no estimate yet: the script measures one
-    log.absorb([repr(1001.5), str(math.floor(997.5 / SLOT_SECONDS))], 1.0, 1.25)
+    log.absorb([repr(1001.5), "", str(math.floor(997.5 / SLOT_SECONDS))], 1.0, 1.25)
     args, _ = log.batch(2.0)
     assert float(args[1]) == pytest.approx(1000.5)
 
@@ -138,7 +143,7 @@ class HeldLink:
     def register_script(self, source: str) -> object:
         return source
 
-    async def run(self, script: object, key: str, args: list[str]) -> Any:
+    async def run(self, script: object, keys: list[str], args: list[str]) -> Any:
         self.calls += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -147,13 +152,14 @@ class HeldLink:
         finally:
             self.in_flight -= 1
         now = float(args[0])
-        return [repr(now + REDIS_AHEAD), str(math.floor((now + REDIS_AHEAD) / SLOT_SECONDS))]
+        first = math.floor((now + REDIS_AHEAD) / SLOT_SECONDS)
+        return [repr(now + REDIS_AHEAD), "", str(first), "0", "0", "0"]
 
 
 async def test_an_explicit_flush_is_the_only_one_in_flight() -> None:
     """A 429 noted during flush() does not start a second exchange beside it."""
     link = HeldLink()
-    fleet = FleetAcceptance(link, "key")  # type: ignore[arg-type]
+    fleet = FleetAcceptance(link, "key", "me")  # type: ignore[arg-type]
     now = asyncio.get_running_loop().time()
     fleet.record_sent(now)  # starts the first exchange
     flushing = asyncio.create_task(fleet.flush())
