@@ -24,6 +24,7 @@ from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
 from .._errors import redact
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError
 from ._gateway import DEFAULT_MAX_BODY_BYTES, Gateway
+from ._heap import tuned_collector
 from ._options import resolve_api_key
 
 __all__ = ["add_serve_parser", "run_serve"]
@@ -174,7 +175,8 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             flush=True,
         )
         metrics = await _metrics_runner(gateway, args)
-        await stop.wait()
+        with tuned_collector():
+            await stop.wait()
         gateway.stop_accepting()
         # Stops listening, then waits (up to drain-seconds) for the calls in flight.
         await runner.cleanup()
