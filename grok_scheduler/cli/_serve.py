@@ -15,6 +15,7 @@ import ipaddress
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,12 @@ def add_serve_parser(subparsers: Any) -> None:
         help="serve /metrics (and /healthz) on this port of --host instead of the main one",
     )
     add("--drain-seconds", type=float, default=60.0, metavar="S", help="SIGTERM drain bound")
+    add(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop (default asyncio); uvloop (pip install uvloop) spends less CPU per call",
+    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -67,11 +74,30 @@ def run_serve(args: argparse.Namespace) -> int:
     """The ``serve`` handler: runs until SIGTERM/SIGINT, then drains and returns 0."""
     try:
         api_key, keys = _checked(args)
+        loop_factory = _loop_factory(args.loop)
     except UsageError as exc:
         print(f"grok-scheduler serve: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    asyncio.run(_serve(args, api_key, keys))
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_serve(args, api_key, keys))
     return EXIT_OK
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """None for asyncio's own loop; uvloop's when asked for (and installed).
+
+    Opt-in: uvloop's clock and timers count whole milliseconds, where asyncio's count
+    nanoseconds. The gateway's own work (server, scheduler, upstream client) then takes about
+    half the instructions per call (callgrind, benchmarks/gateway.py).
+    """
+    if name != "uvloop":
+        return None
+    try:
+        module = importlib.import_module("uvloop")
+    except ImportError:
+        raise UsageError("--loop uvloop needs uvloop: pip install uvloop") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
+    return factory
 
 
 def _checked(args: argparse.Namespace) -> tuple[str, list[str]]:
