@@ -17,7 +17,9 @@ request (user + system, read from /proc around the run, so start-up is not count
 
 Run::
 
-    .venv/bin/python benchmarks/gateway.py [--jobs 400]
+    .venv/bin/python benchmarks/gateway.py [--jobs 400] [--loop uvloop]
+
+``--loop`` is passed to ``serve`` (uvloop must be installed for ``--loop uvloop``).
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ async def client(args: argparse.Namespace) -> None:
 class GatewayProcess:
     """``grok-scheduler serve`` in front of the simulator; its CPU time read from /proc."""
 
-    def __init__(self, upstream: str, rps: float | None) -> None:
+    def __init__(self, upstream: str, rps: float | None, loop: str = "asyncio") -> None:
         self._upstream = upstream
         self._rps = rps
+        self._loop = loop
         self.process: asyncio.subprocess.Process | None = None
         self.base_url = ""
         self._drain: asyncio.Task[None] | None = None
@@ -101,6 +104,7 @@ class GatewayProcess:
     async def start(self) -> None:
         command = [sys.executable, "-m", "grok_scheduler.cli", "serve", "--port", "0"]
         command += ["--base-url", self._upstream, "--client-key", CLIENT_KEY]
+        command += ["--loop", self._loop]
         if self._rps is not None:
             command += ["--rps", str(self._rps)]
         self.process = await asyncio.create_subprocess_exec(
@@ -138,12 +142,12 @@ class GatewayProcess:
 
 
 # -- the conductor ------------------------------------------------------------------------
-async def scenario(sim: Simulator, way: str, jobs: int) -> Row:
+async def scenario(sim: Simulator, way: str, jobs: int, loop: str = "asyncio") -> Row:
     """Run four clients against the gateway (or directly) and measure."""
     await asyncio.sleep(1.5)  # let the server's bucket refill after the previous scenario
     gateway = None
     if way.startswith("gateway"):
-        gateway = GatewayProcess(sim.base_url, RATE if way == "gateway" else None)
+        gateway = GatewayProcess(sim.base_url, RATE if way == "gateway" else None, loop)
         await gateway.start()
     base_url = gateway.base_url if gateway else sim.base_url
     api_key, retries = (CLIENT_KEY, 0) if gateway else (KEY, 2)
@@ -190,9 +194,10 @@ async def scenario(sim: Simulator, way: str, jobs: int) -> Row:
     )
 
 
-def report(rows: list[Row]) -> None:
+def report(rows: list[Row], loop: str) -> None:
     """Print the table."""
     print(f"simulator: {RATE:g} rps (burst {RATE:g}), latency {LATENCY}s; {PROCESSES} processes")
+    print(f"gateway event loop: {loop}")
     header = (
         f"{'way':16} {'jobs':>5} {'makespan':>9} {'ideal':>7} {'ratio':>6} {'429s':>5} "
         f"{'429 %':>6} {'failed':>6} {'gw CPU/req':>10}"
@@ -217,15 +222,16 @@ async def conduct(args: argparse.Namespace) -> None:
     rows = []
     async with Simulator(config) as sim:
         for way in ("gateway", "gateway, learned", "direct"):
-            rows.append(await scenario(sim, way, args.jobs))
+            rows.append(await scenario(sim, way, args.jobs, args.loop))
             print(f"  done: {way}", file=sys.stderr, flush=True)
-    report(rows)
+    report(rows, args.loop)
 
 
 def main() -> None:
     """Parse the command line; conduct, or be one client."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", help=argparse.SUPPRESS)

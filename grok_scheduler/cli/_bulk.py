@@ -34,6 +34,7 @@ from .._observe._report import write_report
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._drain import DrainableTransport
 from ._exit import EXIT_INTERRUPTED, UsageError
+from ._heap import tuned_collector
 from ._lines import (
     DuplicateCustomIdError,
     IdSet,
@@ -167,7 +168,10 @@ class BulkRun:
         self._writer = OutputWriter(opts.output, ordered=opts.ordered)
         try:
             try:
-                await self._run_stream(scheduler, source, state, handle_signals=handle_signals)
+                with tuned_collector():
+                    await self._run_stream(
+                        scheduler, source, state, handle_signals=handle_signals
+                    )
             except BaseExceptionGroup as group:
                 raise _first_error(group) from None
         finally:

@@ -36,6 +36,7 @@ _JSON = "application/json"
 _DROPPED_HEADERS = frozenset(
     {"content-encoding", "content-length", "transfer-encoding", "connection"}
 )
+_PASS_THROUGH_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 def _reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
@@ -67,7 +68,15 @@ async def _write_stream(request: web.Request, raw: RawStream) -> web.StreamRespo
 class Gateway:
     """The gateway's routes over one started :class:`Scheduler`; :meth:`app` builds the server."""
 
-    __slots__ = ("_accepting", "_client_keys", "_key", "_max_body", "_scheduler", "_upstream")
+    __slots__ = (
+        "_accepting",
+        "_client_keys",
+        "_key",
+        "_max_body",
+        "_pass_through",
+        "_scheduler",
+        "_upstream",
+    )
 
     def __init__(
         self,
@@ -84,6 +93,7 @@ class Gateway:
         self._client_keys = tuple(key.encode() for key in client_keys)
         self._max_body = max_body_bytes
         self._accepting = True
+        self._pass_through: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         # Never the upstream key nor the client keys: only how many of the latter there are.
@@ -104,6 +114,7 @@ class Gateway:
         app.router.add_get("/healthz", self._healthz)
         if metrics:
             app.router.add_get("/metrics", self._metrics)
+        app.on_cleanup.append(self._close_pass_through)
         return app
 
     def metrics_app(self) -> web.Application:
@@ -170,18 +181,30 @@ class Gateway:
         }
         return _reply(answer.status, answer.body, headers)
 
+    def _pass_through_session(self) -> aiohttp.ClientSession:
+        """One pooled session for calls passed through (a session per call built a pool each).
+
+        No cookie jar: each call stays as independent of the others as with a session each.
+        """
+        if self._pass_through is None or self._pass_through.closed:
+            self._pass_through = aiohttp.ClientSession(
+                timeout=_PASS_THROUGH_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._pass_through
+
+    async def _close_pass_through(self, _app: web.Application) -> None:
+        if self._pass_through is not None:
+            await self._pass_through.close()
+            self._pass_through = None
+
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
-        timeout = aiohttp.ClientTimeout(total=30)
         headers = {"Authorization": f"Bearer {self._key}"}
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(
-                    self._upstream + "/models", headers=headers, allow_redirects=False
-                ) as upstream,
-            ):
+            async with self._pass_through_session().get(
+                self._upstream + "/models", headers=headers, allow_redirects=False
+            ) as upstream:
                 body = await upstream.read()
                 content_type = upstream.headers.get("Content-Type", _JSON)
                 return _reply(upstream.status, body, {"Content-Type": content_type})

@@ -18,7 +18,6 @@ earlier runs finished).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -216,11 +215,12 @@ class LineParser:
         else:
             message = f"line {line}: custom_id must be a non-empty string or an integer"
             return _reject(fallback, line, message, "invalid_field", fingerprint)
-        ref = LineRef(custom_id, line, obj.get("metadata"), fingerprint)
+        batch_shape = "body" in obj or "url" in obj or "method" in obj
+        # The plain shape echoes the user's id (see LineRef.echo_id); built once, not replaced.
+        ref = LineRef(custom_id, line, obj.get("metadata"), fingerprint, echo_id=not batch_shape)
         try:
-            if "body" in obj or "url" in obj or "method" in obj:
+            if batch_shape:
                 return self._batch(obj, ref)
-            ref = dataclasses.replace(ref, echo_id=True)
             return self._plain(obj, ref)
         except InvalidLineError as exc:
             return Rejected(exc, ref)

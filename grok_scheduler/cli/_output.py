@@ -35,10 +35,13 @@ NOT_SENT = "not_sent"
 
 
 # -- output lines ----------------------------------------------------------------------------
+# One encoder for every line: json.dumps with these options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 def _dump(obj: dict[str, Any]) -> bytes:
     # backslashreplace turns a lone surrogate into a valid JSON escape instead of failing.
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    return _ENCODE(obj).encode("utf-8", "backslashreplace") + b"\n"
 
 
 def _head(ref: LineRef, request_id: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ port. Waits are bounded polls of the simulator's counters, never timing assertio
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import signal
@@ -19,7 +20,15 @@ import pytest
 import pytest_asyncio
 from gateway_keys import KEY
 
+from grok_scheduler.cli import main
 from grok_scheduler.simulator import Simulator, SimulatorConfig
+
+_UVLOOP = pytest.param(
+    "uvloop",
+    marks=pytest.mark.skipif(
+        importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
+    ),
+)
 
 BODY = {"model": "grok-4.3", "messages": [{"role": "user", "content": "drain me"}]}
 
@@ -54,9 +63,10 @@ async def _start_gateway(
     return process, urls
 
 
-async def test_sigterm_drains_calls_in_flight_and_exits_0(slow_sim: Simulator) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", _UVLOOP])
+async def test_sigterm_drains_calls_in_flight_and_exits_0(slow_sim: Simulator, loop: str) -> None:
     """Calls accepted before SIGTERM are answered 200; then the port closes and the exit is 0."""
-    process, (base,) = await _start_gateway(slow_sim)
+    process, (base,) = await _start_gateway(slow_sim, "--loop", loop)
     try:
         async with httpx2.AsyncClient(timeout=30) as http:
             calls = [
@@ -102,3 +112,13 @@ async def test_metrics_port_serves_metrics_apart(slow_sim: Simulator) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_loop_uvloop_without_uvloop_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for uvloop where it is not installed says how to get it, and serves nothing."""
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    assert main(["serve", "--port", "0", "--loop", "uvloop"]) == 2
+    assert "pip install uvloop" in capsys.readouterr().err
