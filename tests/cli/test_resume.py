@@ -245,8 +245,14 @@ def test_ordered_run_killed_mid_run_loses_no_paid_answer(tmp_path: Path) -> None
         first_run, kept = sim.stats.accepted, complete_lines(output)
         args = ["run", str(source), "-o", str(output), "--base-url", sim.base_url]
         assert main([*args, *extra]) == 0
-        # Only the calls on the wire at the kill (never answered) may be sent twice.
-        assert sim.stats.accepted <= n + concurrency, (first_run, sim.stats.accepted)
+        # Only the calls on the wire at the kill (never answered) may be sent twice, and the few
+        # answers already read whose line was one loop turn from being written: a worker takes
+        # its next job as soon as it resolves a future, and the line is written when the run's
+        # loop next wakes the output (on a loaded machine, after that next call was sent).
+        # A resume that re-bought written answers would send ~n more; this bound catches it.
+        in_the_last_loop_turn = 4
+        bound = n + concurrency + in_the_last_loop_turn
+        assert sim.stats.accepted <= bound, (first_run, sim.stats.accepted)
     assert_exactly_once(output, n)
     resumed = [r["custom_id"] for r in read_jsonl(output)][kept:]
     assert resumed == sorted(resumed, key=lambda c: int(c[1:]))  # this run's lines in order
