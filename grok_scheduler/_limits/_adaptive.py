@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .._observe._events import events as _log
 from ._acceptance import AcceptanceLog, Dimension, SendRecord
-from ._base import FleetLog, Limiter, MinuteLimited
+from ._base import FleetLog, Limiter, MinuteLimited, RateLimitHeaders
 from ._episode import DimensionState, Meter
 from ._first_429 import FirstEstimates, estimate_pending
 from ._growth import grown_rate
@@ -320,6 +320,9 @@ class RateController:
             # Probing overran a limit measured before: back below it at once.
             new_rate = max(min(new_rate, 0.97 * state.learned), _DEEPEST_STEP * current)
         self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}")
+        if dimension == "requests":
+            # The server's bucket just ran dry: credit saved at the old rate must not follow.
+            self._limiter.observe_headers(RateLimitHeaders(requests_remaining=0.0), now)
 
     def _grow(
         self, dimension: Dimension, state: DimensionState, elapsed: float, now: float
