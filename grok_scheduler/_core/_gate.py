@@ -9,7 +9,9 @@ more urgent job arrives, credit is refunded, limits change, a call ends), never 
 
 Each lane bounds its calls in flight by Little's law (``_limits/_concurrency.py``), keeps the
 last of them free for urgent work while urgent work keeps arriving, and the whole pool sends one
-call at a time until the server has first answered.
+call at a time until the server has first answered (at most 0.5 s). A lane that knows nothing of
+its limits then sends on its first-contact ramp (``_limits/_ramp.py``), and a lane whose limiter
+raises three times in a row fails its queued jobs with ``LimiterError``.
 
 The state the gate shares with ``submit`` and with the attempts (calls in flight, first
 contact, the urgent hold) is one small :class:`GateState`, passed to each explicitly.

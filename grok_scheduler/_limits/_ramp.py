@@ -6,7 +6,8 @@ calls at once) costs as many 429s as calls leave within one 429 round trip of th
 fixed 10-60 refusals at any limit, which is most of the 429s a short run ever pays.
 
 So a blind lane starts small and grows with time, not with answers (an answer may take a
-minute): ``start_rate`` calls per second, doubling every ``doubling`` seconds, like TCP's slow
+minute): four calls at once, then ``start_rate`` calls per second, doubling every ``doubling``
+seconds, like TCP's slow
 start clocked by time. The overshoot at the first 429 is then bounded by the ramp's rate times
 the 429's round trip, not by the pool. A 10 rps server is reached within about a second; a
 1,000 rps one within about two, so an unlimited server pays little.
@@ -25,6 +26,10 @@ __all__ = ["FirstContactRamp"]
 # The ramp's credit may bank this many seconds of its rate (at least one call): enough that
 # the gate's wake-ups need not be exact, too little to become a burst.
 _BANK_SECONDS = 0.05
+# The ramp opens with this many seconds of its start rate as credit (4 calls): a server's burst
+# holds at least a second of its rate, so a handful of calls at once costs no 429 from any limit
+# of 4 rps or more, and a run of a few jobs is not paced at all.
+_OPENING_SECONDS = 1.0
 # Beyond this rate the ramp cannot be what binds (no pool sends faster): stop computing it.
 _OPEN_RATE = 1e5
 
@@ -58,7 +63,7 @@ class FirstContactRamp:
         self._quiet = quiet
         self._rate = start_rate  # the rate at _grows_from (constant before it)
         self._grows_from = now
-        self._level = 1.0  # the first call of the ramp goes at once
+        self._level = start_rate * _OPENING_SECONDS
         self._updated = now
         self._seen_429 = -math.inf
 
@@ -90,7 +95,10 @@ class FirstContactRamp:
     def _refill(self, now: float) -> None:
         if now > self._updated:
             bank = max(1.0, _BANK_SECONDS * self.rate(now))
-            self._level = min(bank, self._level + self._credit(self._updated, now))
+            # Credit above the bank (the opening second's) is kept until spent, never grown.
+            self._level = min(
+                max(bank, self._level), self._level + self._credit(self._updated, now)
+            )
             self._updated = now
 
     def delay(self, now: float) -> float:
@@ -112,10 +120,10 @@ class FirstContactRamp:
         self._level -= 1.0
 
     def restart(self, now: float) -> None:
-        """Begin again from ``start_rate`` with one call's credit (the pool opens now)."""
+        """Begin again from ``start_rate`` with its opening credit (the pool opens now)."""
         self._rate = self._start_rate
         self._grows_from = now
-        self._level = 1.0
+        self._level = self._start_rate * _OPENING_SECONDS
         self._updated = now
 
     def on_rate_limited(self, at: float) -> None:
@@ -127,5 +135,6 @@ class FirstContactRamp:
         now = max(at, self._updated)
         self._refill(now)
         self._rate = max(self._start_rate, 0.5 * self.rate(now))
+        # The credit in hand stays: the lane's pause after the 429 is the limiter's to hold
+        # (a server's "retry now" must not wait for the ramp).
         self._grows_from = now + self._quiet
-        self._level = min(self._level, 0.0)
