@@ -6,7 +6,7 @@ calls at once) costs as many 429s as calls leave within one 429 round trip of th
 fixed 10-60 refusals at any limit, which is most of the 429s a short run ever pays.
 
 So a blind lane starts small and grows with time, not with answers (an answer may take a
-minute): four calls at once, then ``start_rate`` calls per second, doubling every ``doubling``
+minute): one call at once, then ``start_rate`` calls per second, doubling every ``doubling``
 seconds, like TCP's slow
 start clocked by time. The overshoot at the first 429 is then bounded by the ramp's rate times
 the 429's round trip, not by the pool. A 10 rps server is reached within about a second; a
@@ -26,10 +26,8 @@ __all__ = ["FirstContactRamp"]
 # The ramp's credit may bank this many seconds of its rate (at least one call): enough that
 # the gate's wake-ups need not be exact, too little to become a burst.
 _BANK_SECONDS = 0.05
-# The ramp opens with this many seconds of its start rate as credit (4 calls): a server's burst
-# holds at least a second of its rate, so a handful of calls at once costs no 429 from any limit
-# of 4 rps or more, and a run of a few jobs is not paced at all.
-_OPENING_SECONDS = 1.0
+# The ramp opens with this many seconds of its start rate as credit: one call.
+_OPENING_SECONDS = 0.25
 # Beyond this rate the ramp cannot be what binds (no pool sends faster): stop computing it.
 _OPEN_RATE = 1e5
 
