@@ -49,6 +49,7 @@ __all__ = [
     "DeadlineExceededError",
     "InternalServerError",
     "InvalidJobError",
+    "LimiterError",
     "ModelNotAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -130,6 +131,11 @@ class DeadlineExceededError(SchedulerError):
 
 class BudgetExceededError(SchedulerError):
     """Sending the job would pass a token or cost budget; raised before sending."""
+
+
+class LimiterError(SchedulerError):
+    """A model's limiter kept raising (a custom or shared limiter failing): that model's queued
+    jobs fail with this, never sent; the limiter's own exception is the ``__cause__``."""
 
 
 class InvalidJobError(SchedulerError, ValueError):

@@ -36,6 +36,7 @@ PUBLIC_NAMES = [
     "InvalidJobError",
     "LatencySummary",
     "Limiter",
+    "LimiterError",
     "LimiterState",
     "LocalLimiter",
     "LoopClock",

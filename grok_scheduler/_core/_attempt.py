@@ -287,11 +287,12 @@ class WorkerPool:
                 ),
             )
             if stated.requests_per_second is not None or stated.tokens_per_minute is not None:
+                # Stated on a 429, the server's bucket just ran dry: the limiter starts empty.
                 controller.on_stated(
                     requests_per_second=stated.requests_per_second,
                     tokens_per_minute=stated.tokens_per_minute,
                     now=now,
-                    reason="headers",
+                    reason="headers on a 429" if response.status == 429 else "headers",
                 )
             if elapsed <= _FRESH:
                 # What remains was counted when the call arrived: after a long call the server

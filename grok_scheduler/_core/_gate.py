@@ -9,7 +9,9 @@ more urgent job arrives, credit is refunded, limits change, a call ends), never 
 
 Each lane bounds its calls in flight by Little's law (``_limits/_concurrency.py``), keeps the
 last of them free for urgent work while urgent work keeps arriving, and the whole pool sends one
-call at a time until the server has first answered.
+call at a time until the server has first answered (at most 0.5 s). A lane that knows nothing of
+its limits then sends on its first-contact ramp (``_limits/_ramp.py``), and a lane whose limiter
+raises three times in a row fails its queued jobs with ``LimiterError``.
 
 The state the gate shares with ``submit`` and with the attempts (calls in flight, first
 contact, the urgent hold) is one small :class:`GateState`, passed to each explicitly.
@@ -23,7 +25,7 @@ import math
 from collections.abc import Callable
 
 from .._clock import Clock, TimerHandle
-from .._errors import DeadlineExceededError, SchedulerError
+from .._errors import DeadlineExceededError, LimiterError, SchedulerError
 from .._guards._breaker import CircuitBreaker
 from .._models import Priority
 from .._observe._alerts import AlertMonitor
@@ -36,15 +38,19 @@ __all__ = ["Gate", "GateState", "Wakeup"]
 
 # Until the first answer, at most this long with a single call in flight: a refused key or an
 # empty account answers within a round trip, long before a generated answer would.
-_FIRST_CONTACT = 1.0
+_FIRST_CONTACT = 0.5
 # The shortest sleep at the gate: below it, float time might not advance at all.
 _MIN_WAIT = 1e-6
 # The longest sleep for a lane's credit: the rate controller grows a cut rate only when ticked
 # while the gate waits for that lane (within its 2 s "limited recently"), and the gate is what
 # ticks it. Sleeping a whole credit wait (20 s at 0.05 rps) would leave a collapsed rate there.
 _GROWTH_TICK = 1.0
-# After a lane's limiter raised (a custom one failing), look at that lane again this much later.
+# After a lane's limiter raised (a custom one failing), look at that lane again this much later,
+# four times longer after each failure in a row...
 _LIMITER_ERROR_PAUSE = 0.1
+# ...and after this many in a row (about half a second), fail the lane's queued jobs with
+# LimiterError instead of leaving them pending for ever. Later jobs try the limiter afresh.
+_LIMITER_FAILURES = 3
 
 
 class GateState:
@@ -229,6 +235,18 @@ class Gate:
                     until = min(until, eligible)
                 await wakeup.wait(None if until == math.inf else until)
 
+    def _fail_lane(self, lane: Lane, cause: Exception) -> None:
+        """The lane's limiter raised again and again: fail its queued jobs, never sent."""
+        failures = lane.limiter_failures
+        lane.limiter_failures = 0
+        for job in lane.queue.drain():
+            error = LimiterError(
+                f"not sent: the limiter of model {lane.model!r} raised {failures} times in a "
+                f"row ({type(cause).__name__})"
+            )
+            error.__cause__ = cause
+            self._fail(job, error)
+
     async def _admit_one(self, heads: list[tuple[Job, Lane]], now: float) -> Job | float | None:
         """Admit the first head whose lane has a slot and credit.
 
@@ -264,18 +282,31 @@ class Gate:
                 self._release(job)
                 return None
             lane.controller.tick(now)
+            ramp_wait = lane.ramp_wait(now)
+            if ramp_wait > 0.0:
+                # Nothing known of this model's limits yet: its calls leave on the ramp.
+                until = min(until, now + max(ramp_wait, _MIN_WAIT))
+                continue
             try:
                 wait = await lane.limiter.acquire(job.estimated_tokens, now, job.priority)
             except Exception as exc:
                 # A failing limiter holds back its own model's jobs only, never another model's.
                 with contextlib.suppress(Exception):
                     _log.exception("grok_scheduler.internal_error", error_type=type(exc).__name__)
-                until = min(until, now + _LIMITER_ERROR_PAUSE)
+                lane.limiter_failures += 1
+                if lane.limiter_failures >= _LIMITER_FAILURES:
+                    self._fail_lane(lane, exc)
+                    return None
+                pause = _LIMITER_ERROR_PAUSE * 4 ** (lane.limiter_failures - 1)
+                until = min(until, now + pause)
                 continue
+            lane.limiter_failures = 0
             if wait > 0.0:
                 lane.controller.on_limited(now)
                 until = min(until, now + min(max(wait, _MIN_WAIT), _GROWTH_TICK))
                 continue
+            if lane.ramp is not None:
+                lane.ramp.take(now)
             now = self._clock.now()
             # Awaiting a shared limiter lets time pass: the job may have been cancelled, or a
             # more urgent retry may have become due and now stand in front.

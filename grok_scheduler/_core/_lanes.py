@@ -22,6 +22,7 @@ from .._limits._adaptive import AdaptivePolicy, RateController
 from .._limits._base import FleetLog, Limiter, RateLimitHeaders
 from .._limits._concurrency import ConcurrencyLimit
 from .._limits._local import LocalLimiter
+from .._limits._ramp import FirstContactRamp
 from .._observe._stats import ModelStatistics
 from .._wire._limit_bodies import LimitUnit, StatedLimits
 from ._queue import JobQueue
@@ -67,8 +68,10 @@ class Lane:
         "estimator",
         "in_flight",
         "limiter",
+        "limiter_failures",
         "model",
         "queue",
+        "ramp",
         "timeouts",
         "unavailable",
     )
@@ -81,15 +84,19 @@ class Lane:
         controller: RateController,
         concurrency: ConcurrencyLimit,
         queue: JobQueue,
+        ramp: FirstContactRamp | None = None,
     ) -> None:
         self.model = model
         self.limiter = limiter
         self.controller = controller
         self.concurrency = concurrency
         self.queue = queue
+        # Paces the lane while nothing is known of its limits (None: something is known).
+        self.ramp = ramp
         self.estimator = TokenEstimator()
         self.timeouts = CallTimeouts()
         self.in_flight = 0
+        self.limiter_failures = 0  # the limiter's exceptions in a row at the gate
         # Set once the server said the team may not use this model: later jobs fail at once.
         self.unavailable: ModelNotAvailableError | None = None
 
@@ -102,6 +109,22 @@ class Lane:
             now=now,
             reason="429 body",
         )
+
+    def ramp_wait(self, now: float) -> float:
+        """Seconds until the first-contact ramp lets this lane's next call go (0.0: now).
+
+        The ramp retires for good once the limiter has a rate (configured, stated or
+        estimated from the first 429s); a 429 that left the rate unknown halves it.
+        """
+        ramp = self.ramp
+        if ramp is None:
+            return 0.0
+        limiter = self.limiter
+        if limiter.requests_per_second is not None or limiter.tokens_per_minute is not None:
+            self.ramp = None
+            return 0.0
+        ramp.on_rate_limited(self.controller.last_rate_limited)
+        return ramp.delay(now)
 
     def statistics(self, now: float) -> ModelStatistics:
         """This model's part of ``Scheduler.statistics()``."""
@@ -230,9 +253,13 @@ class Lanes:
 
         Buckets refill while the pool waits for the server's first answer, which can take
         seconds; a full burst at a limit configured too high would then meet a wall of 429s.
-        Limiters shared with other processes are left alone (others have been heard).
+        Limiters shared with other processes are left alone (others have been heard). A lane
+        that knows nothing of its limits starts its first-contact ramp instead.
         """
         for lane in self._by_model.values():
+            lane.controller.on_opened(now)
+            if lane.ramp is not None:
+                lane.ramp.restart(now)  # a blind lane's ramp starts when the pool opens
             rps = lane.limiter.requests_per_second
             if rps is None or not getattr(lane.limiter, "measures_acceptance", False):
                 continue
@@ -267,10 +294,21 @@ class Lanes:
             shared=not getattr(limiter, "measures_acceptance", False),
         )
         concurrency = ConcurrencyLimit(fixed=self._max_concurrency, cap=self._cap)
+        ramp = None
+        if (
+            self._adaptive.enabled
+            and limiter.requests_per_second is None
+            and limiter.tokens_per_minute is None
+            and getattr(limiter, "measures_acceptance", False)
+        ):
+            # Nothing known of this model's limits: its first calls ramp up instead of leaving
+            # as a pool at once. A shared limiter is left alone (its fleet discovers together).
+            ramp = FirstContactRamp(now=now)
         return Lane(
             model,
             limiter=limiter,
             controller=controller,
             concurrency=concurrency,
             queue=self._make_queue(),
+            ramp=ramp,
         )

@@ -139,6 +139,19 @@ class AcceptanceLog:
             tokens += record.tokens
         return WindowCounts(max(0.0, end - start), sent, rejected_requests, rejected_tokens, tokens)
 
+    def accepted_by_slot(self, start: float, end: float) -> list[tuple[float, int]]:
+        """``(send time, calls taken)`` of each slot sent in ``[start, end)``, oldest first."""
+        slots: list[tuple[float, int]] = []
+        for record in self._newest_first():
+            if record.sent_at >= end:
+                continue
+            if record.sent_at < start:
+                break
+            taken = record.sent - record.rejected_requests - record.rejected_tokens
+            slots.append((record.sent_at, taken))
+        slots.reverse()
+        return slots
+
     def sent_rate(self, dimension: Dimension, span: float, now: float) -> float:
         """What was sent over the last ``span`` s: requests per second or tokens per minute."""
         counts = self.window(now - span, now + 1.0)

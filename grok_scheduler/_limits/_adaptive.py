@@ -11,11 +11,9 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
   of the measured sends refused), the rate becomes ``0.95 x`` what it accepted, at most halving
   per step. Before a measurement exists, a configured or learned rate (never a stated one) is
   cut by 0.85, then ``decrease``; every 429 also pauses the model's dispatch briefly.
-* **Grow**, driven by time (``tick``), not by answers: after the quiet period and while the gate
-  waited for this model's credit, linearly back to ``0.98 x`` what the server showed it accepts
-  within ``recovery_seconds``, then probing up ``probe_fraction`` per second, doubling every
-  eight quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
-  sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run away.
+* **First 429s** (``_first_429.py``): the rate the first refusal implies, before any measure.
+* **Grow** (``_growth.py``), driven by time (``tick``), after the quiet period and while the
+  gate waited for this model's credit; never above the ceiling.
 """
 
 from __future__ import annotations
@@ -25,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._observe._events import events as _log
-from ._acceptance import SLOT as _SLOT
 from ._acceptance import AcceptanceLog, Dimension, SendRecord
-from ._base import FleetLog, Limiter, MinuteLimited
+from ._base import FleetLog, Limiter, MinuteLimited, RateLimitHeaders
 from ._episode import DimensionState, Meter
+from ._first_429 import FirstEstimates, estimate_pending
+from ._growth import grown_rate
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
@@ -36,7 +35,6 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
-_PROBE_DOUBLING = 8.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
 
@@ -67,8 +65,10 @@ class RateController:
     """Adjusts one model's limiter from 429s, stated limits and what the server accepted."""
 
     __slots__ = (
+        "_first",
         "_fleet",
         "_last_limited",
+        "_last_refused",
         "_last_tick",
         "_limiter",
         "_log",
@@ -111,7 +111,9 @@ class RateController:
         )
         self._log = AcceptanceLog()
         self._meter = Meter(self._log, fleet, shared=self._shared)
+        self._first = FirstEstimates(self._meter, limiter, now)
         self._last_limited = -math.inf
+        self._last_refused = -math.inf
         self._last_tick = now
         self._on_change = on_change
         self.last_reason = "configured"
@@ -127,6 +129,10 @@ class RateController:
         """A call sent in ``record`` was answered (not refused): book its real token count."""
         self._log.answered(record, reserved, used)
 
+    def on_opened(self, now: float) -> None:
+        """The pool opens now (first contact is over): this model's calls leave from here on."""
+        self._first.opened_at = now
+
     def on_limited(self, now: float) -> None:
         """The gate had to wait for this model's credit: the limiter is the bottleneck now."""
         self._last_limited = now
@@ -140,6 +146,7 @@ class RateController:
         reserved: int = 0,
     ) -> float:
         """A 429 came back for a call sent in ``record``; returns this model's pause."""
+        self._last_refused = max(self._last_refused, now)
         dimension = dimension or self._blame(now)
         state = self._state(dimension)
         sent_at = now
@@ -165,9 +172,16 @@ class RateController:
             state.cut_at = target
         state.episode_start = min(state.episode_start, sent_at)
         state.last_refused_sent = max(state.last_refused_sent, sent_at)
+        if record is not None:
+            state.last_tracked_refusal = max(state.last_tracked_refusal, sent_at)
         state.last_429 = now
         self._step(dimension, now)
-        return self._pause(dimension)
+        pause = self._pause(dimension)
+        if estimate_pending(dimension, state):
+            # Hold the pool until the first estimate can be made: the calls sent meanwhile at
+            # the configured rate would only meet the empty bucket.
+            pause = max(pause, 1.5 * self._meter.lag())
+        return pause
 
     def on_stated(
         self,
@@ -242,7 +256,13 @@ class RateController:
     def _step(self, dimension: Dimension, now: float) -> None:
         """During an episode, at most once per step: cut to what the server accepted."""
         state = self._state(dimension)
+        if self._first.cut_configured(dimension, state, now, self._set):
+            return
         if now - state.last_step < max(0.5, self._log.horizon()):
+            if state.blind_cuts > 0 and state.last_tracked_refusal > state.last_step:
+                # A call sent after the last blind cut was refused: it was not enough, and
+                # waiting out the step would only collect more 429s at the same rate.
+                self._blind_cut(dimension, state, now)
             return
         measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
@@ -272,40 +292,37 @@ class RateController:
         if current is None or (state.stated and not state.exact and state.blind_cuts == 0):
             # Nothing known, or a header's reading the server is refusing: until a measurement
             # exists, what it took in its last burst, if that is lower.
-            self._provisional(dimension, state, now)
+            self._first.run_provisional(dimension, state, now, self._set)
             return
-        if state.measured_in_episode or state.stated or state.blind_cuts >= 2:
+        self._blind_cut(dimension, state, now)
+
+    def _blind_cut(self, dimension: Dimension, state: DimensionState, now: float) -> None:
+        """A known rate met 429s that cannot be measured yet: cut it, at most twice."""
+        current = state.rate
+        if current is None or state.measured_in_episode or state.stated or state.blind_cuts >= 2:
             # A stated limit only a measurement may undercut (a neighbour's share), and blind
             # cuts stop at two: below the limit they would only spoil the measurement. The
             # pause holds the pool until one exists.
             return
+        if state.blind_cuts > 0 and state.last_refused_sent <= state.last_step:
+            # No call sent since the last cut was refused: nothing says it was not enough.
+            return
+        age = now - state.episode_start
+        # The first cut is gentle (a stray 429 of jitter), the second one (a call sent after
+        # the first cut was refused too: it was not enough) is ``decrease``.
+        factor = _EARLY_CUT
+        if state.blind_cuts > 0 or age >= self._policy.cut_cooldown:
+            factor = self._policy.decrease
         state.blind_cuts += 1
         state.last_step = now
-        age = now - state.episode_start
-        factor = self._policy.decrease if age >= self._policy.cut_cooldown else _EARLY_CUT
         new_rate = current * factor
         if state.learned is not None:
             # Probing overran a limit measured before: back below it at once.
             new_rate = max(min(new_rate, 0.97 * state.learned), _DEEPEST_STEP * current)
         self._set(dimension, max(state.floor, new_rate), now, f"429 on {dimension}")
-
-    def _provisional(self, dimension: Dimension, state: DimensionState, now: float) -> None:
-        """Nothing known yet: until the episode can be measured, run at what the server took
-        over the window its burst covers (a second of requests, a minute of tokens, as servers
-        size their buckets), not flat out."""
-        if now - state.episode_start < self._meter.lag():
-            return  # the refusals of the first burst (or the fleet's counts) are on their way
-        window = 1.0 if dimension == "requests" else 60.0
-        start = state.episode_start
-        burst = self._meter.counts(dimension, start - window, start + _SLOT)
-        if burst is None:
-            return
-        state.last_step = now
-        state.blind_cuts = 2  # an estimate of the limit already: wait for the measurement
-        taken = float(burst.accepted) if dimension == "requests" else max(0.0, burst.tokens)
-        if taken <= 0 or (state.rate is not None and taken >= state.rate):
-            return  # nothing taken says nothing of the limit (not even for a shared rate)
-        self._set(dimension, max(state.floor, taken), now, "first 429")
+        if dimension == "requests":
+            # The server's bucket just ran dry: credit saved at the old rate must not follow.
+            self._limiter.observe_headers(RateLimitHeaders(requests_remaining=0.0), now)
 
     def _grow(
         self, dimension: Dimension, state: DimensionState, elapsed: float, now: float
@@ -317,21 +334,11 @@ class RateController:
             if shared is not None and shared != state.applied:
                 state.rate = state.applied = shared
         rate = state.rate
-        if rate is None:
+        used = self._meter.sent_rate(dimension, _USAGE_SPAN, now)
+        quiet_for = now - state.last_429 - self._quiet()
+        grown = grown_rate(state, self._policy, elapsed=elapsed, quiet_for=quiet_for, used=used)
+        if grown is None or rate is None:
             return
-        cut_at = state.cut_at
-        if cut_at is not None and state.recover_from is not None and rate < 0.98 * cut_at:
-            # Back to a rate the server showed it takes: not held to twice a cut rate's usage.
-            step = (cut_at - state.recover_from) / self._policy.recovery_seconds
-            grown = min(0.98 * cut_at, rate + step * elapsed)
-        else:
-            quiet = max(0.0, now - state.last_429 - self._quiet())
-            doublings = min(quiet / _PROBE_DOUBLING, 3.0)
-            grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
-            # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
-            # A shared rate is the fleet's: held to twice what the fleet sent, not this process.
-            used = self._meter.sent_rate(dimension, _USAGE_SPAN, now)
-            grown = min(grown, max(rate, self._policy.usage_cap * used))
         if state.ceiling is not None:
             grown = min(grown, state.ceiling)
         if grown <= rate:
@@ -397,6 +404,11 @@ class RateController:
             self._on_change(reason)
 
     # -- what it holds ----------------------------------------------------------------------
+    @property
+    def last_rate_limited(self) -> float:
+        """When the latest 429 of this model came back (-inf: none yet)."""
+        return self._last_refused
+
     @property
     def tokens_ceiling(self) -> float | None:
         """The most tokens per minute this controller will ever allow (None: no ceiling)."""

@@ -41,11 +41,13 @@ class DimensionState:
         "cut_at",
         "episode_rate",
         "episode_start",
+        "estimated",
         "exact",
         "floor",
         "last_429",
         "last_refused_sent",
         "last_step",
+        "last_tracked_refusal",
         "learned",
         "measured_in_episode",
         "rate",
@@ -63,6 +65,7 @@ class DimensionState:
         self.last_429 = -math.inf
         self.episode_start = math.inf  # send time of the first refused call of the episode
         self.last_refused_sent = -math.inf  # send time of the latest refused call
+        self.last_tracked_refusal = -math.inf  # ... of one whose send time is known for sure
         self.episode_rate: float | None = None  # the rate when the episode began
         self.best_measured = 0.0  # the most the server accepted in a measured window of it
         self.blind_cuts = 0  # cuts made in this episode before anything could be measured
@@ -70,6 +73,7 @@ class DimensionState:
         self.measured_in_episode = False
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from
+        self.estimated = False  # the first 429 of a configured rate was used to estimate it
         self.stated = False  # the server stated this limit (a body or headers)
         self.exact = False  # ... in a 429 body, which states it exactly
 
@@ -139,6 +143,11 @@ class Meter:
             return None
         sent, refused = fleet
         return WindowCounts(local.span, sent, refused, 0, local.tokens)
+
+    def slots(self, start: float, end: float) -> list[tuple[float, int]] | None:
+        """``(send time, calls taken)`` per slot of ``[start, end)`` (None when the limit is
+        shared: this process's sends alone say nothing of it)."""
+        return None if self._shared else self._log.accepted_by_slot(start, end)
 
     def episode(
         self, dimension: Dimension, state: DimensionState, now: float, measure_window: float

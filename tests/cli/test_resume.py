@@ -158,7 +158,7 @@ def test_ctrl_c_drains_calls_in_flight_and_exits_130(tmp_path: Path) -> None:
         assert "interrupted" in stderr
         assert output.read_bytes().endswith(b"\n")
         recorded = read_jsonl(output)  # every line is whole JSON
-        assert 8 <= len(recorded) < n
+        assert 6 <= len(recorded) < n  # the 4 complete and the 2 or more on the wire
         # The calls on the wire at Ctrl-C were answered and recorded; nothing new was sent.
         assert sim.stats.accepted == len(recorded)
         sim.reset_stats()

@@ -13,6 +13,7 @@ from fakes import Server, chat_body, error, make_scheduler, ok
 
 from grok_scheduler import (
     FakeClock,
+    LimiterError,
     LocalLimiter,
     MockTransport,
     Priority,
@@ -66,7 +67,8 @@ class _BrokenLimiter(LocalLimiter):
 
 
 async def test_a_failing_limiter_holds_back_only_its_own_model(clock: FakeClock) -> None:
-    """grok-4's limiter raising on every acquire never stops grok-3-mini's jobs."""
+    """grok-4's limiter raising on every acquire never stops grok-3-mini's jobs; after three
+    failures in a row grok-4's queued jobs fail with LimiterError, unsent, instead of hanging."""
     server = Server(clock)
 
     def limiter_for(model: str) -> LocalLimiter:
@@ -74,12 +76,40 @@ async def test_a_failing_limiter_holds_back_only_its_own_model(clock: FakeClock)
         return kind(requests_per_second=None, tokens_per_minute=None, now=clock.now())
 
     async with make_scheduler(clock, server, limiter=limiter_for) as scheduler:
-        stuck = scheduler.submit_nowait("stuck", model="grok-4")
+        stuck = [scheduler.submit_nowait(f"stuck {i}", model="grok-4") for i in range(2)]
         others = [scheduler.submit_nowait(f"m{i}", model="grok-3-mini") for i in range(3)]
         await clock.run_until_done(asyncio.gather(*others), limit=60.0)
+        await clock.run_until_done(asyncio.gather(*stuck, return_exceptions=True), limit=5.0)
         assert sorted(server.prompts) == ["m0", "m1", "m2"]
-        assert not stuck.done()
-        stuck.cancel()
+        for job in stuck:
+            error = job.exception()
+            assert isinstance(error, LimiterError), error
+            assert isinstance(error.__cause__, ConnectionError)
+        # The limiter may come back: a later job tries it afresh, and fails only the same way.
+        later = scheduler.submit_nowait("later", model="grok-4")
+        await clock.run_until_done(asyncio.gather(later, return_exceptions=True), limit=5.0)
+        assert isinstance(later.exception(), LimiterError)
+
+
+async def test_a_limiter_that_recovers_before_three_failures_sends_the_job(
+    clock: FakeClock,
+) -> None:
+    """Two failures in a row, then credit: the job is sent (only a third failure fails it)."""
+    server = Server(clock)
+    failures = [2]
+
+    class _FlakyLimiter(LocalLimiter):
+        async def acquire(self, tokens: int, now: float, priority: int = 2) -> float:
+            if failures[0] > 0:
+                failures[0] -= 1
+                raise ConnectionError("limiter backend blinked")
+            return await super().acquire(tokens, now, priority)
+
+    limiter = _FlakyLimiter(requests_per_second=None, tokens_per_minute=None, now=clock.now())
+    async with make_scheduler(clock, server, limiter=limiter) as scheduler:
+        job = scheduler.submit_nowait("flaky")
+        await clock.run_until_done(job, limit=5.0)
+    assert server.prompts == ["flaky"]
 
 
 async def test_an_expired_head_job_frees_the_gate_at_once(clock: FakeClock) -> None:

@@ -164,7 +164,9 @@ async def test_drainable_transport_holds_new_calls_and_reports_idle(
     transport = DrainableTransport(
         AiohttpTransport(base_url=sim.base_url, api_key=KEY, max_connections=2)
     )
-    async with Scheduler(transport=transport, max_concurrency=2) as s:
+    # A limit given: a model with unknown limits would pace its first calls (the first-contact
+    # ramp), and this test needs both workers to take the next jobs at once.
+    async with Scheduler(transport=transport, max_concurrency=2, requests_per_second=1000) as s:
         futures = [s.submit_nowait(p) for p in prompts(6)]
         await until(lambda: transport.sending == 2)
         await transport.wait_idle()

@@ -204,7 +204,9 @@ async def test_learned_bounds_cut_a_hang_within_seconds() -> None:
         stream = scheduler.stream("hi")
         with pytest.raises(APITimeoutError) as caught:
             await read_all(clock, stream)
-        assert clock.now() - start == pytest.approx(2.0)
+        # 2 s of silence after the first chunk; the send itself may wait up to a quarter
+        # second on the first-contact ramp (no limit is given here).
+        assert 2.0 <= clock.now() - start <= 2.25
     assert caught.value.partial_text == "Hel"
     assert hung.closed
 

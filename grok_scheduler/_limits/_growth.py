@@ -1,0 +1,57 @@
+"""How a model's rate grows once 429s stop: back to what the server took, then probing up.
+
+Driven by time, not by answers (``RateController.tick``), so it works with one answer a minute:
+linearly back to ``0.98 x`` the rate the server showed it accepts within ``recovery_seconds``,
+then up by ``probe_fraction`` per second, doubling every eight quiet seconds up to 8x, so a
+raised limit is found within about half a minute. Probing is capped at ``usage_cap x`` what was
+actually sent (AWS's adaptive client caps at twice the measured rate): a limit that does not
+bind cannot run away. The ceiling is applied by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from ._episode import DimensionState
+
+__all__ = ["GrowthPolicy", "grown_rate"]
+
+_PROBE_DOUBLING = 8.0
+_MOST_DOUBLINGS = 3.0
+_RECOVERED = 0.98
+
+
+class GrowthPolicy(Protocol):
+    """The constants of growth (``AdaptivePolicy`` has them)."""
+
+    @property
+    def recovery_seconds(self) -> float: ...
+
+    @property
+    def probe_fraction(self) -> float: ...
+
+    @property
+    def usage_cap(self) -> float: ...
+
+
+def grown_rate(
+    state: DimensionState, policy: GrowthPolicy, *, elapsed: float, quiet_for: float, used: float
+) -> float | None:
+    """The rate after ``elapsed`` more seconds of growth (None: no rate to grow).
+
+    ``quiet_for`` is how long the quiet period has been over; ``used`` what was sent lately
+    (requests per second or tokens per minute, by the fleet when the limit is shared).
+    """
+    rate = state.rate
+    if rate is None:
+        return None
+    cut_at = state.cut_at
+    if cut_at is not None and state.recover_from is not None and rate < _RECOVERED * cut_at:
+        # Back to a rate the server showed it takes: not held to twice a cut rate's usage.
+        step = (cut_at - state.recover_from) / policy.recovery_seconds
+        return min(_RECOVERED * cut_at, rate + step * elapsed)
+    doublings = min(max(0.0, quiet_for) / _PROBE_DOUBLING, _MOST_DOUBLINGS)
+    grown = rate * (1.0 + policy.probe_fraction * math.pow(2.0, doublings) * elapsed)
+    # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
+    return min(grown, max(rate, policy.usage_cap * used))
