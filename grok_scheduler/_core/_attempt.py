@@ -219,27 +219,36 @@ class WorkerPool:
         # A timeout the user chose is a contract and stays; a learned one that fired grows,
         # and is asked again while the call lasts (send_watched).
         chosen = job.timeout or self._timeout
-        timeout = chosen or lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
+        # The ticket counts this call among its model's calls in flight: a bound learned from
+        # the first answers of a wave still running is not trusted to cut the rest of it.
+        ticket = lane.timeouts.begin()
+        timeout = chosen or lane.timeouts.timeout_for(
+            job.max_tokens, timed_out=_timed_out(job), ticket=ticket
+        )
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         job.last_response = None
         try:
             if job.stream is not None and self._streamer is not None:
+                lane.timeouts.end(ticket)  # a stream has its own watchdog
                 # A streamed job: only a timeout the caller chose bounds the whole stream.
                 given = job.timeout or self._timeout
                 if job.deadline is not None:
                     given = timeout if given is None else min(given, timeout)
                 answer = await self._streamer.call(job, lane, body, given)
             else:
-                answer = await send_watched(
-                    self._transport,
-                    clock,
-                    job.endpoint.value,
-                    body,
-                    started=started,
-                    timeout=timeout,
-                    bound=None if chosen else _learned_bound(lane, job),
-                )
+                try:
+                    answer = await send_watched(
+                        self._transport,
+                        clock,
+                        job.endpoint.value,
+                        body,
+                        started=started,
+                        timeout=timeout,
+                        bound=None if chosen else _learned_bound(lane, job, ticket),
+                    )
+                finally:
+                    lane.timeouts.end(ticket)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -305,9 +314,10 @@ class WorkerPool:
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
 
 
-def _learned_bound(lane: Lane, job: Job) -> Callable[[], float]:
+def _learned_bound(lane: Lane, job: Job, ticket: int) -> Callable[[], float]:
     """The job's learned call bound as its model knows it now (for send_watched)."""
-    return lambda: lane.timeouts.timeout_for(job.max_tokens, timed_out=_timed_out(job))
+    timed_out = _timed_out(job)
+    return lambda: lane.timeouts.timeout_for(job.max_tokens, timed_out=timed_out, ticket=ticket)
 
 
 def _timed_out(job: Job) -> int:

@@ -57,6 +57,12 @@ UNBOUNDED_ANSWER_TOKENS = 131_072
 # then every quarter of its age: a handful of timer events for a minute-long call, none for a
 # fast one (it ends before the first check).
 _FIRST_CHECK = 1.0
+# While more than this share of the calls sent up to a call are still running, the call is not
+# cut (short of the maximum): it is no outlier among its peers, and a bound learned meanwhile
+# is survivor-biased (the first answers of a wave are its fastest eight).
+_UNSETTLED_SHARE = 0.1
+# The prior is its own slack: nothing is known of the model yet.
+_PRIOR_SLACK = 3.0
 
 
 def _quantile(samples: deque[float] | deque[int], q: float) -> float:
@@ -78,6 +84,8 @@ class CallTimeouts:
         "_per_token",
         "_prior_base",
         "_prior_per_token",
+        "_running",
+        "_sent",
         "_sizes",
         "_slack",
     )
@@ -109,6 +117,23 @@ class CallTimeouts:
         # observations: sorting the window on every call would cost more than it is worth.
         self._cached: tuple[float, float, float] | None = None
         self._observed = 0
+        self._sent = 0
+        self._running: set[int] = set()
+
+    def begin(self) -> int:
+        """A non-streamed call is sent: its ticket, for :meth:`end` and ``timeout_for``."""
+        self._sent += 1
+        self._running.add(self._sent)
+        return self._sent
+
+    def end(self, ticket: int) -> None:
+        """The call of ``ticket`` ended (answered, failed or cut)."""
+        self._running.discard(ticket)
+
+    def _settled(self, ticket: int) -> bool:
+        # Counted only when a call in flight is judged again (every quarter of its age).
+        older_running = sum(1 for other in self._running if other <= ticket)
+        return older_running <= max(1.0, _UNSETTLED_SHARE * ticket)
 
     def observe(self, seconds: float, answer_tokens: int) -> None:
         """Record one successful call's duration and answer size (completion + reasoning)."""
@@ -122,20 +147,30 @@ class CallTimeouts:
         if self._observed % _REFRESH == 0 or self._observed <= _MIN_SAMPLES:
             self._cached = None
 
-    def timeout_for(self, max_tokens: int | None, *, timed_out: int = 0) -> float:
+    def timeout_for(
+        self, max_tokens: int | None, *, timed_out: int = 0, ticket: int | None = None
+    ) -> float:
         """The bound for a call allowed ``max_tokens`` answer tokens (None: the model's context).
 
         ``timed_out`` counts the job's earlier attempts that hit their timeout: each one doubles
         the bound (up to the maximum), so a call that needs longer than predicted gets it.
+        ``ticket`` (from :meth:`begin`) is a call in flight judged again: the learned bound
+        cuts it only once most of the calls sent up to it have ended.
         """
         tokens = max_tokens if max_tokens is not None else UNBOUNDED_ANSWER_TOKENS
+        prior = _PRIOR_SLACK * (self._prior_base + self._prior_per_token * tokens) + self._floor
         if len(self._durations) < _MIN_SAMPLES:
-            # Nothing known yet: the prior is its own slack (and is asked again, see below).
-            bound = self._prior_base + self._prior_per_token * tokens + self._floor
+            # Nothing known yet (and asked again while the call lasts, see send_watched).
+            bound = prior
         else:
             slow, longest, per_token = self._learned()
             estimate = slow + min(per_token, self._max_per_token) * max(0.0, tokens - longest)
             bound = self._slack * estimate + self._floor
+
+        if ticket is not None and not self._settled(ticket):
+            # Most of the calls sent up to this one are still running: it is not an outlier
+            # among its peers, and what was learned is their fast part. Judged once they end.
+            bound = self._maximum
         # The exponent is capped: past a few doublings any bound is beyond the maximum anyway.
         bound *= 2.0 ** min(max(timed_out, 0), 32)
         return max(self._minimum, min(self._maximum, bound))
