@@ -43,13 +43,18 @@ class DimensionState:
         "episode_start",
         "exact",
         "floor",
+        "held",
         "last_429",
         "last_refused_sent",
         "last_step",
         "learned",
         "measured_in_episode",
+        "probe_from",
+        "probe_returned_at",
+        "probe_started",
         "rate",
         "recover_from",
+        "settled",
         "stated",
     )
 
@@ -70,6 +75,11 @@ class DimensionState:
         self.measured_in_episode = False
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from
+        self.probe_from: float | None = None  # the rate the probe running now started from
+        self.probe_started = -math.inf  # ... and when
+        self.held: float | None = None  # the last rate a probe started from: it held until then
+        self.probe_returned_at = -math.inf  # a refusal at a found limit returned to a held rate
+        self.settled = False  # a probe found the limit: later probes wait fifty calls
         self.stated = False  # the server stated this limit (a body or headers)
         self.exact = False  # ... in a 429 body, which states it exactly
 
@@ -145,7 +155,7 @@ class Meter:
         # would measure the client's own pace.
         end = min(now - self.lag(), state.last_refused_sent + SLOT)
         window = measure_window
-        calls = self._calls_per_second(dimension, state.rate, now)
+        calls = self.calls_per_second(dimension, state.rate, now)
         if calls is not None and calls > 0:
             # At least about twenty calls' worth, or the count is noise.
             window = max(window, min(_MAX_WINDOW, 20.0 / calls))
@@ -170,7 +180,7 @@ class Meter:
             telling=counts.accepted >= _MIN_ACCEPTED,
         )
 
-    def _calls_per_second(
+    def calls_per_second(
         self, dimension: Dimension, rate: float | None, now: float
     ) -> float | None:
         """Calls per second the current rate allows (tokens: at the recent tokens per call)."""
