@@ -40,6 +40,7 @@ _DEEPEST_STEP = 0.5
 _PROBE_DOUBLING = 8.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
+_AT_FOUND_LIMIT = 0.97  # of the rate recovery climbs back to (float dust below its 0.98)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,10 @@ class RateController:
             # at a cut rate the quiet period can pass between two sends of one long outage,
             # and each "new" episode would otherwise lower the target it recovers to.
             target = state.rate
+            # Refused at a limit a probe found, not while climbing back after an outage.
+            at_found_limit = state.cut_at is None or (
+                target is not None and target >= _AT_FOUND_LIMIT * state.cut_at
+            )
             if state.cut_at is not None and (target is None or target < 0.98 * state.cut_at):
                 target = state.cut_at
             state.episode_start = sent_at
@@ -165,7 +170,13 @@ class RateController:
             state.best_measured = 0.0
             state.cut_at = target
             state.probe_returned_at = -math.inf
-            if state.settled or probe_refused(state):
+            if (
+                dimension == "requests"
+                and at_found_limit
+                and (state.settled or probe_refused(state))
+            ):
+                # Not tokens: a minute-deep bucket lets a rate above the limit hold for
+                # fifty calls, so neither a held rate nor a refused one brackets it.
                 self._return_to_held(dimension, state, sent_at, now)
         state.episode_start = min(state.episode_start, sent_at)
         state.last_refused_sent = max(state.last_refused_sent, sent_at)
@@ -367,10 +378,7 @@ class RateController:
         refused_at = state.rate
         if refused_at is None:
             return
-        one_call = 1.0
-        if dimension == "tokens":
-            one_call = self._log.tokens_per_call(_USAGE_SPAN, now) or 0.0
-        bound = cycle_bound(self._meter, dimension, state, sent_at, one_call)
+        bound = cycle_bound(self._meter, state, sent_at)
         back = return_rate(state, refused_at, bound)
         if back is None:
             return

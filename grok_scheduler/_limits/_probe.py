@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from ._acceptance import SLOT, Dimension
+from ._acceptance import SLOT
 from ._episode import DimensionState, Meter
 
 __all__ = ["cycle_bound", "hold_seconds", "probe_refused", "return_rate"]
@@ -47,24 +47,19 @@ def probe_refused(state: DimensionState) -> bool:
     )
 
 
-def cycle_bound(
-    meter: Meter, dimension: Dimension, state: DimensionState, sent_at: float, one_call: float
-) -> float | None:
-    """The floor under the limit from the cycle ending with a refusal sent at ``sent_at``.
+def cycle_bound(meter: Meter, state: DimensionState, sent_at: float) -> float | None:
+    """Requests per second the server surely refills, from the cycle ending at ``sent_at``.
 
-    ``one_call`` is one call's cost (1 request, or its tokens). None when there was no earlier
-    refusal to start from, or the cycle is too short to say anything.
+    The cycle runs from the previous episode's last refused send to this one's first; None
+    when there is none, or it is too short to say anything.
     """
     start = state.last_refused_sent + SLOT
     if not math.isfinite(start) or sent_at - start < 1.0:
         return None
-    counts = meter.counts(dimension, start, sent_at)
+    counts = meter.counts("requests", start, sent_at)
     if counts is None or counts.accepted < _CYCLE_MIN_ACCEPTED:
         return None
-    span = sent_at - start
-    if dimension == "requests":
-        return max(0.0, counts.accepted - one_call) / span
-    return max(0.0, counts.tokens - one_call) / span * 60.0
+    return (counts.accepted - 1) / (sent_at - start)
 
 
 def return_rate(state: DimensionState, refused_at: float, bound: float | None) -> float | None:
