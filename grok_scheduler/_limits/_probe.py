@@ -31,6 +31,7 @@ _HOLD_MOST = 30.0
 _CYCLE_MIN_ACCEPTED = 10  # a floor from fewer calls than this is too coarse to raise the rate
 _BELOW_REFUSED = 0.98  # the return never reaches the rate that was refused
 _NEAR_REFUSED = 0.9  # ... and is at least this close to it
+_WIDE = 1.05  # a probe refused within 5% of where it started returns there
 
 
 def hold_seconds(calls_per_second: float | None) -> float:
@@ -67,13 +68,16 @@ def return_rate(state: DimensionState, refused_at: float, bound: float | None) -
 
     The limit lies between where a refused probe started (or the cycle bound, if higher) and
     the rate refused, and at a server without a deep burst just under the latter: the return is
-    halfway between the two, and at least 90% of the rate refused. A return still too high is
+    halfway between the two, and at least 90% of the rate refused; to the start when the two
+    are within 5% (halving that gains little, and a strict server refuses anything above). A return still too high is
     refused while held, and goes back to the highest of the cycle bound (over a cycle spent
     above the limit, a tight one), the rate the last probe started from, and 90% of its own.
     """
     if probe_refused(state) and state.probe_from is not None:
         start = max(state.probe_from, bound or 0.0)
-        back = max(0.5 * (start + refused_at), _NEAR_REFUSED * refused_at)
+        back = start
+        if refused_at > _WIDE * start:
+            back = max(0.5 * (start + refused_at), _NEAR_REFUSED * refused_at)
     elif state.settled:
         back = max(bound or 0.0, state.held or 0.0, _NEAR_REFUSED * refused_at)
     else:
