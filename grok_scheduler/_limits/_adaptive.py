@@ -29,7 +29,7 @@ from ._acceptance import SLOT as _SLOT
 from ._acceptance import AcceptanceLog, Dimension, SendRecord
 from ._base import FleetLog, Limiter, MinuteLimited
 from ._episode import DimensionState, Meter
-from ._probe import cycle_bound, hold_seconds, probe_refused, return_rate
+from ._probe import may_probe, refusal_of_probe, return_to_held
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
@@ -170,14 +170,12 @@ class RateController:
             state.best_measured = 0.0
             state.cut_at = target
             state.probe_returned_at = -math.inf
-            if (
-                dimension == "requests"
-                and at_found_limit
-                and (state.settled or probe_refused(state))
-            ):
-                # Not tokens: a minute-deep bucket lets a rate above the limit hold for
-                # fifty calls, so neither a held rate nor a refused one brackets it.
-                self._return_to_held(dimension, state, sent_at, now)
+            # Not tokens: a minute-deep bucket lets a rate above the limit hold for fifty
+            # calls, so neither a held rate nor a refused one brackets it.
+            if dimension == "requests" and at_found_limit:
+                back = return_to_held(self._meter, state, sent_at, now)
+                if back is not None:
+                    self._set(dimension, back, now, "429 on requests: back under the limit found")
         state.episode_start = min(state.episode_start, sent_at)
         state.last_refused_sent = max(state.last_refused_sent, sent_at)
         state.last_429 = now
@@ -259,10 +257,8 @@ class RateController:
         state = self._state(dimension)
         if now - state.last_step < max(0.5, self._log.horizon()):
             return
-        if state.probe_returned_at > -math.inf:
-            if state.last_refused_sent < state.probe_returned_at + 2.0 * self._pause(dimension):
-                return  # the refused probe's own calls: the rate it returned to held before
-            state.probe_returned_at = -math.inf  # refused there too: the limit moved, cut
+        if refusal_of_probe(state, self._pause(dimension)):
+            return  # the rate it returned to held before: no cut
         measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
         if measured is not None:
@@ -344,15 +340,11 @@ class RateController:
             grown = min(0.98 * cut_at, rate + step * elapsed)
         else:
             quiet = max(0.0, now - state.last_429 - self._quiet())
-            if state.probe_from is None:
-                calls = self._meter.calls_per_second(dimension, rate, now)
-                if state.settled and quiet < hold_seconds(calls):
-                    return  # at a limit a probe found: probe again only every fifty calls
-                state.probe_from = state.held = rate
-                state.probe_started = now - elapsed
+            calls = self._meter.calls_per_second(dimension, rate, now)
+            if not may_probe(state, calls, quiet, now - elapsed):
+                return  # at a limit a probe found: probe again only every fifty calls
             # Gentle at first, so that a limit just above is crossed by a step of about 1%.
-            probing = now - state.probe_started
-            doublings = min(probing / _PROBE_DOUBLING, 3.0)
+            doublings = min((now - state.probe_started) / _PROBE_DOUBLING, 3.0)
             grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
             # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
             # A shared rate is the fleet's: held to twice what the fleet sent, not this process.
@@ -370,23 +362,6 @@ class RateController:
             or grown == state.ceiling
         ):
             self._set(dimension, grown, now, "probing up", recovering=True)
-
-    def _return_to_held(
-        self, dimension: Dimension, state: DimensionState, sent_at: float, now: float
-    ) -> None:
-        """Refused at a limit a probe found: back to a rate that held, not a cut (_probe.py)."""
-        refused_at = state.rate
-        if refused_at is None:
-            return
-        bound = cycle_bound(self._meter, state, sent_at)
-        back = return_rate(state, refused_at, bound)
-        if back is None:
-            return
-        back = max(state.floor, back)
-        state.cut_at = back / 0.98  # recovery and the hold come back to ``back``
-        state.settled = True
-        state.probe_returned_at = now
-        self._set(dimension, back, now, f"429 on {dimension}: back under the limit found")
 
     def _limiter_rate(self, dimension: Dimension) -> float | None:
         if dimension == "requests":

@@ -1,20 +1,25 @@
-"""The steady state at a limit already found: hold just under it, probe above it now and then.
+"""The steady state at a request limit already found: hold under it, probe above it now and then.
 
-Once an episode has been survived the controller knows roughly where the limit is, and the only
-reason to go above it is to learn that it rose. Each such probe costs about one 429 when the
-limit did not move, so how often to probe is a price paid per request: probing on a clock (as
-the first design did, a probe every ~6 s) is 1.4% of the requests at 10 rps but 20% at 1 rps.
-So probes are counted in requests, as ``_PROBE_EVERY_CALLS / rate`` seconds of holding, capped
-at ``_HOLD_MOST`` so a limit that doubled is still found within tens of seconds at 1 rps.
+Once a probe has crossed the limit the controller knows roughly where it is, and the only reason
+to go above it is to learn that it rose. Each probe costs about one 429 when the limit did not
+move, so how often to probe is a price paid per request: a probe on a clock (every ~6 s, as the
+first design did) is 1.4% of the requests at 10 rps but 14-20% at 1 rps. So the rate is held for
+``_PROBE_EVERY_CALLS`` calls' worth of time between probes (``50 / rate`` s, at most
+``_HOLD_MOST`` = 30 s, so a limit that doubled is still found within tens of seconds at 1 rps),
+and each probe starts gently (1%/s, doubling every 8 s) so a limit just above is crossed by a
+step of about 1%.
 
-When a probe is refused, the rate goes back to where the probe started (it held for that many
-requests) or to the *cycle bound* if higher: what the server accepted from the last refusal of
-the previous episode to the first of this one. Both ends met an empty bucket, so the server took
-at most one call of credit more than it refilled in between: ``(accepted - 1 call) / span`` is
-a floor under its limit, measured over a whole cycle (dozens of calls even at 1 rps) rather than
-over the few calls of one episode, which at low rates are noise. A probe's own refusals then
-cut nothing; refusals of calls sent after the return mean the limit itself moved, and the
-episode is cut as any other.
+A refused probe is not cut multiplicatively (at 1 rps that cost a third of the throughput for
+seconds): the limit lies between the rate the probe started from, which held for fifty calls,
+and the rate refused. The *cycle bound* may raise the first: from the previous episode's last
+refused send to this one's first, both of which met an empty bucket, the server took at most one
+call more than it refilled, so ``(accepted - 1) / span`` is a floor under the limit, counted over
+a whole cycle (dozens of calls even at 1 rps) rather than over the few calls of one episode,
+which at low rates are noise. A probe's own refusals then cut nothing; refusals of calls sent
+after the return mean the limit itself moved, and the episode is cut as any other.
+
+Requests only: a token limit's bucket is a minute deep, so a rate above it holds for fifty calls
+and neither the start nor the refusal of a probe brackets it; its episodes are measured and cut.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import math
 from ._acceptance import SLOT
 from ._episode import DimensionState, Meter
 
-__all__ = ["cycle_bound", "hold_seconds", "probe_refused", "return_rate"]
+__all__ = [
+    "cycle_bound",
+    "hold_seconds",
+    "may_probe",
+    "probe_refused",
+    "refusal_of_probe",
+    "return_rate",
+    "return_to_held",
+]
 
 _PROBE_EVERY_CALLS = 50.0
 _HOLD_MOST = 30.0
@@ -32,6 +45,55 @@ _CYCLE_MIN_ACCEPTED = 10  # a floor from fewer calls than this is too coarse to 
 _BELOW_REFUSED = 0.98  # the return never reaches the rate that was refused
 _NEAR_REFUSED = 0.9  # ... and is at least this close to it
 _WIDE = 1.05  # a probe refused within 5% of where it started returns there
+_ECHO_PAUSES = 2.0  # refusals of calls sent this many pauses after a return are the probe's
+
+
+def may_probe(
+    state: DimensionState, calls_per_second: float | None, quiet: float, now: float
+) -> bool:
+    """Whether to grow above the rate now, ``quiet`` s after the quiet period; marks a start.
+
+    Before any probe found the limit, at once (as the first discovery always did); after, once
+    about fifty calls went by without a refusal.
+    """
+    if state.probe_from is None:
+        if state.settled and quiet < hold_seconds(calls_per_second):
+            return False
+        state.probe_from = state.held = state.rate
+        state.probe_started = now
+    return True
+
+
+def return_to_held(meter: Meter, state: DimensionState, sent_at: float, now: float) -> float | None:
+    """A new episode began with a refusal sent at ``sent_at``: the rate to return to, if any.
+
+    None when no probe found the limit and none is running: the episode cuts as usual.
+    """
+    refused_at = state.rate
+    if refused_at is None or not (state.settled or probe_refused(state)):
+        return None
+    back = return_rate(state, refused_at, cycle_bound(meter, state, sent_at))
+    if back is None:
+        return None
+    back = max(state.floor, back)
+    state.cut_at = back / 0.98  # recovery and the hold come back to ``back``
+    state.settled = True
+    state.probe_returned_at = now
+    return back
+
+
+def refusal_of_probe(state: DimensionState, pause: float) -> bool:
+    """The episode's refusals so far are of the refused probe's calls, not of the return.
+
+    Refusals of calls sent after the return (and the pause it brought) mean the limit itself
+    moved: from then on the episode is cut as any other.
+    """
+    if state.probe_returned_at == -math.inf:
+        return False
+    if state.last_refused_sent < state.probe_returned_at + _ECHO_PAUSES * pause:
+        return True
+    state.probe_returned_at = -math.inf
+    return False
 
 
 def hold_seconds(calls_per_second: float | None) -> float:
@@ -43,9 +105,7 @@ def hold_seconds(calls_per_second: float | None) -> float:
 
 def probe_refused(state: DimensionState) -> bool:
     """A new episode began while probing above a rate that held: the probe found the limit."""
-    return (
-        state.probe_from is not None and state.rate is not None and state.rate > state.probe_from
-    )
+    return state.probe_from is not None and state.rate is not None and state.rate > state.probe_from
 
 
 def cycle_bound(meter: Meter, state: DimensionState, sent_at: float) -> float | None:
@@ -69,9 +129,10 @@ def return_rate(state: DimensionState, refused_at: float, bound: float | None) -
     The limit lies between where a refused probe started (or the cycle bound, if higher) and
     the rate refused, and at a server without a deep burst just under the latter: the return is
     halfway between the two, and at least 90% of the rate refused; to the start when the two
-    are within 5% (halving that gains little, and a strict server refuses anything above). A return still too high is
-    refused while held, and goes back to the highest of the cycle bound (over a cycle spent
-    above the limit, a tight one), the rate the last probe started from, and 90% of its own.
+    are within 5% (halving that gains little, and a strict server refuses anything above).
+    A return still too high is refused while held, and goes back to the highest of the cycle
+    bound (over a cycle spent above the limit, a tight one), the rate the last probe started
+    from, and 90% of its own.
     """
     if probe_refused(state) and state.probe_from is not None:
         start = max(state.probe_from, bound or 0.0)
