@@ -14,8 +14,10 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
 * **Grow**, driven by time (``tick``), not by answers: after the quiet period and while the gate
   waited for this model's credit, linearly back to ``0.98 x`` what the server showed it accepts
   within ``recovery_seconds``, then probing up ``probe_fraction`` per second, doubling every
-  eight quiet seconds up to 8x; never above the ceiling nor ``usage_cap x`` the rate actually
-  sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run away.
+  eight seconds of the probe up to 8x; never above the ceiling nor ``usage_cap x`` the rate
+  actually sent (AWS caps at twice the measured rate), so a limit that does not bind cannot run
+  away. Once a probe crossed a request limit, the rate holds ~50 calls between probes and a
+  refused probe returns under the limit instead of being cut (``_probe.py``).
 """
 
 from __future__ import annotations
