@@ -31,7 +31,7 @@ from ._acceptance import SLOT as _SLOT
 from ._acceptance import AcceptanceLog, Dimension, SendRecord
 from ._base import FleetLog, Limiter, MinuteLimited
 from ._episode import DimensionState, Meter
-from ._probe import may_probe, refusal_of_probe, return_to_held
+from ._probe import may_probe, probe_doublings, refusal_of_probe, return_to_held
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
@@ -345,8 +345,7 @@ class RateController:
             calls = self._meter.calls_per_second(dimension, rate, now)
             if not may_probe(state, calls, quiet, now - elapsed):
                 return  # at a limit a probe found: probe again only every fifty calls
-            # Gentle at first, so that a limit just above is crossed by a step of about 1%.
-            doublings = min((now - state.probe_started) / _PROBE_DOUBLING, 3.0)
+            doublings = min(probe_doublings(state, quiet, now) / _PROBE_DOUBLING, 3.0)
             grown = rate * (1.0 + self._policy.probe_fraction * 2.0**doublings * elapsed)
             # A rate nobody uses must not drift upward without end (AWS caps at twice usage).
             # A shared rate is the fleet's: held to twice what the fleet sent, not this process.

@@ -54,6 +54,7 @@ class DimensionState:
         "probe_started",
         "rate",
         "recover_from",
+        "refused_probe",
         "settled",
         "stated",
     )
@@ -78,6 +79,7 @@ class DimensionState:
         self.probe_from: float | None = None  # the rate the probe running now started from
         self.probe_started = -math.inf  # ... and when
         self.held: float | None = None  # the last rate a probe started from: it held until then
+        self.refused_probe: float | None = None  # the rate the last refused probe reached
         self.probe_returned_at = -math.inf  # a refusal at a found limit returned to a held rate
         self.settled = False  # a probe found the limit: later probes wait fifty calls
         self.stated = False  # the server stated this limit (a body or headers)
@@ -173,8 +175,14 @@ class Meter:
             and refused < _MANY_REFUSED
         ):
             return None  # too few to tell; but many refused and few taken is itself a measure
+        rate = counts.accepted_rate(dimension)
+        if dimension == "requests" and counts.accepted < _MIN_ACCEPTED and counts.span > 0:
+            # A slow limit, counted over seconds: the bucket held up to one call of credit at
+            # either end, so a few calls read the rate a call too low or high, 25% at 1 rps.
+            # A cut takes the high end: one more 429 costs less than seconds spent too slow.
+            rate = (counts.accepted + 1) / counts.span
         return Measured(
-            rate=counts.accepted_rate(dimension),
+            rate=rate,
             saturated=counts.sent > 0 and refused >= _SATURATED * counts.sent,
             solid=counts.accepted >= _SOLID_ACCEPTED and refused >= _SOLID_REFUSED * counts.sent,
             telling=counts.accepted >= _MIN_ACCEPTED,

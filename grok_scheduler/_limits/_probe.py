@@ -33,6 +33,7 @@ __all__ = [
     "cycle_bound",
     "hold_seconds",
     "may_probe",
+    "probe_doublings",
     "probe_refused",
     "refusal_of_probe",
     "return_rate",
@@ -64,6 +65,18 @@ def may_probe(
     return True
 
 
+def probe_doublings(state: DimensionState, quiet: float, now: float) -> float:
+    """Seconds of doubling the probe's step has had: gentle at first, so that a limit just above
+    where it started is crossed by a step of about 1%; 5% past both its start and the rate the
+    last refused probe reached, with no 429, the limit rose, and the step is what the quiet time
+    since the last 429 earned."""
+    probing = now - state.probe_started
+    known = max(state.probe_from or 0.0, state.refused_probe or 0.0)
+    if known > 0 and state.rate is not None and state.rate > _WIDE * known:
+        return max(probing, quiet)
+    return probing
+
+
 def return_to_held(meter: Meter, state: DimensionState, sent_at: float, now: float) -> float | None:
     """A new episode began with a refusal sent at ``sent_at``: the rate to return to, if any.
 
@@ -72,6 +85,8 @@ def return_to_held(meter: Meter, state: DimensionState, sent_at: float, now: flo
     refused_at = state.rate
     if refused_at is None or not (state.settled or probe_refused(state)):
         return None
+    if probe_refused(state):
+        state.refused_probe = refused_at
     back = return_rate(state, refused_at, cycle_bound(meter, state, sent_at))
     if back is None:
         return None

@@ -58,7 +58,10 @@ async def test_a_low_limit_is_held_just_under_it(rps: float, latency: float) -> 
 async def test_a_low_limit_that_doubles_is_found_within_tens_of_seconds(
     rps: float, latency: float
 ) -> None:
-    """Probing every ~50 calls still finds a limit that doubled within about half a minute."""
+    """Probing every ~50 calls still finds a limit that doubled within about forty seconds.
+
+    The worst case at 1 rps: the change comes just as a 30 s hold began, then the probe climbs
+    gently for 5% and steeply after."""
     change = 60.0
     config = SimulatorConfig(
         requests_per_second=rps,
@@ -67,7 +70,7 @@ async def test_a_low_limit_that_doubles_is_found_within_tens_of_seconds(
     )
     world = await _run(config, int(rps * change + 2 * rps * 90))
     start = min(s.at for s in world.sent)
-    window = (start + change + 30.0, start + change + 45.0)
+    window = (start + change + 40.0, start + change + 55.0)
     taken = sum(s.status == 200 and window[0] <= s.at < window[1] for s in world.sent)
     assert taken >= 0.85 * 2 * rps * (window[1] - window[0])
 
