@@ -13,7 +13,9 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
   cut by 0.85, then ``decrease``; every 429 also pauses the model's dispatch briefly.
 * **First 429s** (``_first_429.py``): the rate the first refusal implies, before any measure.
 * **Grow** (``_growth.py``), driven by time (``tick``), after the quiet period and while the
-  gate waited for this model's credit; never above the ceiling.
+  gate waited for this model's credit; never above the ceiling. Once a probe crossed a request
+  limit, the rate holds ~50 calls between probes and a refused probe returns under the limit
+  instead of being cut (``_probe.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ._base import FleetLog, Limiter, MinuteLimited, RateLimitHeaders
 from ._episode import DimensionState, Meter
 from ._first_429 import FirstEstimates, estimate_pending
 from ._growth import grown_rate
+from ._probe import may_return, refusal_of_probe, return_to_held
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
@@ -162,6 +165,7 @@ class RateController:
             # at a cut rate the quiet period can pass between two sends of one long outage,
             # and each "new" episode would otherwise lower the target it recovers to.
             target = state.rate
+            returning = may_return(dimension, state)
             if state.cut_at is not None and (target is None or target < 0.98 * state.cut_at):
                 target = state.cut_at
             state.episode_start = sent_at
@@ -170,6 +174,10 @@ class RateController:
             state.blind_cuts = 0
             state.best_measured = 0.0
             state.cut_at = target
+            state.probe_returned_at = -math.inf
+            back = return_to_held(self._meter, state, sent_at, now) if returning else None
+            if back is not None:
+                self._set(dimension, back, now, "429 on requests: back under the limit found")
         state.episode_start = min(state.episode_start, sent_at)
         state.last_refused_sent = max(state.last_refused_sent, sent_at)
         if record is not None:
@@ -264,6 +272,8 @@ class RateController:
                 # waiting out the step would only collect more 429s at the same rate.
                 self._blind_cut(dimension, state, now)
             return
+        if refusal_of_probe(state, self._pause(dimension)):
+            return  # the rate it returned to held before: no cut
         measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
         if measured is not None:
@@ -336,7 +346,11 @@ class RateController:
         rate = state.rate
         used = self._meter.sent_rate(dimension, _USAGE_SPAN, now)
         quiet_for = now - state.last_429 - self._quiet()
-        grown = grown_rate(state, self._policy, elapsed=elapsed, quiet_for=quiet_for, used=used)
+        calls = self._meter.calls_per_second(dimension, rate, now)
+        grown = grown_rate(
+            state, self._policy, elapsed=elapsed, quiet_for=quiet_for, used=used, now=now,
+            calls_per_second=calls,
+        )  # fmt: skip
         if grown is None or rate is None:
             return
         if state.ceiling is not None:
@@ -387,6 +401,7 @@ class RateController:
         state.applied = rate
         if not recovering:
             state.recover_from = rate
+            state.probe_from = None
         self.last_reason = reason
         self._limiter.set_limits(
             requests_per_second=self._requests.rate,

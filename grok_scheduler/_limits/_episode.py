@@ -44,14 +44,20 @@ class DimensionState:
         "estimated",
         "exact",
         "floor",
+        "held",
         "last_429",
         "last_refused_sent",
         "last_step",
         "last_tracked_refusal",
         "learned",
         "measured_in_episode",
+        "probe_from",
+        "probe_returned_at",
+        "probe_started",
         "rate",
         "recover_from",
+        "refused_probe",
+        "settled",
         "stated",
     )
 
@@ -74,6 +80,12 @@ class DimensionState:
         self.cut_at: float | None = None  # where recovery climbs back to after an episode
         self.recover_from: float | None = None  # the rate recovery started from
         self.estimated = False  # the first 429 of a configured rate was used to estimate it
+        self.probe_from: float | None = None  # the rate the probe running now started from
+        self.probe_started = -math.inf  # ... and when
+        self.held: float | None = None  # the last rate a probe started from: it held until then
+        self.refused_probe: float | None = None  # the rate the last refused probe reached
+        self.probe_returned_at = -math.inf  # a refusal at a found limit returned to a held rate
+        self.settled = False  # a probe found the limit: later probes wait fifty calls
         self.stated = False  # the server stated this limit (a body or headers)
         self.exact = False  # ... in a 429 body, which states it exactly
 
@@ -158,7 +170,7 @@ class Meter:
         # would measure the client's own pace.
         end = min(now - self.lag(), state.last_refused_sent + SLOT)
         window = measure_window
-        calls = self._calls_per_second(dimension, state.rate, now)
+        calls = self.calls_per_second(dimension, state.rate, now)
         if calls is not None and calls > 0:
             # At least about twenty calls' worth, or the count is noise.
             window = max(window, min(_MAX_WINDOW, 20.0 / calls))
@@ -176,14 +188,20 @@ class Meter:
             and refused < _MANY_REFUSED
         ):
             return None  # too few to tell; but many refused and few taken is itself a measure
+        rate = counts.accepted_rate(dimension)
+        if dimension == "requests" and counts.accepted < _MIN_ACCEPTED and counts.span > 0:
+            # A slow limit, counted over seconds: the bucket held up to one call of credit at
+            # either end, so a few calls read the rate a call too low or high, 25% at 1 rps.
+            # A cut takes the high end: one more 429 costs less than seconds spent too slow.
+            rate = (counts.accepted + 1) / counts.span
         return Measured(
-            rate=counts.accepted_rate(dimension),
+            rate=rate,
             saturated=counts.sent > 0 and refused >= _SATURATED * counts.sent,
             solid=counts.accepted >= _SOLID_ACCEPTED and refused >= _SOLID_REFUSED * counts.sent,
             telling=counts.accepted >= _MIN_ACCEPTED,
         )
 
-    def _calls_per_second(
+    def calls_per_second(
         self, dimension: Dimension, rate: float | None, now: float
     ) -> float | None:
         """Calls per second the current rate allows (tokens: at the recent tokens per call)."""
