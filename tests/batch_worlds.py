@@ -86,6 +86,8 @@ class AutoRun:
     rest: VirtualBatchRest
     took: float
     """Seconds from the start to the last line answered."""
+    answered_at: list[float]
+    """Seconds from the start to each outcome's answer, in the order of ``outcomes``."""
 
     @property
     def by_road(self) -> dict[str, int]:
@@ -153,4 +155,4 @@ async def run_auto(
 
         await clock.run_until_done(asyncio.ensure_future(roads.run(emit)), limit=10**7)
     took = (max(finished_at) if finished_at else start) - start
-    return AutoRun(outcomes, roads, world, rest, took)
+    return AutoRun(outcomes, roads, world, rest, took, [t - start for t in finished_at])
