@@ -47,6 +47,8 @@ _GATE_ERROR_PAUSE = 0.1
 _SEEN_WITHIN = 1.0
 # A response's remaining/reset counts are synced only when the call took at most this long.
 _FRESH = 1.0
+# Built once: json.dumps with any non-default argument builds a new encoder on every call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class WorkerPool:
@@ -195,7 +197,7 @@ class WorkerPool:
         ):
             job.stream = StreamState(silent=True)
         try:
-            body = json.dumps(job.payload(), separators=(",", ":")).encode()
+            body = _encode_json(job.payload()).encode()
         except (TypeError, ValueError) as exc:
             # Checked at submit already; a message list mutated since then still ends cleanly.
             lane.limiter.refund(job.estimated_tokens, started)

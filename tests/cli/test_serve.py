@@ -7,6 +7,7 @@ port. Waits are bounded polls of the simulator's counters, never timing assertio
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib.util
 import os
@@ -21,6 +22,7 @@ import pytest_asyncio
 from gateway_keys import KEY
 
 from grok_scheduler.cli import main
+from grok_scheduler.cli._serve import _loop_factory, add_serve_parser
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
 _UVLOOP = pytest.param(
@@ -122,3 +124,28 @@ def test_loop_uvloop_without_uvloop_is_a_usage_error(
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
     assert main(["serve", "--port", "0", "--loop", "uvloop"]) == 2
     assert "pip install uvloop" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed")
+def test_loop_auto_is_the_default_and_runs_on_uvloop_when_installed() -> None:
+    """With uvloop importable, a plain ``serve`` runs on it: about half the CPU per call."""
+    import uvloop
+
+    args = _serve_args([])
+    assert args.loop == "auto"
+    assert _loop_factory(args.loop) is uvloop.new_event_loop
+    assert _loop_factory("asyncio") is None
+
+
+def test_loop_auto_without_uvloop_is_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where uvloop is not installed the default serves on asyncio's loop, no error."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    args = _serve_args([])
+    assert args.loop == "auto"
+    assert _loop_factory(args.loop) is None
+
+
+def _serve_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers())
+    return parser.parse_args(["serve", *argv])
