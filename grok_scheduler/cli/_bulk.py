@@ -144,8 +144,7 @@ class BulkRun:
         await self._refuse_changed_input(state)
         if state.resumed:
             self._warn_resume(state)
-        # Drainable for Ctrl-C, and streaming like the transport it wraps: submit streams slow
-        # calls on the wire, so a hung one is cut by its silence (issue 14).
+        # Drainable for Ctrl-C; streams like what it wraps, so hung calls are cut by silence.
         transport = drainable(
             AiohttpTransport(
                 base_url=opts.base_url,
