@@ -7,11 +7,18 @@ and 4 s median latency (lognormal, sigma 0.25), with ``submit`` three ways: the 
 (``stream_on_wire=None``: a job streams on the wire when a hung call of it sent plain would be
 held over 10 s), plain calls (``stream_on_wire=False``) and always streamed
 (``stream_on_wire=True``). Reported: makespan against the ideal (``N / rate + latency``),
-jobs still hung when the run is given up (at 20 x ideal), and the share of jobs that
-succeeded. Targets: makespan <= 1.5 x ideal, 0 hung, >= 99% ok. Each row runs several
-simulator seeds (the fault draws): one seed's figure is mostly its unluckiest job's retry
-chain. Hung and ok are the worst seed's. ``--diagnosis`` adds rows that stream with a circuit
-breaker that never opens, to show what the breaker costs under this mix.
+jobs still hung when the run is given up (at 20 x ideal: such a run's makespan is that
+give-up time), and the share of jobs that succeeded. Targets: makespan <= 1.5 x ideal, 0 hung,
+>= 99% ok. Each row runs several simulator seeds (the fault draws): one seed's figure is mostly
+its unluckiest job's retry chain. Hung and ok are the worst seed's. ``--diagnosis`` adds rows
+that stream with a circuit breaker that never opens, to show what the breaker costs here.
+
+Two more rows per latency are shaped like ``grok-scheduler run``: the CLI's input lines
+(``{"id", "prompt"}``, no ``max_tokens``) parsed by its ``LineParser`` and fed through an
+unordered ``OutcomeStream`` to a Scheduler built with the CLI's defaults (``--rps`` given, 8
+attempts), over the transport wrapper the CLI uses for Ctrl-C: ``drainable(...)``, which streams
+because the transport under it can, and, as the CLI had it before, ``DrainableTransport(...)``
+(no ``open_stream``: every call plain).
 
 Part 2, over real sockets (the aiohttp simulator on 127.0.0.1, no limits, 0.2 s latency): the
 median time from sending to the first text delta, read directly with aiohttp and through
@@ -49,11 +56,14 @@ from grok_scheduler import (
     RetryPolicy,
     Scheduler,
 )
+from grok_scheduler._core._map import OutcomeStream, Prepared
 from grok_scheduler._core._results import read_answer
 from grok_scheduler._models import Endpoint
+from grok_scheduler._transports._drain import DrainableTransport, drainable
 from grok_scheduler._transports._streaming import MockStream, MockStreamTransport
 from grok_scheduler._wire._sse import SseDecoder
 from grok_scheduler._wire._stream_frames import StreamAssembler
+from grok_scheduler.cli._lines import LineParser
 from grok_scheduler.simulator import Simulator, SimulatorConfig, VirtualServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +80,20 @@ _MODES: dict[bool | None, str] = {
 }
 
 
+def _fault_server(clock: FakeClock, latency: float, rate: float, seed: int) -> VirtualServer:
+    """The virtual simulator with issue 14's fault mix, its hangs lasting an hour."""
+    config = SimulatorConfig(
+        requests_per_second=rate,
+        latency=latency,
+        latency_dist="lognormal",
+        latency_sigma=0.25,
+        faults=dict(FAULT_MIX),
+        hang_seconds=3600.0,
+        seed=seed,
+    )
+    return VirtualServer(config, now=clock.now, sleep=clock.sleep)
+
+
 async def _fault_run(
     latency: float,
     *,
@@ -80,16 +104,7 @@ async def _fault_run(
     seed: int = 7,
 ) -> dict[str, Any]:
     clock = FakeClock(start=0.0)
-    config = SimulatorConfig(
-        requests_per_second=rate,
-        latency=latency,
-        latency_dist="lognormal",
-        latency_sigma=0.25,
-        faults=dict(FAULT_MIX),
-        hang_seconds=3600.0,
-        seed=seed,
-    )
-    server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
+    server = _fault_server(clock, latency, rate, seed)
 
     async def answer(path: str, body: dict[str, Any]) -> MockStream:
         # A plain body comes back whole after the whole latency; a streamed one chunk by chunk.
@@ -118,14 +133,73 @@ async def _fault_run(
             await clock.run_until_done(waiter, limit=20 * ideal)
         except Exception:
             waiter.cancel()
-        # The last job's end, not the clock: run_until_done may step past it to a timer.
-        makespan = max(finished, default=clock.now())
         hung = sum(not f.done() for f in futures)
+        # The last job's end, not the clock: run_until_done may step past it to a timer. A
+        # run with jobs still hung never ended: its makespan is the give-up time.
+        makespan = 20 * ideal if hung else max(finished, default=clock.now())
         ok = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures)
         await scheduler.aclose(cancel=True)
     return {
         "latency": latency,
         "mode": _MODES[on_wire],
+        "ideal": ideal,
+        "makespan": makespan,
+        "ratio": makespan / ideal,
+        "hung": hung,
+        "ok": ok / jobs,
+    }
+
+
+async def _cli_run(
+    latency: float, *, streaming_wrapper: bool, jobs: int, rate: float, seed: int = 7
+) -> dict[str, Any]:
+    """A ``grok-scheduler run``-shaped bulk run in virtual time (see the module docstring)."""
+    clock = FakeClock(start=0.0)
+    server = _fault_server(clock, latency, rate, seed)
+
+    async def answer(path: str, body: dict[str, Any]) -> MockStream:
+        response = await server.respond(path, body)
+        return MockStream(response.status, server.chunks(response), response.headers)
+
+    inner = MockStreamTransport(answer)
+    transport = drainable(inner) if streaming_wrapper else DrainableTransport(inner)
+    parser = LineParser()
+    lines: list[Prepared] = [
+        parser.parse(json.dumps({"id": f"p{i}", "prompt": f"job {i}"}).encode(), i + 1)
+        for i in range(jobs)
+    ]
+    ideal = jobs / rate + latency
+    finished: list[float] = []
+    ok = 0
+    async with Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=transport,
+        rng=random.Random(1),
+        requests_per_second=rate,
+        retry=RetryPolicy(max_attempts=8),
+    ) as scheduler:
+        stream = OutcomeStream(scheduler, lines, ordered=False, prepare=lambda item: item)
+
+        async def consume() -> None:
+            nonlocal ok
+            async for outcome in stream:
+                finished.append(clock.now())
+                ok += outcome.ok
+
+        consumer = asyncio.ensure_future(consume())
+        try:
+            await clock.run_until_done(consumer, limit=20 * ideal)
+        except Exception:
+            consumer.cancel()
+        stream.cancel()
+        await scheduler.aclose(cancel=True)
+    hung = jobs - len(finished)
+    makespan = 20 * ideal if hung else max(finished, default=clock.now())
+    wrapper = "drainable(), streams" if streaming_wrapper else "DrainableTransport, plain (before)"
+    return {
+        "latency": latency,
+        "mode": f"CLI-shaped run: {wrapper}",
         "ideal": ideal,
         "makespan": makespan,
         "ratio": makespan / ideal,
@@ -165,14 +239,27 @@ async def _first_delta(calls: int) -> tuple[float, float]:
 
 
 async def _row(
-    latency: float, *, on_wire: bool | None, breaker: bool, args: argparse.Namespace
+    latency: float,
+    *,
+    on_wire: bool | None,
+    breaker: bool,
+    args: argparse.Namespace,
+    cli: bool | None = None,
 ) -> dict[str, Any]:
-    runs = [
-        await _fault_run(
-            latency, on_wire=on_wire, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=seed
-        )
-        for seed in range(args.seed, args.seed + args.seeds)
-    ]
+    """Every seed of one row; ``cli`` (not None): the CLI-shaped run, streaming wrapper or not."""
+    seeds = range(args.seed, args.seed + args.seeds)
+    if cli is None:
+        runs = [
+            await _fault_run(
+                latency, on_wire=on_wire, jobs=args.jobs, rate=args.rate, breaker=breaker, seed=s
+            )
+            for s in seeds
+        ]
+    else:
+        runs = [
+            await _cli_run(latency, streaming_wrapper=cli, jobs=args.jobs, rate=args.rate, seed=s)
+            for s in seeds
+        ]
     ratios = sorted(r["ratio"] for r in runs)
     mode = runs[0]["mode"] + ("" if breaker else ", breaker off (diagnosis)")
     return {
@@ -293,6 +380,11 @@ async def _faults_part(args: argparse.Namespace) -> None:
         await _row(latency, on_wire=on_wire, breaker=True, args=args)
         for latency in (0.2, 4.0)
         for on_wire in (None, False, True)
+    ]
+    rows += [
+        await _row(latency, on_wire=None, breaker=True, args=args, cli=cli)
+        for latency in (0.2, 4.0)
+        for cli in (True, False)
     ]
     if args.diagnosis:
         rows += [

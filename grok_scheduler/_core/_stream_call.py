@@ -131,8 +131,18 @@ class _Attempt:
         if silent >= limit - 1e-9:
             self._fire(why)
             return
-        due = since + self._watch.next_check(silent, limit)
-        self._timer = self._clock.call_at(due, self._check)
+        now = self._clock.now()
+        step = self._watch.next_check(silent, limit)
+        if since + step <= now:
+            # Float rounding: ``now - since`` fell a hair short of the step while
+            # ``since + step`` is now. Re-armed at now, the timer would wake at once with the
+            # same silence, again and again: a livelock on a clock that does not move by
+            # itself (FakeClock), a spin on the loop's. Wake at the next step instead.
+            if step >= limit:
+                self._fire(why)
+                return
+            step = self._watch.next_check(step, limit)
+        self._timer = self._clock.call_at(since + step, self._check)
 
     def disarm(self) -> None:
         if self._timer is not None:

@@ -86,10 +86,13 @@ class ConcurrencyLimit:
         """
         if self._fixed is not None or self._probe >= self._cap:
             return math.inf
-        if now - self._last_429 < _QUIET:
+        # Compared as instants, not as elapsed times: ``now - last < interval`` can hold while
+        # ``last + interval == now`` in float arithmetic, and the gate, told to look again now,
+        # would ask again at once forever (a livelock on a FakeClock).
+        if now < self._last_429 + _QUIET:
             return self._last_429 + _QUIET
         interval = max(0.5, self._slow)
-        if now - self._last_growth < interval:
+        if now < self._last_growth + interval:
             return self._last_growth + interval
         self._last_growth = now
         self._probe = min(self._cap, self._probe * 2)

@@ -32,7 +32,7 @@ from .._core._scheduler import Scheduler
 from .._errors import APIError, InvalidJobError, redact
 from .._observe._report import write_report
 from .._transports._aiohttp import AiohttpTransport
-from .._transports._drain import DrainableTransport
+from .._transports._drain import DrainableTransport, drainable
 from ._exit import EXIT_INTERRUPTED, UsageError
 from ._heap import tuned_collector
 from ._lines import (
@@ -144,7 +144,8 @@ class BulkRun:
         await self._refuse_changed_input(state)
         if state.resumed:
             self._warn_resume(state)
-        transport = DrainableTransport(
+        # Drainable for Ctrl-C; streams like what it wraps, so hung calls are cut by silence.
+        transport = drainable(
             AiohttpTransport(
                 base_url=opts.base_url,
                 api_key=opts.api_key,
@@ -300,15 +301,19 @@ class BulkRun:
         with anyio.open_signal_receiver(signal.SIGINT) as signals:
             task_status.started()
             async for _ in signals:
-                self._interrupts += 1
-                if self._interrupts == 1:
-                    self._first_interrupt()
-                elif self._interrupts == 2:
-                    self._warn("interrupted again: stopping now")
-                    assert self._task_group is not None
-                    self._task_group.cancel_scope.cancel()
-                else:
-                    os._exit(EXIT_INTERRUPTED)  # the loop is stuck: whole lines are on disk
+                self._interrupt()
+
+    def _interrupt(self) -> None:
+        """One Ctrl-C: the first drains, the second stops at once, a third exits."""
+        self._interrupts += 1
+        if self._interrupts == 1:
+            self._first_interrupt()
+        elif self._interrupts == 2:
+            self._warn("interrupted again: stopping now")
+            assert self._task_group is not None
+            self._task_group.cancel_scope.cancel()
+        else:
+            os._exit(EXIT_INTERRUPTED)  # the loop is stuck: whole lines are on disk
 
     def _first_interrupt(self) -> None:
         assert self._stream is not None and self._transport is not None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from grok_scheduler import FakeClock, MockStream, MockStreamTransport, RetryPolicy, Scheduler
+from grok_scheduler._clock import TimerHandle
 from grok_scheduler.simulator import SimulatorConfig, VirtualServer
 
 KEY = "xai-TESTKEYdoNotLeak0123456789abcdef"
@@ -126,3 +127,53 @@ async def test_a_few_fast_answers_do_not_condemn_a_slow_wave() -> None:
     results, calls = await _wave(waits)
     assert calls == 40
     assert all(r.attempts == 1 for r in results)
+
+
+class _StuckClockGuard(FakeClock):
+    """A FakeClock that fails, rather than spins, when timers keep being set for "now"."""
+
+    __slots__ = ("_at_now",)
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start=start)
+        self._at_now: tuple[float, int] = (start, 0)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        if when <= self.now():
+            instant, count = self._at_now
+            count = count + 1 if instant == self.now() else 1
+            self._at_now = (self.now(), count)
+            assert count < 100, f"a timer re-armed at {self.now()!r} again and again"
+        return super().call_at(when, callback)
+
+
+async def test_a_check_falling_a_hair_short_of_its_step_is_not_rearmed_at_now() -> None:
+    """Sent at 3.812 s, the 2 s check wakes at 5.812 s, where ``now - sent`` is 1.99999...
+
+    Re-armed for ``sent + 2 s``, which is now, the watchdog woke at once with the same silence
+    forever: virtual time stood still (300 jobs at 5 s stalled in review). It waits for the
+    next step instead, and the 3 s first byte arrives under the 30 s prior.
+    """
+    start = 3.812
+    assert (start + 2.0) - start < 2.0  # the float trap this test is about
+    clock = _StuckClockGuard(start)
+
+    async def body() -> AsyncIterator[bytes]:
+        await clock.sleep(3.0)
+        for chunk in _answer():
+            yield chunk
+
+    async def stream(path: str, payload: dict[str, Any]) -> MockStream:
+        return MockStream(200, body())
+
+    scheduler = Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=MockStreamTransport(stream),
+        rng=random.Random(1),
+        requests_per_second=10,
+        stream_on_wire=True,
+    )
+    [result] = await _run(clock, scheduler, 1)
+    assert result.attempts == 1 and result.text == "Hi"
+    assert result.in_flight_seconds == pytest.approx(3.0)
