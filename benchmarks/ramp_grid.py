@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grok_scheduler import FakeClock, MockTransport, Scheduler, TransportResponse  # noqa: E402
-from grok_scheduler.simulator import SimulatorConfig, VirtualServer  # noqa: E402
+from grok_scheduler import FakeClock, MockTransport, Scheduler, TransportResponse
+from grok_scheduler.simulator import SimulatorConfig, VirtualServer
 
 KEY = "xai-benchmark-key-0000000000000000"
 LIMITS = ["1", "2", "10", "40", "200", "500", "1000", "unlimited"]

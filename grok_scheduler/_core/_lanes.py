@@ -124,7 +124,7 @@ class Lane:
             self.ramp = None
             return 0.0
         ramp.on_rate_limited(self.controller.last_rate_limited)
-        ramp.clock_by(self.concurrency.slow_latency, now)
+        ramp.pace_by_taken(now)
         return ramp.delay(now)
 
     def statistics(self, now: float) -> ModelStatistics:

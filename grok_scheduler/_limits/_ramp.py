@@ -12,12 +12,12 @@ the 429's round trip, not by the pool.
 
 Every second the ramp spends below the limit while the server's bucket is full is a second of
 the limit lost: doubling every 0.25 s from 4/s met 1,000 rps after about two seconds (1.23 x
-ideal for an 8 s run at 50 ms). So when answers come back faster than the doubling period
-(their round trip, the in-flight bound's slow latency), the ramp is also clocked by what the
-server took: it may run at a multiple of the calls sent so far per second of the server's
-burst and since (``_PACE_OF_TAKEN``), which grows as fast as the calls are taken and keeps the
-overshoot a fixed share of the limit, however high (1,000 rps: 1.12 x ideal). The slow start of
-calls in flight follows the ramp's rate too (``Lane.concurrency_limit``).
+ideal for an 8 s run at 50 ms). So the ramp is also clocked by what the server took: it may run
+at a multiple of the calls sent so far per second of the server's burst and since
+(``_PACE_OF_TAKEN``). That grows as fast as calls are taken, and its overshoot at the first 429
+stays a fixed share of the limit however high: the pace times the 429's round trip, whatever
+the answers' latency (1,000 rps at 50 ms: 1.12 x ideal). The slow start of calls in flight
+follows the ramp's rate too (``Lane.concurrency_limit``).
 
 The ramp ends for good once anything is known (a configured, stated or estimated rate: the
 limiter has one). A 429 that leaves the rate unknown (an outage, no estimate yet) halves the
@@ -37,7 +37,7 @@ _BANK_SECONDS = 0.05
 _OPENING_SECONDS = 0.25
 # Beyond this rate the ramp cannot be what binds (no pool sends faster): stop computing it.
 _OPEN_RATE = 1e5
-# With fast answers, the ramp may run at this many times the calls it sent per second of the
+# The ramp may run at this many times the calls it sent per second of the
 # server's burst (one second) and since: a bucket that took them all refills at least about
 # that. Its overshoot at the first 429 is this pace times the 429's round trip, a share of the
 # limit: 6 keeps a 10 rps server to 4 refused before a 50 ms 429 is back (8 paid 5); past the
@@ -50,7 +50,7 @@ _SERVER_BURST = 1.0
 
 class FirstContactRamp:
     """Credit for a lane with no known limit: ``start_rate`` per second, doubling per period,
-    and with fast answers at least a multiple of the calls taken per second so far."""
+    and at least a multiple of the calls taken per second so far."""
 
     __slots__ = (
         "_doubling",
@@ -136,11 +136,10 @@ class FirstContactRamp:
         scale = self._doubling / math.log(2.0)
         return self._doubling * math.log2(1.0 + need / (scale * rate))
 
-    def clock_by(self, round_trip: float, now: float) -> None:
-        """Answers come back in ``round_trip`` seconds (0: none yet). When that is sooner than
-        the doubling period, the ramp may also run at ``_PACE_OF_TAKEN`` x what the server
-        has taken per second of its burst and since (see the module docstring)."""
-        if not 0.0 < round_trip < self._doubling or self._seen_429 > -math.inf:
+    def pace_by_taken(self, now: float) -> None:
+        """Run at least at ``_PACE_OF_TAKEN`` x the calls sent so far per second of the server's
+        burst and since, until a 429 comes (see the module docstring)."""
+        if self._seen_429 > -math.inf:
             return
         first = self._first_taken
         if first is None:

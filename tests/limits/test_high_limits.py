@@ -3,8 +3,8 @@
 Every second the first-contact ramp spends below the limit while the server's bucket is full is
 a second of the limit lost. Doubling every 0.25 s from 4/s, the ramp sent its first 300 calls
 in about 2 s at any limit above that (1.20-1.23 x ideal over an 8 s run at 500-1,000 rps).
-With answers back in 50 ms the ramp also runs at a multiple of what the server took per second
-so far (``_limits/_ramp.py``), and the same calls leave in about 1.2 s. Small worlds: the run
+Paced as well by what it sent, the ramp also runs at a multiple of what the server took per
+second so far (``_limits/_ramp.py``), and the same calls leave in about 1.2 s. Small worlds: the run
 is the start alone (300 calls fit within the server's burst).
 """
 
@@ -38,12 +38,13 @@ async def test_a_blind_start_at_a_high_limit_sends_its_first_calls_quickly(rps: 
     assert world.share_429 <= 0.02, f"{world.share_429:.1%} answered 429"
 
 
-def _seconds_to_reach(rate: float, *, round_trip: float) -> float:
+def _seconds_to_reach(rate: float, *, paced: bool) -> float:
     """Virtual seconds until the ramp runs at ``rate``, for a caller that sends whenever the
-    ramp lets it and whose answers come back after ``round_trip``."""
+    ramp lets it (``paced``: the ramp is told of each chance to pace by what it sent)."""
     ramp, now = FirstContactRamp(now=0.0), 0.0
     while ramp.rate(now) < rate and now < 10.0:
-        ramp.clock_by(round_trip, now)
+        if paced:
+            ramp.pace_by_taken(now)
         wait = ramp.delay(now)
         if wait > 0.0:
             now += min(wait, 0.01)
@@ -53,9 +54,20 @@ def _seconds_to_reach(rate: float, *, round_trip: float) -> float:
 
 
 @pytest.mark.parametrize("rate", [500.0, 1000.0])
-def test_fast_answers_clock_the_ramp(rate: float) -> None:
-    """50 ms answers: a high rate is reached in about a second, not the two of time alone;
-    answers slower than the doubling period leave the time's ramp as it was."""
-    assert _seconds_to_reach(rate, round_trip=LATENCY) <= 1.3
+def test_the_ramp_is_paced_by_what_it_sent(rate: float) -> None:
+    """Paced by the calls it sent, the ramp meets a high rate in about a second, where time's
+    doubling alone takes two."""
     by_time = 0.25 * math.log2(rate / 4.0)
-    assert _seconds_to_reach(rate, round_trip=1.0) == pytest.approx(by_time, abs=0.3)
+    assert _seconds_to_reach(rate, paced=False) == pytest.approx(by_time, abs=0.01)
+    assert _seconds_to_reach(rate, paced=True) <= 1.3
+
+
+def test_a_429_stops_the_pace() -> None:
+    """After a 429 the ramp holds half its rate for the quiet period, whatever it sent."""
+    ramp = FirstContactRamp(now=0.0)
+    for i in range(200):
+        ramp.take(0.01 * i)
+    ramp.on_rate_limited(2.0)
+    held = ramp.rate(2.0)
+    ramp.pace_by_taken(2.5)
+    assert ramp.rate(2.5) == pytest.approx(held)
