@@ -124,6 +124,7 @@ class Lane:
             self.ramp = None
             return 0.0
         ramp.on_rate_limited(self.controller.last_rate_limited)
+        ramp.pace_by_taken(now)
         return ramp.delay(now)
 
     def statistics(self, now: float) -> ModelStatistics:
@@ -139,7 +140,13 @@ class Lane:
 
     def concurrency_limit(self) -> int:
         """Calls of this model that may be in flight now (Little's law on the learned rate)."""
-        return self.concurrency.limit(self.limiter.requests_per_second)
+        rate = self.limiter.requests_per_second
+        if rate is None and self.ramp is not None:
+            # The ramp paces a blind lane: its bound may follow the ramp's rate, not double
+            # once per slow round trip (32 to 1,024 took five seconds at 1 s answers).
+            concurrency = self.concurrency
+            return max(concurrency.limit(None), concurrency.limit(self.ramp.latest_rate))
+        return self.concurrency.limit(rate)
 
     def __repr__(self) -> str:
         return (

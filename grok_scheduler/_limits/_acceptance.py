@@ -105,6 +105,10 @@ class AcceptanceLog:
         record.tokens += tokens
         return record
 
+    def first_sent(self) -> float | None:
+        """When the oldest call still in the log left (None: none did)."""
+        return self._records[0].sent_at if self._records else None
+
     @staticmethod
     def answered(record: SendRecord, reserved: int, used: int) -> None:
         """A call of ``record`` was answered (not refused): book its real token count."""

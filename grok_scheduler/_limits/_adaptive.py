@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from .._observe._events import events as _log
 from ._acceptance import AcceptanceLog, Dimension, SendRecord
 from ._base import FleetLog, Limiter, MinuteLimited, RateLimitHeaders
-from ._episode import DimensionState, Meter
+from ._episode import DimensionState, Meter, pause_after_429
 from ._first_429 import FirstEstimates, estimate_pending
 from ._growth import grown_rate
 from ._probe import may_return, refusal_of_probe, return_to_held
@@ -133,8 +133,9 @@ class RateController:
         self._log.answered(record, reserved, used)
 
     def on_opened(self, now: float) -> None:
-        """The pool opens now (first contact is over): this model's calls leave from here on."""
-        self._first.opened_at = now
+        """The pool opens now (first contact is over): the server's bucket was full when its
+        first call left, and that call was taken from it too."""
+        self._first.open(now, self._log.first_sent())
 
     def on_limited(self, now: float) -> None:
         """The gate had to wait for this model's credit: the limiter is the bottleneck now."""
@@ -378,12 +379,7 @@ class RateController:
         return "requests"
 
     def _pause(self, dimension: Dimension) -> float:
-        rate = self._state(dimension).rate
-        if rate is None:
-            return 0.25
-        if dimension == "requests":
-            return min(1.0, max(0.05, 1.0 / rate))
-        return 1.0
+        return pause_after_429(dimension, self._state(dimension).rate)
 
     def _set(
         self,

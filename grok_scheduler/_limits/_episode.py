@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ._acceptance import SLOT, AcceptanceLog, Dimension, WindowCounts
 from ._base import FleetLog
 
-__all__ = ["DimensionState", "Measured", "Meter"]
+__all__ = ["DimensionState", "Measured", "Meter", "pause_after_429"]
 
 _SATURATED = 0.05  # a window with this share refused was measured at the server's limit
 _MIN_ACCEPTED = 5  # fewer accepted calls than this measure noise, not a rate...
@@ -211,3 +211,12 @@ class Meter:
             return rate
         per_call = self._log.tokens_per_call(_USAGE_SPAN, now)
         return None if per_call is None else rate / 60.0 / per_call
+
+
+def pause_after_429(dimension: Dimension, rate: float | None) -> float:
+    """How long a 429 of ``dimension`` pauses the model's dispatch, at its current ``rate``."""
+    if rate is None:
+        return 0.25
+    if dimension == "requests":
+        return min(1.0, max(0.05, 1.0 / rate))
+    return 1.0

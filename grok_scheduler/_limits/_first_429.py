@@ -28,8 +28,11 @@ __all__ = ["FirstEstimates", "estimate_pending", "least_bucket_rate"]
 # Seconds of its rate a server's request bucket holds (servers size their bursts so).
 SERVER_BURST = 1.0
 _DEEPEST_CUT = 0.5
-# A call may arrive this much early against a bucket model (jitter, slot rounding).
+# A call may arrive this much early against a bucket model (jitter, slot rounding): half a
+# call, or at low rates this many seconds of the rate (half a call of 2 is a quarter of them,
+# and a 2 rps bucket read as 1.5 meant ~35 s of growth to climb out).
 _BUCKET_SLACK = 0.5
+_BUCKET_SLACK_SECONDS = 0.1
 _SEARCH_STEPS = 40
 
 
@@ -53,11 +56,12 @@ def least_bucket_rate(
 
     def explains(rate: float) -> bool:
         capacity = rate * burst_seconds
+        slack = min(_BUCKET_SLACK, _BUCKET_SLACK_SECONDS * rate)
         level, last = capacity, start
         for at, count in taken:
             level = min(capacity, level + rate * max(0.0, at - last)) - count
             last = at
-            if level < -_BUCKET_SLACK:
+            if level < -slack:
                 return False
         return True
 
@@ -96,6 +100,12 @@ class FirstEstimates:
 
     def __repr__(self) -> str:
         return f"FirstEstimates(opened_at={self.opened_at:.3f})"
+
+    def open(self, now: float, first_sent: float | None) -> None:
+        """The pool opens at ``now``. The server's bucket was full when the first-contact call
+        left (``first_sent``), which it took too: counted from the pool's opening, a 2 rps
+        bucket that took one call of its two reads as 0.5 rps."""
+        self.opened_at = now if first_sent is None else min(now, first_sent)
 
     def least_rate(self, state: DimensionState) -> float | None:
         """The least request rate explaining what the server took from the pool's opening up

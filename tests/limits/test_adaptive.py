@@ -105,7 +105,10 @@ async def test_follows_a_drop_and_climbs_back(clock: FakeClock, latency: float) 
         await clock.advance(25.0)
         recovered = scheduler.statistics().limiter
         assert recovered is not None and recovered.requests_per_second is not None
-        assert recovered.requests_per_second >= 17.0
+        # 85% of the restored limit, less a margin for the start: the first-contact ramp's pace
+        # shifts the post-drop measurement 9.1 -> 8.9, and growth is multiplicative (17.3 ->
+        # 16.7 here, 25 s after the restore).
+        assert recovered.requests_per_second >= 16.5
         await clock.run_until_done(asyncio.gather(*futures))
     assert server.rejected / len(server.sent) < 0.05
 
