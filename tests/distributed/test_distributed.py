@@ -160,7 +160,7 @@ async def test_redis_restarted_mid_run_loses_no_job(make_simulator: SimulatorFac
                     for scheduler in (first, second)
                 ]
 
-            early = submit(0, 23)
+            early = submit(0, 35)
             finishing = asyncio.as_completed(early)
             for _ in range(25):
                 await next(finishing)
@@ -169,12 +169,12 @@ async def test_redis_restarted_mid_run_loses_no_job(make_simulator: SimulatorFac
                 await next(finishing)
             assert not any(limiter.using_redis for limiter in limiters)
             await asyncio.to_thread(server.start)
-            # 24 jobs at 20 rps sent once Redis is back: time for several probes (one per
-            # 0.2 s). Sent before the restart, they could all be answered while a loaded
-            # machine was still starting redis-server, and no probe would have seen it back.
-            results = await asyncio.gather(*early, *submit(23, 12))
+            # 24 more jobs at 20 rps sent once Redis is back: time for several probes (one per
+            # 0.2 s). Had they all been sent at the start, a loaded machine could answer them
+            # while redis-server was still starting, and no probe would have seen it back.
+            results = await asyncio.gather(*early, *submit(35, 12))
             assert all(limiter.using_redis for limiter in limiters)
-    assert len(results) == 70
+    assert len(results) == 94
     assert all(result.text for result in results)
     events = [entry["event"] for entry in logs]
     assert events.count("grok_scheduler.redis_unavailable") == 2
