@@ -21,10 +21,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from grok_scheduler.distributed import RedisLimiter
+
+LimiterFactory = Callable[..., "RedisLimiter"]
 
 REDIS_URL = os.environ.get("GROK_SCHEDULER_REDIS_URL", "redis://127.0.0.1:6379/9")
 REQUIRED = os.environ.get("GROK_SCHEDULER_REQUIRE_REDIS") == "1"
@@ -70,6 +76,30 @@ def delete_keys(url: str, *keys: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@contextlib.asynccontextmanager
+async def limiter_factory(url: str, **defaults: Any) -> AsyncIterator[LimiterFactory]:
+    """``factory(**options)``: a ``RedisLimiter`` on one key of its own, ``defaults`` under
+    ``options``; at the end every limiter made is closed and its keys deleted."""
+    from grok_scheduler.distributed import RedisLimiter  # needs redis: only once it is there
+
+    key = unique_key()
+    made: list[RedisLimiter] = []
+
+    def factory(**options: Any) -> RedisLimiter:
+        limiter = RedisLimiter(**{"key": key, "url": url, **defaults, **options})
+        made.append(limiter)
+        return limiter
+
+    try:
+        yield factory
+    finally:
+        for limiter in made:
+            await limiter.aclose()
+        keys = {limiter.key for limiter in made}
+        acceptance = {f"{key}:acceptance" for key in keys}
+        delete_keys(url, *keys, *acceptance, *(f"{key}:marks" for key in acceptance))
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ still two modules that cannot be understood apart. Imports built at run time
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,26 @@ def _statements(tree: ast.AST, type_checking: bool = False) -> Iterator[tuple[as
                 yield from _statements(ast.Module(body=[child], type_ignores=[]), True)
             for child in node.orelse:
                 yield from _statements(ast.Module(body=[child], type_ignores=[]), type_checking)
-        else:
+        elif isinstance(node, ast.stmt | ast.excepthandler | ast.match_case):
+            # Only these hold statements (an expression never holds an import): walking every
+            # expression node too made the walk several times slower for nothing.
             yield from _statements(node, type_checking)
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _source_segment(lines: list[str], node: ast.stmt) -> str | None:
+    """``ast.get_source_segment`` on lines split once per file (it splits the whole source
+    again, character by character, for every statement: most of this checker's time)."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return head + "".join(lines[first + 1 : last]) + tail
 
 
 def imports(root: Path) -> list[Import]:
@@ -81,8 +100,9 @@ def imports(root: Path) -> list[Import]:
     for name, path in known.items():
         source = path.read_text(encoding="utf-8")
         is_package = path.name == "__init__.py"
+        lines = _LINE.findall(source)  # split as ast splits: on \r\n, \r and \n only
         for node, type_checking in _statements(ast.parse(source, str(path))):
-            statement = ast.get_source_segment(source, node) or ast.dump(node)
+            statement = _source_segment(lines, node) or ast.dump(node)
             statement = " ".join(statement.split())
             for target in _targets(node, name, is_package, known):
                 found.append(

@@ -57,41 +57,30 @@ def test_plan(
     assert decision.at_risk == (phase == "late" and expected > 0)
 
 
-def test_the_last_chance_moves_late_what_a_fixed_hold_back_moves_at_once() -> None:
+@pytest.mark.parametrize(
+    ("waiting", "now", "deadline", "batch_delay", "expected"),
+    [
+        (1000, 0.0, 100.0, 10.0, ("early", 0)),  # 1000 fit at 10/s: nothing is sent away early
+        # 89.5 s: 105 lines are left; at 10/s, 10.5 s less the 1 s hedge start 95.
+        (105, 89.5, 100.0, 10.0, ("last", 10)),
+        # With 500.5 s of starts left at the last chance, the hedge is 3% of it (15 s, 150 lines).
+        (5000, 499.5, 1000.0, 500.0, ("last", 146)),
+    ],
+)
+def test_the_last_chance_moves_late_what_a_fixed_hold_back_moves_at_once(
+    waiting: int, now: float, deadline: float, batch_delay: float, expected: tuple[str, int]
+) -> None:
     """At the start nothing in the hedge moves; at the last chance the hedge is small."""
-    estimate = Estimate(low=10.0, pace=10.0, high=10.0, tail=0.0)
-    start = plan(
-        waiting=1000,
+    decision = plan(
+        waiting=waiting,
         queued=0,
-        now=0.0,
-        deadline=100.0,
-        estimate=estimate,
-        batch_delay=10.0,
+        now=now,
+        deadline=deadline,
+        estimate=Estimate(low=10.0, pace=10.0, high=10.0, tail=0.0),
+        batch_delay=batch_delay,
         replan_every=1.0,
     )
-    assert start.divert == 0  # 1000 fit at 10/s: nothing is sent away early
-    # 89.5 s: 105 lines are left; at 10/s, 10.5 s less the 1 s hedge start 95.
-    last = plan(
-        waiting=105,
-        queued=0,
-        now=89.5,
-        deadline=100.0,
-        estimate=estimate,
-        batch_delay=10.0,
-        replan_every=1.0,
-    )
-    assert (last.phase, last.divert) == ("last", 10)
-    # With 500.5 s of starts left at the last chance, the hedge is 3% of it (15 s, 150 lines).
-    long = plan(
-        waiting=5000,
-        queued=0,
-        now=499.5,
-        deadline=1000.0,
-        estimate=estimate,
-        batch_delay=500.0,
-        replan_every=1.0,
-    )
-    assert (long.phase, long.divert) == ("last", 146)
+    assert (decision.phase, decision.divert) == expected
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from redis_support import (
 )
 from structlog.testing import capture_logs
 
-from grok_scheduler import Priority, RetryPolicy, Scheduler
+from grok_scheduler import Priority, Result, RetryPolicy, Scheduler
 from grok_scheduler.distributed import RedisLimiter
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
@@ -152,12 +152,16 @@ async def test_redis_restarted_mid_run_loses_no_job(make_simulator: SimulatorFac
                 api_key=KEY, base_url=sim.base_url, limiter=limiters[1], retry=FAST_RETRY
             ) as second,
         ):
-            jobs = [
-                scheduler.submit_nowait(f"job {i}")
-                for i in range(35)
-                for scheduler in (first, second)
-            ]
-            finishing = asyncio.as_completed(jobs)
+
+            def submit(start: int, pairs: int) -> list[asyncio.Future[Result]]:
+                return [
+                    scheduler.submit_nowait(f"job {i}")
+                    for i in range(start, start + pairs)
+                    for scheduler in (first, second)
+                ]
+
+            early = submit(0, 35)
+            finishing = asyncio.as_completed(early)
             for _ in range(25):
                 await next(finishing)
             await asyncio.to_thread(server.stop)
@@ -165,10 +169,12 @@ async def test_redis_restarted_mid_run_loses_no_job(make_simulator: SimulatorFac
                 await next(finishing)
             assert not any(limiter.using_redis for limiter in limiters)
             await asyncio.to_thread(server.start)
-            results = await asyncio.gather(*jobs)
-            # 25 jobs at 20 rps after the restart: time for several probes (one per 0.2 s).
+            # 24 more jobs at 20 rps sent once Redis is back: time for several probes (one per
+            # 0.2 s). Had they all been sent at the start, a loaded machine could answer them
+            # while redis-server was still starting, and no probe would have seen it back.
+            results = await asyncio.gather(*early, *submit(35, 12))
             assert all(limiter.using_redis for limiter in limiters)
-    assert len(results) == 70
+    assert len(results) == 94
     assert all(result.text for result in results)
     events = [entry["event"] for entry in logs]
     assert events.count("grok_scheduler.redis_unavailable") == 2

@@ -9,20 +9,27 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 import redis
-from redis_support import ROOT, delete_keys, free_port, own_redis, require_redis, unique_key
+from redis_support import (
+    ROOT,
+    LimiterFactory,
+    free_port,
+    limiter_factory,
+    own_redis,
+    require_redis,
+    unique_key,
+)
 from structlog.testing import capture_logs
 
 from grok_scheduler import RateLimitHeaders
 from grok_scheduler.distributed import RedisLimiter, limiter_key
 from grok_scheduler.distributed._messages import Report
 
-Factory = Callable[..., RedisLimiter]
+Factory = LimiterFactory
 
 
 class Stopwatch:
@@ -47,24 +54,8 @@ def redis_url() -> str:
 @pytest_asyncio.fixture
 async def make(redis_url: str) -> AsyncIterator[Factory]:
     """``make(**options)``: a limiter on this test's own key; all closed and deleted after."""
-    key = unique_key()
-    made: list[RedisLimiter] = []
-
-    def factory(**options: Any) -> RedisLimiter:
-        options.setdefault("key", key)
-        options.setdefault("url", redis_url)
-        options.setdefault("max_booking", 0.0)
-        limiter = RedisLimiter(**options)
-        made.append(limiter)
-        return limiter
-
-    try:
+    async with limiter_factory(redis_url, max_booking=0.0) as factory:
         yield factory
-    finally:
-        for limiter in made:
-            await limiter.aclose()
-        keys = {limiter.key for limiter in made}
-        delete_keys(redis_url, *keys, *(f"{key}:acceptance" for key in keys))
 
 
 def now() -> float:
@@ -130,7 +121,9 @@ async def test_key_expires_after_last_use_but_not_during_a_pause(
 
 
 # -- shared knowledge -----------------------------------------------------------------------
-async def test_a_pause_is_seen_by_every_process_and_the_later_one_wins(make: Factory) -> None:
+async def test_a_pause_is_seen_by_every_process_and_the_later_one_wins(
+    make: Factory,
+) -> None:
     """A 429 pause set by one limiter holds back another; a shorter pause does not shorten it."""
     first = make(requests_per_second=10)
     clock = Stopwatch()

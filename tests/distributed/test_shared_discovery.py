@@ -8,14 +8,14 @@ here asserts wall-clock timing: where Redis's clock moves, bounds are taken from
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis
-from redis_support import delete_keys, require_redis, unique_key
+from redis_support import LimiterFactory, delete_keys, limiter_factory, require_redis, unique_key
 from test_acceptance_log import REDIS_AHEAD, FakeRedis
 
 from grok_scheduler._limits._acceptance import AcceptanceLog as SendLog
@@ -28,7 +28,7 @@ from grok_scheduler.distributed import RedisLimiter
 from grok_scheduler.distributed._acceptance import LIVE_SECONDS, SLOT_SECONDS, AcceptanceLog
 from grok_scheduler.distributed._messages import PROBING_REASON, Report, change_of
 
-Factory = Callable[..., RedisLimiter]
+Factory = LimiterFactory
 
 MEASURED = "429 on requests: measured"
 
@@ -36,25 +36,8 @@ MEASURED = "429 on requests: measured"
 @pytest_asyncio.fixture
 async def make() -> AsyncIterator[Factory]:
     """``make(**options)``: a limiter on this test's own key; all closed and deleted after."""
-    url = require_redis()
-    key = unique_key()
-    made: list[RedisLimiter] = []
-
-    def factory(**options: Any) -> RedisLimiter:
-        options.setdefault("key", key)
-        options.setdefault("url", url)
-        limiter = RedisLimiter(**options)
-        made.append(limiter)
-        return limiter
-
-    try:
+    async with limiter_factory(require_redis()) as factory:
         yield factory
-    finally:
-        for limiter in made:
-            await limiter.aclose()
-        keys = {limiter.key for limiter in made}
-        acceptance = {f"{key}:acceptance" for key in keys}
-        delete_keys(url, *keys, *acceptance, *(f"{key}:marks" for key in acceptance))
 
 
 def now() -> float:

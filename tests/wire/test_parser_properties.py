@@ -66,7 +66,7 @@ def _finite_or_none(value: float | None, *, positive: bool = False) -> bool:
     return math.isfinite(value) and (value > 0 if positive else value >= 0)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(header_lists, st.one_of(st.none(), st.floats(min_value=0, max_value=4e9)))
 def test_rate_limit_header_parsers_never_raise_and_return_sane_numbers(
     pairs: list[tuple[str, str]], now_wall: float | None
@@ -98,7 +98,7 @@ def test_go_duration_parser_never_raises(text: str) -> None:
     assert _finite_or_none(parse_go_duration(text))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.integers(min_value=100, max_value=599),
     st.binary(max_size=300),
