@@ -177,8 +177,10 @@ async def test_redis_restarted_mid_run_loses_no_job(make_simulator: SimulatorFac
     assert len(results) == 94
     assert all(result.text for result in results)
     events = [entry["event"] for entry in logs]
-    assert events.count("grok_scheduler.redis_unavailable") == 2
-    assert events.count("grok_scheduler.redis_restored") == 2
+    # Each limiter goes down and comes back; under load one may flap (a probe's PING answered
+    # while the restarted server's first calls still failed): each fall is logged with its return.
+    down = events.count("grok_scheduler.redis_unavailable")
+    assert down == events.count("grok_scheduler.redis_restored") >= 2
 
 
 async def test_high_priority_work_is_not_starved_by_other_processes(
