@@ -45,8 +45,6 @@ __all__ = ["WorkerPool"]
 _GATE_ERROR_PAUSE = 0.1
 # The client's own count that header windows are checked against: the last second.
 _SEEN_WITHIN = 1.0
-# A response's remaining/reset counts are synced only when the call took at most this long.
-_FRESH = 1.0
 # Built once: json.dumps with any non-default argument builds a new encoder on every call.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -305,12 +303,14 @@ class WorkerPool:
                     now=now,
                     reason="headers on a 429" if response.status == 429 else "headers",
                 )
-            if elapsed <= _FRESH:
-                # What remains was counted when the call arrived: after a long call the server
-                # has refilled and others have spent since, so a stale count is not synced.
-                lane.limiter.observe_headers(
-                    dataclasses.replace(headers, requests_limit=None, tokens_limit=None), now
-                )
+            # What remains was counted when the call arrived, not now: the limiter ages it
+            # from the send (refilled since, minus what was sent since).
+            lane.limiter.observe_headers(
+                dataclasses.replace(
+                    headers, requests_limit=None, tokens_limit=None, counted_at=now - elapsed
+                ),
+                now,
+            )
         except Exception as exc:
             with contextlib.suppress(Exception):
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)

@@ -11,6 +11,7 @@ pause until the reset) and :func:`stated_limits` (which limits a piece of eviden
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ __all__ = [
     "Resync",
     "resync",
     "FleetLog",
+    "FRESH_COUNT_SECONDS",
+    "without_stale_counts",
     "MinuteLimited",
     "stated_limits",
 ]
@@ -50,6 +53,13 @@ class RateLimitHeaders:
     tokens_window: float | None = None
     retry_after: float | None = None
     should_retry: bool | None = None
+    counted_at: float | None = None
+    """When the server counted ``remaining`` (on the caller's clock; None: now).
+
+    The server counts when it admits the call, and the answer may come seconds later: by then
+    its bucket has refilled and the client has sent more. The call's send time is the closest
+    moment the client knows of, so a limiter ages the counts from there (see
+    :meth:`Limiter.observe_headers`)."""
 
     @property
     def requests_per_second(self) -> float | None:
@@ -64,7 +74,9 @@ class RateLimitHeaders:
     @property
     def is_empty(self) -> bool:
         """True when the headers said nothing at all about limits or retrying."""
-        return self == _EMPTY
+        if self.counted_at is None:
+            return self == _EMPTY
+        return dataclasses.replace(self, counted_at=None) == _EMPTY
 
 
 def _rate(limit: float | None, window: float | None, per: float) -> float | None:
@@ -77,6 +89,27 @@ def _rate(limit: float | None, window: float | None, per: float) -> float | None
 
 
 _EMPTY = RateLimitHeaders()
+
+#: Remaining counts older than this are dropped by a limiter that cannot age them.
+FRESH_COUNT_SECONDS = 1.0
+
+
+def without_stale_counts(headers: RateLimitHeaders, now: float) -> RateLimitHeaders:
+    """``headers`` without its remaining counts when they were counted over a second ago.
+
+    For a limiter that cannot age a count by what it sent since (the shared one clamps in
+    Redis): after a long call the server has refilled and others have spent, so an old count
+    read as the level now would stall the pool.
+    """
+    if headers.counted_at is None or now - headers.counted_at <= FRESH_COUNT_SECONDS:
+        return headers
+    return dataclasses.replace(
+        headers,
+        requests_remaining=None,
+        requests_reset=None,
+        tokens_remaining=None,
+        tokens_reset=None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +219,10 @@ class Limiter(Protocol):
         """Synchronise the levels with what the server says remains (see :func:`resync`).
 
         A dimension's remaining count lowers its level, never raises it; nothing remaining with
-        a reset time pauses every dispatch until the reset. The scheduler passes the evidence
+        a reset time pauses every dispatch until the reset. The counts describe the server at
+        ``headers.counted_at``: a limiter ages them to ``now`` (refilled since, minus what it
+        sent since) or drops them when old (:func:`without_stale_counts`), and never lets an
+        older count override a fresher one. The scheduler passes the evidence
         with its stated limits removed: those go through the adaptive controller, which owns the
         rates and calls :meth:`set_limits`. A caller that hands a limiter stated limits directly
         gets them applied as ``set_limits(..., reason="headers")``.

@@ -26,6 +26,7 @@ from ._base import (
     stated_limits,
 )
 from ._bucket import Bucket
+from ._ledger import SpendLedger
 
 # Limiter, LimiterState and TOKEN_WINDOW_SECONDS live in _base; re-exported for the modules that
 # import them from here.
@@ -56,11 +57,14 @@ class LocalLimiter:
 
     __slots__ = (
         "_burst_seconds",
+        "_freshest_count",
         "_last_reason",
         "_listener",
         "_paused_until",
         "_per_minute",
+        "_request_spend",
         "_requests",
+        "_token_spend",
         "_tokens",
     )
 
@@ -81,6 +85,11 @@ class LocalLimiter:
         self._paused_until = -math.inf
         self._last_reason = "configured"
         self._listener: Callable[[], None] | None = None
+        # What was sent lately and the send time of the freshest server count applied: a
+        # count arriving late is aged by them (see observe_headers).
+        self._request_spend = SpendLedger(now)
+        self._token_spend = SpendLedger(now)
+        self._freshest_count = -math.inf
         self._apply(_valid_rate(requests_per_second), _valid_rate(tokens_per_minute), now)
 
     # -- configuration ----------------------------------------------------------------------
@@ -202,9 +211,14 @@ class LocalLimiter:
             self._per_minute.take(1.0, now)
         if self._tokens is not None and tokens > 0:
             self._tokens.take(float(tokens), now)
+        self._request_spend.record(1.0, now)
+        if tokens > 0:
+            self._token_spend.record(float(tokens), now)
         return 0.0
 
     def settle(self, reserved: int, used: int, now: float) -> None:
+        if used != reserved:
+            self._token_spend.record(float(used - reserved), now)
         if self._tokens is None or used == reserved:
             return
         if used < reserved:
@@ -214,6 +228,9 @@ class LocalLimiter:
             self._tokens.take(float(used - reserved), now)
 
     def refund(self, reserved: int, now: float) -> None:
+        self._request_spend.record(-1.0, now)
+        if reserved > 0:
+            self._token_spend.record(-float(reserved), now)
         if self._requests is not None:
             self._requests.give_back(1.0, now)
         if self._per_minute is not None:
@@ -234,17 +251,49 @@ class LocalLimiter:
             self.set_limits(
                 requests_per_second=rps, tokens_per_minute=tpm, now=now, reason="headers"
             )
-        self._sync(self._requests, headers.requests_remaining, headers.requests_reset, now)
-        self._sync(self._tokens, headers.tokens_remaining, headers.tokens_reset, now)
+        if headers.requests_remaining is None and headers.tokens_remaining is None:
+            return
+        counted_at = now if headers.counted_at is None else min(headers.counted_at, now)
+        if headers.counted_at is not None:
+            # Answers overtake each other: a count from an earlier send says less than one
+            # already applied from a later send (an old "none remain" is long refilled).
+            if counted_at < self._freshest_count:
+                return
+            self._freshest_count = counted_at
+        for bucket, spend, remaining, reset in (
+            (
+                self._requests,
+                self._request_spend,
+                headers.requests_remaining,
+                headers.requests_reset,
+            ),
+            (self._tokens, self._token_spend, headers.tokens_remaining, headers.tokens_reset),
+        ):
+            self._sync(bucket, spend, remaining, reset, counted_at, now)
 
     def _sync(
-        self, bucket: Bucket | None, remaining: float | None, reset: float | None, now: float
+        self,
+        bucket: Bucket | None,
+        spend: SpendLedger,
+        remaining: float | None,
+        reset: float | None,
+        counted_at: float,
+        now: float,
     ) -> None:
+        """Apply one dimension's count, aged from ``counted_at`` to ``now``.
+
+        The server counted at the send: since then it has refilled ``rate * age`` and admitted
+        what we sent after it, so that is what it holds now (a reset ``age`` nearer).
+        """
         rule = resync(remaining, reset, rate_known=bucket is not None)
+        age = now - counted_at
         if rule.pause is not None:
-            self.pause_until(now + rule.pause, now, NONE_REMAIN_REASON)
+            if rule.pause > age:
+                self.pause_until(counted_at + rule.pause, now, NONE_REMAIN_REASON)
         elif rule.clamp is not None and bucket is not None:
-            bucket.clamp(rule.clamp, now)
+            spent = spend.spent_after(counted_at)
+            if spent is not None:
+                bucket.clamp(rule.clamp + age * bucket.rate - spent, now)
 
     def state(self, now: float) -> LimiterState:
         return LimiterState(

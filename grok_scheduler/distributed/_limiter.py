@@ -21,7 +21,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._limits._base import NONE_REMAIN_REASON, LimiterState, RateLimitHeaders, stated_limits
+from .._limits._base import (
+    NONE_REMAIN_REASON,
+    LimiterState,
+    RateLimitHeaders,
+    stated_limits,
+    without_stale_counts,
+)
 from ._booking import Booking
 from ._connection import connect, limiter_key, redact, redis_key
 from ._courier import Courier
@@ -319,7 +325,8 @@ class RedisLimiter:
                 requests_per_second=rps, tokens_per_minute=tpm, now=now, reason="headers"
             )
         report = self._courier.report
-        pause = report.sync(headers, self._rps, self._tpm)
+        # Redis clamps the shared level and cannot age a count by what was sent since it.
+        pause = report.sync(without_stale_counts(headers, now), self._rps, self._tpm)
         if pause is not None:
             self.pause_until(now + pause, now, NONE_REMAIN_REASON)
         if not report.empty:
