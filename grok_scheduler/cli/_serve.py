@@ -31,6 +31,13 @@ from ._options import resolve_api_key
 __all__ = ["add_serve_parser", "run_serve"]
 
 DEFAULT_PORT = 8741
+# How many connections the kernel holds for the gateway until its loop accepts them. At
+# aiohttp's 128, a burst of new connections (benchmarks/gateway.py's clients open 400 at once)
+# meeting a busy loop overflowed the queue: SYNs dropped, SYN cookies sent, and some of those
+# clients' requests reset by the kernel (a ReadError in the client; the gateway never saw the
+# connection), on asyncio and uvloop alike. 2048 (uvicorn's and gunicorn's default) holds
+# such bursts; Linux caps it at net.core.somaxconn (4096 since 5.4).
+LISTEN_BACKLOG = 2048
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -151,13 +158,20 @@ def _limiter(args: argparse.Namespace, api_key: str) -> Any:
         raise UsageError(f"--redis-url: {redact(str(exc))}") from None
 
 
+async def _listen(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
+    """Start serving ``runner`` on ``host:port`` with room for bursts of new connections."""
+    site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+    await site.start()
+    return site
+
+
 async def _metrics_runner(gateway: Gateway, args: argparse.Namespace) -> web.AppRunner | None:
     """The ``--metrics-port`` server, started; None without the flag."""
     if args.metrics_port is None:
         return None
     runner = web.AppRunner(gateway.metrics_app(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.metrics_port).start()
+    await _listen(runner, args.host, args.metrics_port)
     port = runner.addresses[0][1]
     print(
         f"grok-scheduler serve: metrics on http://{args.host}:{port}/metrics",
@@ -198,8 +212,7 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             handler_cancellation=True,
         )
         await runner.setup()
-        site = web.TCPSite(runner, args.host, args.port)
-        await site.start()
+        await _listen(runner, args.host, args.port)
         address = runner.addresses[0]
         print(
             f"grok-scheduler serve: listening on http://{args.host}:{address[1]}/v1",
