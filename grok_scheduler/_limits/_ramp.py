@@ -107,10 +107,18 @@ class FirstContactRamp:
             return 0.0
         flat_end = min(end, max(start, self._grows_from))
         credit = (flat_end - start) * self._rate
-        if end > flat_end:
+        # Growth stops at the cap: from then on the rate is flat again (integrating the
+        # exponential past it would add nothing, and the ramp would never refill).
+        capped_from = self._grows_from + self._doubling * math.log2(
+            max(1.0, _OPEN_RATE / self._rate)
+        )
+        growing_end = min(end, max(flat_end, capped_from))
+        if growing_end > flat_end:
             # The integral of rate x 2^(t / doubling) over the growing part.
             scale = self._doubling / math.log(2.0)
-            credit += scale * (self.rate(end) - self.rate(flat_end))
+            credit += scale * (self.rate(growing_end) - self.rate(flat_end))
+        if end > growing_end:
+            credit += (end - growing_end) * _OPEN_RATE
         return credit
 
     def _refill(self, now: float) -> None:

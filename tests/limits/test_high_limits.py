@@ -71,3 +71,27 @@ def test_a_429_stops_the_pace() -> None:
     held = ramp.rate(2.0)
     ramp.pace_by_taken(2.5)
     assert ramp.rate(2.5) == pytest.approx(held)
+
+
+@pytest.mark.parametrize("later", [10.0, 30.0])
+def test_a_ramp_grown_to_its_cap_keeps_refilling_at_the_cap(later: float) -> None:
+    """Past the cap (1e5 calls/s, reached after ~3.3 s of doubling) the ramp refills at the cap.
+
+    Integrating the exponential past the cap added nothing once both ends were capped: the
+    ramp's credit never came back, and a blind lane still on it stopped sending for good (1,000
+    rps, 1 s calls, 20,000 jobs: 7,129 answered, then the gate re-armed 10 us waits forever).
+    """
+    ramp = FirstContactRamp(now=0.0)
+    now = 0.0
+    while ramp.delay(now) == 0.0:  # spend the opening credit
+        ramp.take(now)
+    now, sent = later, 0
+    for _ in range(20_000):  # past the 5,000 calls of credit banked at the cap
+        wait = ramp.delay(now)
+        if wait == 0.0:
+            ramp.take(now)
+            sent += 1
+        else:
+            now += wait
+    assert sent >= 12_000, f"{sent} calls in 20,000 asks"
+    assert now - later <= sent / 1e5 + 1e-3
