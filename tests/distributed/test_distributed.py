@@ -83,8 +83,10 @@ async def test_processes_together_keep_one_shared_limit(
         # +2: arrival jitter may bring two admissions a little closer than they were granted.
         assert sim.stats.max_accepted_in_window(window) <= burst + 20 * window + 2
     times = sim.stats.accepted_times
-    # Used, not just obeyed: (72 - burst) / 20 = 2.7 s is the best the limit allows.
-    assert times[-1] - times[0] < 2.7 * 1.25
+    # Used, not just obeyed: (72 - burst) / 20 = 2.7 s is the best the limit allows (with room
+    # for three processes descheduled on a loaded 2-core machine; a fleet at half the limit
+    # would take 5.4 s).
+    assert times[-1] - times[0] < 2.7 * 1.6
     assert time.monotonic() - started < 20
     round_trips = sum(r["round_trips"] for r in results)
     assert round_trips / 72 < 3
@@ -190,7 +192,7 @@ async def test_high_priority_work_is_not_starved_by_other_processes(
     sim = await make_simulator(SimulatorConfig(latency=0.01, requests_per_second=None))
     floods = await run_workers(redis_url, key, sim, 120, 40.0, int(Priority.LOW), 2)
     try:
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(60):  # a guard only: two processes start slowly under load
             # Both floods are past their burst (the simulator offers no event to wait on).
             while sim.stats.accepted < 60:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)

@@ -132,14 +132,15 @@ async def test_a_pause_is_seen_by_every_process_and_the_later_one_wins(
     await first.flush()
     wait = await second.acquire(0, now())
     assert clock.low(5.0) < wait <= 5.0
-    assert second.state(now()).paused_for > 4.9
+    # The pause's end is fixed: what is left of it shrinks by the real time the test takes.
+    assert second.state(now()).paused_for > clock.low(5.0)
     second.pause_until(now() + 1.0, now(), "429")
     await second.flush()
     trips = first.round_trips
-    assert await first.acquire(0, now()) > 4.9  # its own pause: answered without Redis
+    assert await first.acquire(0, now()) > clock.low(5.0)  # its own pause: answered without Redis
     assert first.round_trips == trips
     third = make(requests_per_second=10)
-    assert await third.acquire(0, now()) > 4.9
+    assert await third.acquire(0, now()) > max(1.0, clock.low(5.0))
 
 
 async def test_limits_set_by_one_process_reach_the_others(make: Factory) -> None:
