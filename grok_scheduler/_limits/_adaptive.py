@@ -38,6 +38,7 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
+_EPISODE_CALLS = 3.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
 
@@ -161,7 +162,7 @@ class RateController:
                 self._fleet.record_rejected(sent_at, dimension)
         if not self._policy.enabled:
             return self._pause(dimension)
-        if not state.in_episode(now, self._quiet()):
+        if not state.in_episode(now, self._quiet(state)):
             # A new episode while still climbing back from the last keeps that one's target:
             # at a cut rate the quiet period can pass between two sends of one long outage,
             # and each "new" episode would otherwise lower the target it recovers to.
@@ -241,11 +242,10 @@ class RateController:
         if elapsed < _TICK:
             return
         self._last_tick = now
-        quiet = self._quiet()
         dimensions: tuple[Dimension, Dimension] = ("requests", "tokens")
         for dimension in dimensions:
             state = self._state(dimension)
-            if state.in_episode(now, quiet):
+            if state.in_episode(now, self._quiet(state)):
                 self._step(dimension, now)
             elif now - self._last_limited <= _LIMITED_RECENTLY:
                 self._grow(dimension, state, elapsed, now)
@@ -259,8 +259,12 @@ class RateController:
     def _state(self, dimension: Dimension) -> DimensionState:
         return self._requests if dimension == "requests" else self._tokens
 
-    def _quiet(self) -> float:
-        return max(self._policy.quiet_period, 2.0 * self._log.horizon())
+    def _quiet(self, state: DimensionState | None = None) -> float:
+        # A request episode lasts a few calls at least: at 0.5 rps each refusal began a new one,
+        # met only the gentle first cut, and growth undid it: 50% 429s for good.
+        rate = state.rate if state is self._requests and state is not None else None
+        calls = min(_EPISODE_CALLS / rate, 8.0) if rate else 0.0
+        return max(self._policy.quiet_period, 2.0 * self._log.horizon(), calls)
 
     def _step(self, dimension: Dimension, now: float) -> None:
         """During an episode, at most once per step: cut to what the server accepted."""
@@ -346,7 +350,7 @@ class RateController:
                 state.rate = state.applied = shared
         rate = state.rate
         used = self._meter.sent_rate(dimension, _USAGE_SPAN, now)
-        quiet_for = now - state.last_429 - self._quiet()
+        quiet_for = now - state.last_429 - self._quiet(state)
         calls = self._meter.calls_per_second(dimension, rate, now)
         grown = grown_rate(
             state, self._policy, elapsed=elapsed, quiet_for=quiet_for, used=used, now=now,

@@ -111,3 +111,19 @@ def test_a_refusal_while_holding_returns_only_once_settled() -> None:
     state.held = 1.9
     assert return_rate(state, 2.2, 1.95) == pytest.approx(max(1.95, 0.9 * 2.2))
     assert return_rate(state, 2.0, None) == pytest.approx(1.9)
+
+
+@pytest.mark.parametrize("rps", [0.5, 0.75])
+async def test_a_limit_below_one_call_a_second_is_not_overrun_for_good(rps: float) -> None:
+    """Below 1 rps each refusal came more than the quiet period after the last: every one began
+    a new episode, met only the gentle first cut, and growth undid it (1.5 x ideal, one call in
+    two refused to the end). An episode now lasts a few calls: the cuts add up."""
+    config = SimulatorConfig(requests_per_second=rps, latency=0.05)
+    jobs = int(150 * rps)
+    world = await _run(config, jobs)
+    ratio = world.makespan / ideal_makespan(config, jobs)
+    assert ratio <= 1.25, f"makespan {ratio:.3f} x ideal"
+    start = min(s.at for s in world.sent)
+    steady = [s for s in world.sent if s.at >= start + 2 * DISCOVERY]
+    refused = sum(s.status == 429 for s in steady) / len(steady)
+    assert refused <= 0.08, f"{refused:.1%} of the calls after discovery refused"
