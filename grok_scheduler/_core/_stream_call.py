@@ -119,7 +119,7 @@ class _Attempt:
             if self._timeout is not None:
                 limit = min(limit, self._timeout)
             return self.started, limit, f"no first byte within {limit:g}s"
-        limit = watch.gap_limit(cut_before=self._cuts)
+        limit = watch.gap_limit(cut_before=self._cuts, ticket=self._ticket)
         return self.last_at, limit, f"no chunk for {limit:g}s"
 
     def _check(self) -> None:

@@ -18,6 +18,14 @@ three first bytes say little about the slowest (the slow ones have not answered 
 learned bound ``B`` judges an attempt only if its peers (the calls sent from ``B`` before it
 until ``B`` ago, each given at least ``B``) have nearly all answered; while they are silent too
 the model is slow, not this call hung, and the larger of the prior and ``B`` holds.
+
+And as on the plain road (:mod:`._timeouts`), a wave is the world: an attempt is not cut short
+of the maximum while more than 10% of the streams opened before it are still in the same kind
+of silence (awaiting their first byte; for a gap, still open, since gaps are learned from whole
+streams). One of the first three of a wave has no such elders, so the bounds learned from the
+streams sent after it (their fastest) do not judge it alone. The prior (90 s, the plain road's
+30 s times its slack of 3) sits above a reasoning model's 30-60 s think: a 30 s prior cut and
+paid again dozens of healthy calls in review (300 jobs at 5 rps, median 30 s, 78 resent).
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ _MAX_DOUBLINGS = 8
 # A learned first-byte bound judges an attempt only when at least this share of the calls that
 # have had as long have answered (their silence would otherwise say "slow model", not "hung").
 _PEERS_ANSWERED = 0.9
+# While more than this share of the streams opened up to one still await their first byte, it
+# is not cut short of the maximum: a wave of slow first bytes (a reasoning model thinking) is the
+# world, not a hang, and a bound learned meanwhile comes from the wave's fastest answers.
+_UNSETTLED_SHARE = 0.1
 
 
 def _quantile(samples: deque[float], q: float) -> float:
@@ -55,6 +67,7 @@ class StreamWatch:
         "_maximum",
         "_prior",
         "_quantile",
+        "_running",
         "_tickets",
         "_waiting",
     )
@@ -66,7 +79,7 @@ class StreamWatch:
         gap_floor: float = 2.0,
         headroom: float = 2.0,
         quantile: float = 0.99,
-        prior: float = 30.0,
+        prior: float = 90.0,
         maximum: float = 900.0,
     ) -> None:
         self._first_byte_floor = first_byte_floor
@@ -80,6 +93,8 @@ class StreamWatch:
         # Start times of the answered samples (sorted) and of attempts awaiting a first byte.
         self._answered: deque[float] = deque(maxlen=_WINDOW)
         self._waiting: dict[int, float] = {}
+        # Tickets of the attempts whose streams are open (first byte or not).
+        self._running: set[int] = set()
         self._tickets = itertools.count()
         # The learned (first byte, gap) percentiles; None when they must be sorted again.
         self._learned: list[float | None] = [None, None]
@@ -97,6 +112,7 @@ class StreamWatch:
         """An attempt sent at ``started`` awaits its first byte; returns its ticket."""
         ticket = next(self._tickets)
         self._waiting[ticket] = started
+        self._running.add(ticket)
         return ticket
 
     def heard_first(self, ticket: int, started: float, now: float) -> None:
@@ -110,8 +126,9 @@ class StreamWatch:
         bisect.insort(self._answered, started)
 
     def gone(self, ticket: int) -> None:
-        """The attempt of ``ticket`` ended without a first answer (cut, failed, left)."""
+        """The attempt of ``ticket`` ended (answered, cut, failed or left)."""
         self._waiting.pop(ticket, None)
+        self._running.discard(ticket)
 
     def first_byte_limit(
         self,
@@ -125,23 +142,42 @@ class StreamWatch:
 
         Given the attempt's ``started``, ``now`` and ``ticket``, the learned bound applies
         only if the calls that have had that long nearly all answered; else the prior holds.
+        Given its ``ticket``, an attempt is not cut short of the maximum while more than 10%
+        of the streams opened up to it still await their first byte (as the plain road does).
         """
+        wave = 0.0 if ticket is None else self._wave(ticket, self._waiting)
+        if wave is not None and wave > _UNSETTLED_SHARE:
+            return self._maximum
         if not self._enough(self._first_byte):
             return self._bound(self._prior, self._first_byte_floor, cut_before)
         learned = max(self._first_byte_floor, self._headroom * self._percentile(0))
+        # One of the first of its wave has no earlier peers: those sent after it that have
+        # had half as long stand in for them (else it would be judged by the wave's fastest).
+        had = learned if wave is not None else learned / 2
         if (
             started is not None
             and now is not None
-            and not self._tested(learned, started, now, ticket)
+            and not self._tested(learned, started, now, ticket, had=had)
         ):
             learned = max(learned, self._prior)
         return self._bound(learned, self._first_byte_floor, cut_before)
 
-    def gap_limit(self, *, cut_before: int = 0) -> float:
-        """Seconds a stream may stay silent between chunks."""
+    def gap_limit(self, *, cut_before: int = 0, ticket: int | None = None) -> float:
+        """Seconds a stream may stay silent between chunks.
+
+        Given its ``ticket``, an attempt is not cut short of the maximum while more than 10%
+        of the streams opened up to it are still open: the gaps are learned from whole
+        streams, and the first to end are the wave's fastest (a reasoning model's pause to
+        think is a gap too when the stream opens with an empty chunk).
+        """
+        wave = 0.0 if ticket is None else self._wave(ticket, self._running)
+        if wave is not None and wave > _UNSETTLED_SHARE:
+            return self._maximum
         if not self._enough(self._gaps):
             return self._bound(self._prior, self._gap_floor, cut_before)
         learned = self._headroom * self._percentile(1)
+        if wave is None:  # one of the first of its wave: not judged by its fastest alone
+            learned = max(learned, self._prior)
         return self._bound(learned, self._gap_floor, cut_before)
 
     def next_check(self, silent: float, limit: float) -> float:
@@ -160,13 +196,28 @@ class StreamWatch:
     def _enough(samples: deque[float]) -> bool:
         return len(samples) >= _MIN_SAMPLES
 
-    def _tested(self, bound: float, started: float, now: float, ticket: int | None) -> bool:
-        """Did the calls sent near this one that have had ``bound`` nearly all answer?
+    @staticmethod
+    def _wave(ticket: int, unanswered: dict[int, float] | set[int]) -> float | None:
+        """Share of the streams opened before ``ticket`` still in this silence; None if < 3.
 
-        Those sent up to ``bound`` before it, and those sent after it at least ``bound`` ago;
+        Fewer than three earlier streams ended: what was learned came from streams opened
+        after this one, the fastest of its wave, so it does not judge this one.
+        """
+        # Counted only when a silent attempt is judged again (on a doubling schedule).
+        older = sum(1 for other in unanswered if other < ticket)
+        if ticket - older < _MIN_SAMPLES:
+            return None
+        return older / ticket
+
+    def _tested(
+        self, bound: float, started: float, now: float, ticket: int | None, *, had: float
+    ) -> bool:
+        """Did the calls sent near this one that have had ``had`` seconds nearly all answer?
+
+        Those sent up to ``bound`` before it, and those sent after it at least ``had`` ago;
         none (a lone call) leaves the learned bound to judge.
         """
-        early, late = started - bound, now - bound
+        early, late = started - bound, now - had
         answered = bisect.bisect_right(self._answered, late) - bisect.bisect_left(
             self._answered, early
         )

@@ -26,7 +26,7 @@ async def _run(clock: FakeClock, scheduler: Scheduler, jobs: int) -> list[Any]:
 
 
 async def test_a_hang_sent_before_anything_was_learned_is_cut_in_seconds() -> None:
-    """4 s calls, the very first one hangs: it is cut at the 2 s floor, not at the 30 s prior."""
+    """4 s calls, the very first one hangs: it is cut at the 2 s floor, not at the 90 s prior."""
     clock = FakeClock(start=0.0)
     config = SimulatorConfig(requests_per_second=25, latency=4.0, hang_seconds=3600.0)
     server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
@@ -152,7 +152,7 @@ async def test_a_check_falling_a_hair_short_of_its_step_is_not_rearmed_at_now() 
 
     Re-armed for ``sent + 2 s``, which is now, the watchdog woke at once with the same silence
     forever: virtual time stood still (300 jobs at 5 s stalled in review). It waits for the
-    next step instead, and the 3 s first byte arrives under the 30 s prior.
+    next step instead, and the 3 s first byte arrives under the 90 s prior.
     """
     start = 3.812
     assert (start + 2.0) - start < 2.0  # the float trap this test is about
