@@ -127,3 +127,13 @@ async def test_a_limit_below_one_call_a_second_is_not_overrun_for_good(rps: floa
     steady = [s for s in world.sent if s.at >= start + 2 * DISCOVERY]
     refused = sum(s.status == 429 for s in steady) / len(steady)
     assert refused <= 0.08, f"{refused:.1%} of the calls after discovery refused"
+
+
+async def test_the_first_estimate_counts_the_first_contact_call() -> None:
+    """2 rps at 50 ms: the first-contact call took one of the server's two; counted from the
+    pool's opening instead, the first 429 read 0.5-1.5 rps and growth took tens of seconds."""
+    config = SimulatorConfig(requests_per_second=2.0, latency=0.05)
+    jobs = 300
+    world = await _run(config, jobs)
+    ratio = world.makespan / ideal_makespan(config, jobs)
+    assert ratio <= 1.05, f"makespan {ratio:.3f} x ideal"
