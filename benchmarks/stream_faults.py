@@ -93,6 +93,17 @@ def _fault_server(clock: FakeClock, latency: float, rate: float, seed: int) -> V
     )
     return VirtualServer(config, now=clock.now, sleep=clock.sleep)
 
+def _answers(server: VirtualServer) -> Any:
+    """The virtual server as a stream handler: a plain body comes back whole after the whole
+    latency; a streamed one chunk by chunk."""
+
+    async def answer(path: str, body: dict[str, Any]) -> MockStream:
+        response = await server.respond(path, body)
+        return MockStream(response.status, server.chunks(response), response.headers)
+
+    return answer
+
+
 
 async def _fault_run(
     latency: float,
@@ -105,11 +116,7 @@ async def _fault_run(
 ) -> dict[str, Any]:
     clock = FakeClock(start=0.0)
     server = _fault_server(clock, latency, rate, seed)
-
-    async def answer(path: str, body: dict[str, Any]) -> MockStream:
-        # A plain body comes back whole after the whole latency; a streamed one chunk by chunk.
-        response = await server.respond(path, body)
-        return MockStream(response.status, server.chunks(response), response.headers)
+    answer = _answers(server)
 
     ideal = jobs / rate + latency
     async with Scheduler(
@@ -156,10 +163,7 @@ async def _cli_run(
     """A ``grok-scheduler run``-shaped bulk run in virtual time (see the module docstring)."""
     clock = FakeClock(start=0.0)
     server = _fault_server(clock, latency, rate, seed)
-
-    async def answer(path: str, body: dict[str, Any]) -> MockStream:
-        response = await server.respond(path, body)
-        return MockStream(response.status, server.chunks(response), response.headers)
+    answer = _answers(server)
 
     inner = MockStreamTransport(answer)
     transport = drainable(inner) if streaming_wrapper else DrainableTransport(inner)
