@@ -159,8 +159,9 @@ class Gateway:
                 raise ValueError("the request body is not a JSON object")
             # A call that names no model is the gateway's model's (``serve --model``): say so
             # upstream too, or the server refuses what the gateway scheduled under that model.
-            if body.get("model") in (None, ""):
-                body["model"] = self._scheduler.model
+            # (An explicit null or "" is the client's to answer for: the server's 400 reaches
+            # it, as through the transport.)
+            body.setdefault("model", self._scheduler.model)
         except ValueError as exc:
             return _reply(400, error_body("invalid-argument", str(exc)))
         try:
