@@ -12,10 +12,23 @@ import pytest
 
 from grok_scheduler import FakeClock, MockStream, MockStreamTransport, RetryPolicy, Scheduler
 from grok_scheduler._clock import TimerHandle
+from grok_scheduler._transports._streaming import StreamHandler
 from grok_scheduler.simulator import SimulatorConfig, VirtualServer
 
 KEY = "xai-TESTKEYdoNotLeak0123456789abcdef"
 
+
+
+def _streaming(clock: FakeClock, stream: StreamHandler, **options: Any) -> Scheduler:
+    """A scheduler on ``clock`` that always streams on the wire through ``stream``."""
+    return Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=MockStreamTransport(stream),
+        rng=random.Random(1),
+        stream_on_wire=True,
+        **options,
+    )
 
 async def _run(clock: FakeClock, scheduler: Scheduler, jobs: int) -> list[Any]:
     async with scheduler:
@@ -36,14 +49,7 @@ async def test_a_hang_sent_before_anything_was_learned_is_cut_in_seconds() -> No
         response = await server.respond(path, body)
         return MockStream(response.status, server.chunks(response), response.headers)
 
-    scheduler = Scheduler(
-        api_key=KEY,
-        clock=clock,
-        transport=MockStreamTransport(stream),
-        rng=random.Random(1),
-        requests_per_second=25,
-        stream_on_wire=True,
-    )
+    scheduler = _streaming(clock, stream, requests_per_second=25)
     results = await _run(clock, scheduler, 30)
     hung = results[0]
     assert hung.attempts == 2 and all(r.attempts == 1 for r in results[1:])
@@ -88,15 +94,12 @@ async def _wave(waits: list[float]) -> tuple[list[Any], int]:
         calls.append(wait)
         return MockStream(200, body(wait))
 
-    scheduler = Scheduler(
-        api_key=KEY,
-        clock=clock,
-        transport=MockStreamTransport(stream),
-        rng=random.Random(1),
+    scheduler = _streaming(
+        clock,
+        stream,
         requests_per_second=1000,
         max_concurrency=64,
         retry=RetryPolicy(max_attempts=8),
-        stream_on_wire=True,
     )
     return await _run(clock, scheduler, len(waits)), len(calls)
 
@@ -166,14 +169,7 @@ async def test_a_check_falling_a_hair_short_of_its_step_is_not_rearmed_at_now() 
     async def stream(path: str, payload: dict[str, Any]) -> MockStream:
         return MockStream(200, body())
 
-    scheduler = Scheduler(
-        api_key=KEY,
-        clock=clock,
-        transport=MockStreamTransport(stream),
-        rng=random.Random(1),
-        requests_per_second=10,
-        stream_on_wire=True,
-    )
+    scheduler = _streaming(clock, stream, requests_per_second=10)
     [result] = await _run(clock, scheduler, 1)
     assert result.attempts == 1 and result.text == "Hi"
     assert result.in_flight_seconds == pytest.approx(3.0)
