@@ -221,15 +221,17 @@ class WorkerPool:
         chosen = job.timeout or self._timeout
         # The ticket counts this call among its model's calls in flight: a bound learned from
         # the first answers of a wave still running is not trusted to cut the rest of it.
-        ticket = lane.timeouts.begin()
+        streamed = job.stream is not None and self._streamer is not None
+        # A streamed attempt's silences are the watchdog's to record, not the plain road's.
+        ticket = lane.timeouts.begin(None if streamed else started, retried=_timed_out(job) > 0)
         timeout = chosen or lane.timeouts.timeout_for(
-            job.max_tokens, timed_out=_timed_out(job), ticket=ticket
+            job.max_tokens, timed_out=_timed_out(job), ticket=ticket, now=started
         )
         if job.deadline is not None:
             timeout = max(0.001, min(timeout, job.deadline - started))
         job.last_response = None
         try:
-            if job.stream is not None and self._streamer is not None:
+            if streamed and self._streamer is not None:
                 lane.timeouts.end(ticket)  # a stream has its own watchdog
                 # A streamed job: only a timeout the caller chose bounds the whole stream.
                 given = job.timeout or self._timeout
@@ -237,6 +239,7 @@ class WorkerPool:
                     given = timeout if given is None else min(given, timeout)
                 answer = await self._streamer.call(job, lane, body, given)
             else:
+                answered = False
                 try:
                     answer = await send_watched(
                         self._transport,
@@ -245,10 +248,11 @@ class WorkerPool:
                         body,
                         started=started,
                         timeout=timeout,
-                        bound=None if chosen else _learned_bound(lane, job, ticket),
+                        bound=None if chosen else _learned_bound(lane, job, ticket, clock),
                     )
+                    answered = True
                 finally:
-                    lane.timeouts.end(ticket)
+                    lane.timeouts.end(ticket, clock.now(), answered=answered)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -316,10 +320,12 @@ class WorkerPool:
                 _log.warning("grok_scheduler.bad_headers", error_type=type(exc).__name__)
 
 
-def _learned_bound(lane: Lane, job: Job, ticket: int) -> Callable[[], float]:
+def _learned_bound(lane: Lane, job: Job, ticket: int, clock: Clock) -> Callable[[], float]:
     """The job's learned call bound as its model knows it now (for send_watched)."""
     timed_out = _timed_out(job)
-    return lambda: lane.timeouts.timeout_for(job.max_tokens, timed_out=timed_out, ticket=ticket)
+    return lambda: lane.timeouts.timeout_for(
+        job.max_tokens, timed_out=timed_out, ticket=ticket, now=clock.now()
+    )
 
 
 def _timed_out(job: Job) -> int:

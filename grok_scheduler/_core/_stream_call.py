@@ -74,6 +74,7 @@ class _Attempt:
         "_timer",
         "_watch",
         "assembler",
+        "completed",
         "cut",
         "first_at",
         "last_at",
@@ -94,11 +95,12 @@ class _Attempt:
         self._timer: TimerHandle | None = None
         self.assembler = StreamAssembler(job.endpoint)
         self.started = clock.now()
-        self._ticket = watch.waiting(self.started)
+        self._ticket = watch.waiting(self.started, retried=cuts > 0)
         self.first_at: float | None = None
         self.last_at = self.started
         self.longest_gap = 0.0
         self.cut: str | None = None  # why the watchdog cut the stream
+        self.completed = False  # read to its end: all its gaps are known
         self.task: asyncio.Task[TransportResponse] | None = None
 
     def watch_first_byte(self, timeout: float | None) -> None:
@@ -119,7 +121,7 @@ class _Attempt:
             if self._timeout is not None:
                 limit = min(limit, self._timeout)
             return self.started, limit, f"no first byte within {limit:g}s"
-        limit = watch.gap_limit(cut_before=self._cuts, ticket=self._ticket)
+        limit = watch.gap_limit(cut_before=self._cuts, ticket=self._ticket, now=self._clock.now())
         return self.last_at, limit, f"no chunk for {limit:g}s"
 
     def _check(self) -> None:
@@ -148,7 +150,7 @@ class _Attempt:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._watch.gone(self._ticket)
+        self._watch.gone(self._ticket, self._clock.now(), completed=self.completed)
 
     def _fire(self, why: str) -> None:
         if self.task is not None and not self.task.done():
@@ -163,6 +165,7 @@ class _Attempt:
         else:
             self.longest_gap = max(self.longest_gap, now - self.last_at)
         self.last_at = now
+        self._watch.spoke(self._ticket, now)
         if self._timer is not None:
             self._timer.cancel()
         limit = self._watch.gap_limit(cut_before=self._cuts)
@@ -174,6 +177,8 @@ class _Attempt:
         )
         try:
             if not 200 <= stream.status < 300:
+                # The server spoke (a refusal, not a silence): what its silences become.
+                self._watch.spoke(self._ticket, self._clock.now())
                 return TransportResponse(stream.status, await stream.read(), stream.headers)
             return await self._read_events(stream)
         finally:
@@ -195,6 +200,7 @@ class _Attempt:
         if not self.assembler.complete:
             raise _retryable(APIConnectionError("the stream ended before [DONE] or its usage"))
         body = json.dumps(self.assembler.body(), separators=(",", ":")).encode()
+        self.completed = True
         return TransportResponse(200, body, stream.headers)
 
     def _frame(self, payload: str) -> ErrorFrame | None:
@@ -238,11 +244,13 @@ class Streamer:
         self._transport = transport
         self._watches: dict[str, StreamWatch] = {}
 
-    def watch(self, model: str) -> StreamWatch:
-        """The silence bounds of ``model``, created on first use."""
+    def watch(self, model: str, lane: Lane | None = None) -> StreamWatch:
+        """The silence bounds of ``model``, created on first use (sharing ``lane``'s evidence
+        of what silences became with its plain calls)."""
         watch = self._watches.get(model)
         if watch is None:
-            watch = self._watches[model] = StreamWatch()
+            silences = None if lane is None else lane.timeouts.silences
+            watch = self._watches[model] = StreamWatch(silences=silences)
         return watch
 
     async def call(
@@ -251,7 +259,7 @@ class Streamer:
         """One attempt; raises like a transport for a cut, hung or broken stream."""
         state = job.stream
         assert state is not None
-        watch = self.watch(job.model)
+        watch = self.watch(job.model, lane)
         cuts = sum(record.error_type == APITimeoutError.__name__ for record in job.history)
         attempt = _Attempt(self._clock, job, state, watch, cuts)
         attempt.task = task = asyncio.create_task(attempt.read(self._transport, body))

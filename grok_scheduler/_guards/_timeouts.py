@@ -43,6 +43,7 @@ from collections.abc import Callable
 from .._clock import Clock, TimerHandle
 from .._transports._base import Transport, TransportResponse
 from .._wire._classify import timeout_error
+from ._silences import Silence, SilenceRecords
 
 __all__ = ["UNBOUNDED_ANSWER_TOKENS", "CallTimeouts", "send_watched"]
 
@@ -61,6 +62,7 @@ _FIRST_CHECK = 1.0
 # cut (short of the maximum): it is no outlier among its peers, and a bound learned meanwhile
 # is survivor-biased (the first answers of a wave are its fastest eight).
 _UNSETTLED_SHARE = 0.1
+_WAVE_SPAN = 100
 # The prior is its own slack: nothing is known of the model yet.
 _PRIOR_SLACK = 3.0
 
@@ -86,6 +88,8 @@ class CallTimeouts:
         "_prior_per_token",
         "_running",
         "_sent",
+        "_silenced",
+        "_silences",
         "_sizes",
         "_slack",
     )
@@ -119,21 +123,46 @@ class CallTimeouts:
         self._observed = 0
         self._sent = 0
         self._running: set[int] = set()
+        # What the recent calls' silences became: tells a storm of hangs from a slow wave.
+        self._silences = SilenceRecords()
+        self._silenced: dict[int, Silence] = {}
 
-    def begin(self) -> int:
-        """A non-streamed call is sent: its ticket, for :meth:`end` and ``timeout_for``."""
+    def begin(self, started: float | None = None, *, retried: bool = False) -> int:
+        """A non-streamed call is sent: its ticket, for :meth:`end` and ``timeout_for``.
+
+        ``started``: when (None: not a call to learn silences from); ``retried``: its job
+        timed out before.
+        """
         self._sent += 1
         self._running.add(self._sent)
+        if started is not None:
+            self._silenced[self._sent] = self._silences.opened(started, retried=retried)
         return self._sent
 
-    def end(self, ticket: int) -> None:
-        """The call of ``ticket`` ended (answered, failed or cut)."""
+    @property
+    def silences(self) -> SilenceRecords:
+        """What this model's recent calls' silences became (its streams add theirs)."""
+        return self._silences
+
+    def end(self, ticket: int, now: float | None = None, *, answered: bool = False) -> None:
+        """The call of ``ticket`` ended at ``now`` (``answered``: a response came, any status)."""
         self._running.discard(ticket)
+        silence = self._silenced.pop(ticket, None)
+        if silence is None:
+            return
+        if now is None:
+            silence.forget()
+            return
+        if answered:
+            silence.spoke(now)
+        silence.end(now, completed=answered)
 
     def _settled(self, ticket: int) -> bool:
-        # Counted only when a call in flight is judged again (every quarter of its age).
-        older_running = sum(1 for other in self._running if other <= ticket)
-        return older_running <= max(1.0, _UNSETTLED_SHARE * ticket)
+        # Counted only when a call in flight is judged again (every quarter of its age), and
+        # among the recent calls only: a slow wave late in a run is a wave too.
+        since = max(1, ticket - _WAVE_SPAN)
+        older_running = sum(1 for other in range(since, ticket + 1) if other in self._running)
+        return older_running <= max(1.0, _UNSETTLED_SHARE * min(ticket, _WAVE_SPAN))
 
     def observe(self, seconds: float, answer_tokens: int) -> None:
         """Record one successful call's duration and answer size (completion + reasoning)."""
@@ -148,7 +177,12 @@ class CallTimeouts:
             self._cached = None
 
     def timeout_for(
-        self, max_tokens: int | None, *, timed_out: int = 0, ticket: int | None = None
+        self,
+        max_tokens: int | None,
+        *,
+        timed_out: int = 0,
+        ticket: int | None = None,
+        now: float | None = None,
     ) -> float:
         """The bound for a call allowed ``max_tokens`` answer tokens (None: the model's context).
 
@@ -167,7 +201,20 @@ class CallTimeouts:
             estimate = slow + min(per_token, self._max_per_token) * max(0.0, tokens - longest)
             bound = self._slack * estimate + self._floor
 
-        if ticket is not None and not self._settled(ticket):
+        unsettled = ticket is not None and not self._settled(ticket)
+        # A storm of hangs (the recent calls' silences past the bound never ended): no wave
+        # shelters a call, and a job's earlier timeouts were bad luck, not a slow job.
+        storm = (
+            (unsettled or timed_out > 0)
+            and now is not None
+            and len(self._durations) >= _MIN_SAMPLES
+            and self._silences.hangs_past(
+                max(self._minimum, bound), now, first_byte=True, retried=timed_out > 0
+            )
+        )
+        if storm:
+            return max(self._minimum, min(self._maximum, bound))
+        if unsettled:
             # Most of the calls sent up to this one are still running: it is not an outlier
             # among its peers, and what was learned is their fast part. Judged once they end.
             bound = self._maximum

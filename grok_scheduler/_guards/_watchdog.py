@@ -26,6 +26,13 @@ streams). One of the first three of a wave has no such elders, so the bounds lea
 streams sent after it (their fastest) do not judge it alone. The prior (90 s, the plain road's
 30 s times its slack of 3) sits above a reasoning model's 30-60 s think: a 30 s prior cut and
 paid again dozens of healthy calls in review (300 jobs at 5 rps, median 30 s, 78 resent).
+Only the last 100 streams count toward a wave, so a slow wave late in a run is one too; and a
+peer cut while silent counts as silent, so such a wave's first calls are not cut one by one.
+
+A storm of hangs is a wave of silences as well, one that never ends. When the model's recent
+silences past the learned bound show it (:class:`SilenceRecords`: most streams answered within
+the bound, and those silent past it, watched 20 s or more, never spoke again), no wave shelters
+a silence: the learned bound judges it (review: 30% of calls hanging held each one 900 s).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
+
+from ._silences import Silence, SilenceRecords
 
 __all__ = ["StreamWatch"]
 
@@ -46,6 +55,8 @@ _PEERS_ANSWERED = 0.9
 # is not cut short of the maximum: a wave of slow first bytes (a reasoning model thinking) is the
 # world, not a hang, and a bound learned meanwhile comes from the wave's fastest answers.
 _UNSETTLED_SHARE = 0.1
+_CHECK_STEP = 5.0
+_WAVE_SPAN = 100
 
 
 def _quantile(samples: deque[float], q: float) -> float:
@@ -58,6 +69,7 @@ class StreamWatch:
 
     __slots__ = (
         "_answered",
+        "_cut_silent",
         "_first_byte",
         "_first_byte_floor",
         "_gap_floor",
@@ -68,6 +80,8 @@ class StreamWatch:
         "_prior",
         "_quantile",
         "_running",
+        "_silenced",
+        "_silences",
         "_tickets",
         "_waiting",
     )
@@ -75,6 +89,7 @@ class StreamWatch:
     def __init__(
         self,
         *,
+        silences: SilenceRecords | None = None,
         first_byte_floor: float = 2.0,
         gap_floor: float = 2.0,
         headroom: float = 2.0,
@@ -92,10 +107,17 @@ class StreamWatch:
         self._gaps: deque[float] = deque(maxlen=_WINDOW)
         # Start times of the answered samples (sorted) and of attempts awaiting a first byte.
         self._answered: deque[float] = deque(maxlen=_WINDOW)
+        # Start times (sorted) of attempts that ended silent for at least the floor (cut,
+        # mostly): peers that did not answer, though no longer waiting.
+        self._cut_silent: deque[float] = deque(maxlen=_WINDOW)
         self._waiting: dict[int, float] = {}
         # Tickets of the attempts whose streams are open (first byte or not).
         self._running: set[int] = set()
         self._tickets = itertools.count()
+        # What the recent attempts' silences became: tells a storm of hangs from a slow wave
+        # (shared with the model's plain calls, see CallTimeouts.silences).
+        self._silences = SilenceRecords() if silences is None else silences
+        self._silenced: dict[int, Silence] = {}
         # The learned (first byte, gap) percentiles; None when they must be sorted again.
         self._learned: list[float | None] = [None, None]
 
@@ -108,12 +130,22 @@ class StreamWatch:
             self._gaps.append(longest_gap)
             self._learned[1] = None
 
-    def waiting(self, started: float) -> int:
-        """An attempt sent at ``started`` awaits its first byte; returns its ticket."""
+    def waiting(self, started: float, *, retried: bool = False) -> int:
+        """An attempt sent at ``started`` awaits its first byte; returns its ticket.
+
+        ``retried``: its job was cut for silence before.
+        """
         ticket = next(self._tickets)
         self._waiting[ticket] = started
         self._running.add(ticket)
+        self._silenced[ticket] = self._silences.opened(started, retried=retried)
         return ticket
+
+    def spoke(self, ticket: int, now: float) -> None:
+        """The stream of ``ticket`` sent a chunk (an answer or not) at ``now``."""
+        silence = self._silenced.get(ticket)
+        if silence is not None:
+            silence.spoke(now)
 
     def heard_first(self, ticket: int, started: float, now: float) -> None:
         """The attempt of ``ticket`` received its first answer (not an error) at ``now``."""
@@ -125,10 +157,23 @@ class StreamWatch:
         # Nearly always appended at the end: attempts answer roughly in the order sent.
         bisect.insort(self._answered, started)
 
-    def gone(self, ticket: int) -> None:
-        """The attempt of ``ticket`` ended (answered, cut, failed or left)."""
-        self._waiting.pop(ticket, None)
+    def gone(self, ticket: int, now: float | None = None, *, completed: bool = False) -> None:
+        """The attempt of ``ticket`` ended at ``now`` (answered, cut, failed or left).
+
+        ``completed``: its stream was read to the end, so its gaps are all known.
+        """
+        started = self._waiting.pop(ticket, None)
         self._running.discard(ticket)
+        if now is not None and started is not None and now - started >= self._first_byte_floor:
+            if len(self._cut_silent) == self._cut_silent.maxlen:
+                self._cut_silent.popleft()
+            bisect.insort(self._cut_silent, started)
+        silence = self._silenced.pop(ticket, None)
+        if silence is not None:
+            if now is None:
+                silence.forget()  # no time of its end: not evidence either way
+            else:
+                silence.end(now, completed=completed)
 
     def first_byte_limit(
         self,
@@ -146,23 +191,32 @@ class StreamWatch:
         of the streams opened up to it still await their first byte (as the plain road does).
         """
         wave = 0.0 if ticket is None else self._wave(ticket, self._waiting)
-        if wave is not None and wave > _UNSETTLED_SHARE:
-            return self._maximum
         if not self._enough(self._first_byte):
+            if wave is not None and wave > _UNSETTLED_SHARE:
+                return self._maximum
             return self._bound(self._prior, self._first_byte_floor, cut_before)
         learned = max(self._first_byte_floor, self._headroom * self._percentile(0))
         # One of the first of its wave has no earlier peers: those sent after it that have
         # had half as long stand in for them (else it would be judged by the wave's fastest).
         had = learned if wave is not None else learned / 2
-        if (
+        sheltered = (wave is not None and wave > _UNSETTLED_SHARE) or (
             started is not None
             and now is not None
             and not self._tested(learned, started, now, ticket, had=had)
+        )
+        if (sheltered or cut_before > 0) and self._storm(
+            learned, now, first_byte=True, retried=cut_before > 0
         ):
+            return self._bound(learned, self._first_byte_floor, 0)
+        if sheltered:
+            if wave is not None and wave > _UNSETTLED_SHARE:
+                return self._maximum
             learned = max(learned, self._prior)
         return self._bound(learned, self._first_byte_floor, cut_before)
 
-    def gap_limit(self, *, cut_before: int = 0, ticket: int | None = None) -> float:
+    def gap_limit(
+        self, *, cut_before: int = 0, ticket: int | None = None, now: float | None = None
+    ) -> float:
         """Seconds a stream may stay silent between chunks.
 
         Given its ``ticket``, an attempt is not cut short of the maximum while more than 10%
@@ -171,14 +225,34 @@ class StreamWatch:
         think is a gap too when the stream opens with an empty chunk).
         """
         wave = 0.0 if ticket is None else self._wave(ticket, self._running)
-        if wave is not None and wave > _UNSETTLED_SHARE:
-            return self._maximum
         if not self._enough(self._gaps):
+            if wave is not None and wave > _UNSETTLED_SHARE:
+                return self._maximum
             return self._bound(self._prior, self._gap_floor, cut_before)
-        learned = self._headroom * self._percentile(1)
-        if wave is None:  # one of the first of its wave: not judged by its fastest alone
-            learned = max(learned, self._prior)
+        learned = max(self._gap_floor, self._headroom * self._percentile(1))
+        sheltered = wave is None or wave > _UNSETTLED_SHARE
+        if (sheltered or cut_before > 0) and self._storm(
+            learned, now, first_byte=False, retried=cut_before > 0
+        ):
+            return self._bound(learned, self._gap_floor, 0)
+        if sheltered:
+            if wave is not None:
+                return self._maximum
+            learned = max(learned, self._prior)  # one of the first of its wave
         return self._bound(learned, self._gap_floor, cut_before)
+
+    def _storm(self, learned: float, now: float | None, *, first_byte: bool, retried: bool) -> bool:
+        """Do silences past ``learned`` never end, lately? Then no wave shelters them.
+
+        A storm of hangs is a wave of silences too; what tells it from a slow wave is that
+        its silences stay silent (:class:`SilenceRecords`). Asked for a job cut before, it
+        is answered by such jobs' attempts: when theirs never end either, the cut was bad
+        luck, not a slow job, and its bound is not doubled (a job hung four times in a row
+        waited 2 + 4 + 8 + 16 s; on the plain road 9 + 18 + 36 + 78 s).
+        """
+        return now is not None and self._silences.hangs_past(
+            learned, now, first_byte=first_byte, retried=retried
+        )
 
     def next_check(self, silent: float, limit: float) -> float:
         """Silence (seconds) at which to ask again, for a bound of ``limit`` now.
@@ -190,7 +264,9 @@ class StreamWatch:
         step = floor
         while step <= silent:
             step *= 2.0
-        return min(limit, step)
+        # Growing by half, not doubling, past the floor's first steps: a silence sheltered by
+        # a wave is asked again soon after the evidence turns (a storm of hangs recognised).
+        return min(limit, step, silent + max(_CHECK_STEP, silent / 2))
 
     @staticmethod
     def _enough(samples: deque[float]) -> bool:
@@ -203,11 +279,14 @@ class StreamWatch:
         Fewer than three earlier streams ended: what was learned came from streams opened
         after this one, the fastest of its wave, so it does not judge this one.
         """
-        # Counted only when a silent attempt is judged again (on a doubling schedule).
-        older = sum(1 for other in unanswered if other < ticket)
-        if ticket - older < _MIN_SAMPLES:
+        # Counted only when a silent attempt is judged again (on a doubling schedule), and
+        # among the recent streams only: a slow wave late in a run is a wave too.
+        since = max(0, ticket - _WAVE_SPAN)
+        older = sum(1 for other in range(since, ticket) if other in unanswered)
+        opened = min(ticket, _WAVE_SPAN)
+        if opened - older < _MIN_SAMPLES and ticket < _WAVE_SPAN:
             return None
-        return older / ticket
+        return older / opened if opened else None
 
     def _tested(
         self, bound: float, started: float, now: float, ticket: int | None, *, had: float
@@ -223,6 +302,11 @@ class StreamWatch:
         )
         silent = sum(
             1 for t, began in self._waiting.items() if early <= began <= late and t != ticket
+        )
+        # Peers cut while silent did not answer either: without them, the first calls of a
+        # slow wave late in a run, cut one by one, each found its peers all answered.
+        silent += bisect.bisect_right(self._cut_silent, late) - bisect.bisect_left(
+            self._cut_silent, early
         )
         return answered >= _PEERS_ANSWERED * (answered + silent)
 
