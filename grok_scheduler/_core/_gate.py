@@ -58,7 +58,8 @@ class GateState:
 
     ``in_flight`` counts calls on the wire; ``first_call_at``/``heard_back`` hold the pool to
     one call until the server first answers; ``last_urgent_at``/``waiting_for_slot`` drive the
-    urgent hold; ``closing`` means no job will be submitted any more.
+    urgent hold; ``closing`` means no job will be submitted any more; ``paused`` that none is
+    sent until resumed (closing overrides it: a graceful close finishes the queue).
     """
 
     __slots__ = (
@@ -67,6 +68,7 @@ class GateState:
         "heard_back",
         "in_flight",
         "last_urgent_at",
+        "paused",
         "waiting_for_slot",
     )
 
@@ -77,6 +79,7 @@ class GateState:
         self.last_urgent_at = -math.inf
         self.waiting_for_slot = False
         self.closing = False
+        self.paused = False
 
     def __repr__(self) -> str:
         return (
@@ -206,6 +209,9 @@ class Gate:
                         wakeup.poke()
                         return None
                     await wakeup.wait(lanes.next_eligible_at())
+                    continue
+                if state.paused and not state.closing:
+                    await wakeup.wait(None)  # resume() or aclose() pokes
                     continue
                 if state.first_call_at is not None and not state.heard_back:
                     # Until the server has answered once, one call at a time: a wrong key or

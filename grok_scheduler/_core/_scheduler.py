@@ -22,13 +22,14 @@ from .._guards._budget import Budget
 from .._limits._adaptive import AdaptivePolicy
 from .._models import Endpoint, Priority, Result
 from .._observe._alerts import Alert, AlertMonitor, AlertPolicy
-from .._observe._stats import SchedulerStatistics, StatsRecorder, queue_levels
+from .._observe._stats import StatsRecorder
 from .._observe._timeline import Timeline
 from .._transports._aiohttp import AiohttpTransport
 from .._transports._base import Transport, TransportResponse
 from .._transports._streaming import StreamingTransport
 from ._attempt import WorkerPool
 from ._batch_method import BatchMethods
+from ._controls import RunControls
 from ._gate import GateState, Wakeup
 from ._intake import enqueue, make_job
 from ._job import Job
@@ -48,7 +49,7 @@ DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _CLOSED_BEFORE_RUN = "the scheduler was closed before this job ran"
 
 
-class Scheduler(BatchMethods):
+class Scheduler(BatchMethods, RunControls):
     """Schedules prompts to the xAI API within its rate limits; use as an async context manager.
 
     Priorities: a LOWER number is MORE urgent (``Priority.CRITICAL`` = 0 ... ``Priority.LOW`` = 3,
@@ -403,36 +404,6 @@ class Scheduler(BatchMethods):
         stays flat whatever the input size. Failures are yielded as outcomes, never raised.
         """
         return map_prompts(self, prompts, ordered=ordered, window=window, **defaults)
-
-    # -- introspection ----------------------------------------------------------------------
-    def statistics(self) -> SchedulerStatistics:
-        """A frozen snapshot of queue, limits, counters and token use."""
-        now = self._clock.now()
-        default = self._lanes.existing(self._settings.model)
-        return self._stats.snapshot(
-            queued=self._lanes.queued(),
-            in_flight=self._state.in_flight,
-            limiter=default.limiter.state(now) if default is not None else None,
-            queue_by_priority=queue_levels(self._lanes.waiting(), now),
-            models={lane.model: lane.statistics(now) for lane in self._lanes},
-            breaker_state=self._breaker.state,
-            active_alerts=self._alerts.active(),
-            budget_used_fraction=self._budget.used_fraction if self._budget else None,
-            timeline=self._timeline.snapshot(now),
-        )
-
-    def write_report(
-        self, path: str | os.PathLike[str], *, refresh_seconds: float | None = None
-    ) -> None:
-        """Write the run so far as one self-contained HTML file (needs the ``report`` extra).
-
-        Requests/s and tokens/min against the learned limit per model, 429s and retries marked,
-        calls in flight, call-time percentiles and the summary. ``refresh_seconds`` makes a
-        browser reload the page that often (for a file rewritten during a live run).
-        """
-        from .._observe._report import write_report
-
-        write_report(self.statistics(), path, refresh_seconds=refresh_seconds)
 
     def __repr__(self) -> str:
         lane = self._lanes.existing(self._settings.model)

@@ -170,9 +170,7 @@ class BulkRun:
         try:
             try:
                 with tuned_collector():
-                    await self._run_stream(
-                        scheduler, source, state, handle_signals=handle_signals
-                    )
+                    await self._run_stream(scheduler, source, state, handle_signals=handle_signals)
             except BaseExceptionGroup as group:
                 raise _first_error(group) from None
         finally:
@@ -317,13 +315,14 @@ class BulkRun:
 
     def _first_interrupt(self) -> None:
         assert self._stream is not None and self._transport is not None
-        assert self._task_group is not None
+        assert self._task_group is not None and self._scheduler is not None
         in_flight = self._transport.sending
         self._warn(
             f"interrupted: reading no more input, finishing {plural(in_flight, 'call')} in "
             "flight (Ctrl-C again to stop now)"
         )
         self._stream.close_input()
+        self._scheduler.pause()  # queued jobs and retries wait at the gate: never sent, never cut
         self._transport.drain()
         self._task_group.start_soon(self._finish_in_flight)
 

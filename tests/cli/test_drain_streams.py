@@ -121,6 +121,61 @@ async def test_a_cli_shaped_run_streams_and_a_drain_waits_for_the_streams() -> N
         await scheduler.aclose(cancel=True)
 
 
+async def test_jobs_held_by_a_drain_are_neither_sent_nor_failed_while_long_calls_finish() -> None:
+    """Ctrl-C once as the CLI does it (pause, then drain) with 25-minute answers on the wire.
+
+    The queued jobs wait at the gate, never sent and never failed, until the drain's end
+    cancels them (redone on resume). Held in the draining transport instead, each was cut by
+    the watchdog as a silent stream, retried, held and cut again until it failed as a timeout:
+    a failure line for a job the server never saw.
+    """
+    clock = FakeClock(start=0.0)
+    server = _Server(clock, words=1500)
+    transport = drainable(MockStreamTransport(server))
+    scheduler = Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=transport,
+        rng=random.Random(1),
+        requests_per_second=0.5,
+    )
+    async with scheduler:
+        futures = [scheduler.submit_nowait(f"job {i}") for i in range(6)]
+        await clock.advance(5.0)  # the rest wait for credit, which comes during the drain
+        sent = len(server.bodies)
+        assert transport.sending == sent >= 2
+        scheduler.pause()
+        transport.drain()
+        idle = asyncio.ensure_future(transport.wait_idle())
+        await clock.run_until_done(idle, limit=3600.0)
+        assert [f.done() for f in futures] == [True] * sent + [False] * (6 - sent)
+        assert all(f.result().text == "w" * 1500 for f in futures[:sent])
+        assert len(server.bodies) == sent and scheduler.paused
+        await scheduler.aclose(cancel=True)
+    assert all(f.done() for f in futures)
+
+
+async def test_a_paused_scheduler_sends_again_on_resume_and_a_graceful_close_finishes() -> None:
+    """pause() holds queued jobs at the gate; resume() sends them; aclose() overrides a pause."""
+    clock = FakeClock(start=0.0)
+    server = _Server(clock, words=2)
+    scheduler = Scheduler(
+        api_key=KEY, clock=clock, transport=MockStreamTransport(server), rng=random.Random(1)
+    )
+    await scheduler.start()
+    scheduler.pause()
+    first = scheduler.submit_nowait("job 0")
+    await clock.advance(30.0)
+    assert not first.done() and server.bodies == []
+    scheduler.resume()
+    await clock.run_until_done(first, limit=60.0)
+    scheduler.pause()
+    second = scheduler.submit_nowait("job 1")
+    closing = asyncio.ensure_future(scheduler.aclose())
+    await clock.run_until_done(closing, limit=60.0)
+    assert second.result().text == "ww" and len(server.bodies) == 2
+
+
 async def test_aclose_with_streams_on_the_wire_closes_them_all() -> None:
     """Streams hung mid-answer, then ``aclose(cancel=True)``: each is closed, no job pending."""
     clock = FakeClock(start=0.0)
