@@ -38,7 +38,7 @@ _END = _End()
 class StreamState:
     """The channel between the worker streaming a job and the caller reading it."""
 
-    __slots__ = ("abandoned", "channel", "delivered", "parts", "reader", "silent")
+    __slots__ = ("abandoned", "channel", "delivered", "last_cut", "parts", "reader", "silent")
 
     def __init__(self, *, silent: bool = False) -> None:
         # A submitted job streamed on the wire (stream_on_wire) has no reader: nothing is
@@ -52,6 +52,8 @@ class StreamState:
         self.abandoned = False
         # The task reading the current attempt, cancelled when the caller leaves.
         self.reader: asyncio.Task[object] | None = None
+        # When the attempt the watchdog last cut before its first byte was sent.
+        self.last_cut: float | None = None
 
     def deliver(self, chunk: StreamChunk) -> None:
         """Hand one chunk to the caller."""

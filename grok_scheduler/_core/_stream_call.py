@@ -150,7 +150,9 @@ class _Attempt:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._watch.gone(self._ticket, self._clock.now(), completed=self.completed)
+        # A stream its caller left says nothing of what its silence would have become.
+        now = None if self._state.abandoned else self._clock.now()
+        self._watch.gone(self._ticket, now, completed=self.completed)
 
     def _fire(self, why: str) -> None:
         if self.task is not None and not self.task.done():
@@ -177,8 +179,8 @@ class _Attempt:
         )
         try:
             if not 200 <= stream.status < 300:
-                # The server spoke (a refusal, not a silence): what its silences become.
-                self._watch.spoke(self._ticket, self._clock.now())
+                # The server spoke (a refusal, not a silence): no silent peer, no silence.
+                self._watch.refused(self._ticket, self._clock.now())
                 return TransportResponse(stream.status, await stream.read(), stream.headers)
             return await self._read_events(stream)
         finally:
@@ -212,9 +214,16 @@ class _Attempt:
             ) from None
         if isinstance(found, ErrorFrame):
             return found
-        if self.first_at is not None:
-            # An answer, not an error frame: what this model's time to first byte is.
-            self._watch.heard_first(self._ticket, self.started, self.first_at)
+        if self.first_at is not None and self._watch.heard_first(
+            self._ticket, self.started, self.first_at
+        ):
+            # An answer, not an error frame: what this model's time to first byte is; and a
+            # job cut silent before that now answers promptly was hung, not slow.
+            cut = self._state.last_cut
+            if cut is not None:
+                if self.first_at - self.started <= self._watch.first_byte_limit():
+                    self._watch.forgive(cut)
+                self._state.last_cut = None
         self._state.pass_frame(payload)
         if isinstance(found, Delta):
             self._state.deliver(StreamChunk(found.text, found.reasoning))
@@ -278,6 +287,8 @@ class Streamer:
                 return Abandoned(self._generated(job, lane, attempt))
             if attempt.cut is None:
                 raise  # the worker itself was cancelled: the scheduler is closing
+            if attempt.first_at is None:
+                state.last_cut = attempt.started
             raise _retryable(APITimeoutError(f"Stream cut: {attempt.cut}.")) from None
         finally:
             attempt.disarm()

@@ -27,12 +27,15 @@ streams sent after it (their fastest) do not judge it alone. The prior (90 s, th
 30 s times its slack of 3) sits above a reasoning model's 30-60 s think: a 30 s prior cut and
 paid again dozens of healthy calls in review (300 jobs at 5 rps, median 30 s, 78 resent).
 Only the last 100 streams count toward a wave, so a slow wave late in a run is one too; and a
-peer cut while silent counts as silent, so such a wave's first calls are not cut one by one.
+peer cut while silent counts as silent, so such a wave's first calls are not cut one by one,
+until its job answers promptly when tried again (then it was a hang, and would shelter the next
+one). Two silent peers are no wave, though: the last hangs of a run keep no prior for each other.
 
 A storm of hangs is a wave of silences as well, one that never ends. When the model's recent
-silences past the learned bound show it (:class:`SilenceRecords`: most streams answered within
-the bound, and those silent past it, watched 20 s or more, never spoke again), no wave shelters
-a silence: the learned bound judges it (review: 30% of calls hanging held each one 900 s).
+silences past the learned bound show it (:class:`SilenceRecords`: most calls answered within
+the bound, and those silent past it, watched a minute or more, never spoke again), no wave
+shelters a silence: the learned bound judges it (review: 30% of calls hanging held each one
+900 s), and a retry is not doubled when retried attempts show the same.
 """
 
 from __future__ import annotations
@@ -147,15 +150,19 @@ class StreamWatch:
         if silence is not None:
             silence.spoke(now)
 
-    def heard_first(self, ticket: int, started: float, now: float) -> None:
-        """The attempt of ``ticket`` received its first answer (not an error) at ``now``."""
+    def heard_first(self, ticket: int, started: float, now: float) -> bool:
+        """The attempt of ``ticket`` received its first answer (not an error) at ``now``.
+
+        True the first time (what follows are later frames of the same attempt).
+        """
         if self._waiting.pop(ticket, None) is None:
-            return
+            return False
         self.observe(now - started, -1.0)
         if len(self._answered) == self._answered.maxlen:
             self._answered.popleft()
         # Nearly always appended at the end: attempts answer roughly in the order sent.
         bisect.insort(self._answered, started)
+        return True
 
     def gone(self, ticket: int, now: float | None = None, *, completed: bool = False) -> None:
         """The attempt of ``ticket`` ended at ``now`` (answered, cut, failed or left).
@@ -164,16 +171,30 @@ class StreamWatch:
         """
         started = self._waiting.pop(ticket, None)
         self._running.discard(ticket)
-        if now is not None and started is not None and now - started >= self._first_byte_floor:
+        silence = self._silenced.pop(ticket, None)
+        if now is None:
+            if silence is not None:
+                silence.forget()  # left by its caller: not evidence either way
+            return
+        if started is not None and now - started >= self._first_byte_floor:
             if len(self._cut_silent) == self._cut_silent.maxlen:
                 self._cut_silent.popleft()
             bisect.insort(self._cut_silent, started)
-        silence = self._silenced.pop(ticket, None)
         if silence is not None:
-            if now is None:
-                silence.forget()  # no time of its end: not evidence either way
-            else:
-                silence.end(now, completed=completed)
+            silence.end(now, completed=completed)
+
+    def refused(self, ticket: int, now: float) -> None:
+        """The attempt of ``ticket`` was answered with an error status: not a silence."""
+        self._waiting.pop(ticket, None)
+        self.spoke(ticket, now)
+
+    def forgive(self, started: float) -> None:
+        """A job's attempt sent at ``started``, cut before its first byte, answered promptly
+        when tried again: that silence was a hang, not a member of a slow wave, and no longer
+        counts as a silent peer (a hang's peers would otherwise shelter the next hang)."""
+        at = bisect.bisect_left(self._cut_silent, started)
+        if at < len(self._cut_silent) and self._cut_silent[at] == started:
+            del self._cut_silent[at]
 
     def first_byte_limit(
         self,
@@ -202,7 +223,7 @@ class StreamWatch:
         sheltered = (wave is not None and wave > _UNSETTLED_SHARE) or (
             started is not None
             and now is not None
-            and not self._tested(learned, started, now, ticket, had=had)
+            and not self._tested(learned, started, now, ticket, had=had, retried=cut_before > 0)
         )
         if (sheltered or cut_before > 0) and self._storm(
             learned, now, first_byte=True, retried=cut_before > 0
@@ -289,7 +310,14 @@ class StreamWatch:
         return older / opened if opened else None
 
     def _tested(
-        self, bound: float, started: float, now: float, ticket: int | None, *, had: float
+        self,
+        bound: float,
+        started: float,
+        now: float,
+        ticket: int | None,
+        *,
+        had: float,
+        retried: bool = False,
     ) -> bool:
         """Did the calls sent near this one that have had ``had`` seconds nearly all answer?
 
@@ -304,11 +332,16 @@ class StreamWatch:
             1 for t, began in self._waiting.items() if early <= began <= late and t != ticket
         )
         # Peers cut while silent did not answer either: without them, the first calls of a
-        # slow wave late in a run, cut one by one, each found its peers all answered.
-        silent += bisect.bisect_right(self._cut_silent, late) - bisect.bisect_left(
-            self._cut_silent, early
-        )
-        return answered >= _PEERS_ANSWERED * (answered + silent)
+        # slow wave late in a run, cut one by one, each found its peers all answered. Not for
+        # a retry, whose bound doubles anyway: among a storm's last hangs, its peers are
+        # other hangs cut (and it would keep the prior, doubled).
+        if not retried:
+            silent += bisect.bisect_right(self._cut_silent, late) - bisect.bisect_left(
+                self._cut_silent, early
+            )
+        # Two silent calls are no wave: the last hangs of a run, sent together, would keep
+        # each other at the prior (doubled for a retry) with no answered peer left.
+        return silent < _MIN_SAMPLES or answered >= _PEERS_ANSWERED * (answered + silent)
 
     def _percentile(self, which: int) -> float:
         percentile = self._learned[which]

@@ -50,7 +50,10 @@ class World:
     hang_mid: float = 0.0  # share silent for an hour after their first chunk
     slow_after: int | None = None  # attempts after this many think ``slow`` seconds
     slow_jobs: float = 0.0  # share of jobs (every attempt) that think ``slow`` seconds
+    slow_calls: float = 0.0  # share of attempts that do (a slow tail)
     slow: float = 30.0
+    slow_sigma: float = 1.0
+    think_in_gap: bool = False  # slow ones send their first chunk at once, then think
     jobs: int = 300
     rate: float = 10.0
 
@@ -67,11 +70,10 @@ async def _run(world: World, seed: int = 1) -> Run:
     rng = random.Random(seed)
     sent = [0]
 
-    async def body(first_byte: float, hang_mid: bool) -> AsyncIterator[bytes]:
+    async def body(first_byte: float, hang_mid: bool, gap: float) -> AsyncIterator[bytes]:
         await clock.sleep(first_byte)
         yield _CHUNK
-        if hang_mid:
-            await clock.sleep(HANG)
+        await clock.sleep(HANG if hang_mid else gap)
         for _ in range(8):
             await clock.sleep(0.1)
             yield _CHUNK
@@ -81,15 +83,19 @@ async def _run(world: World, seed: int = 1) -> Run:
     async def stream(path: str, payload: dict[str, Any]) -> MockStream:
         sent[0] += 1
         job = int(payload["messages"][-1]["content"].split()[-1])
-        slow = (world.slow_after is not None and sent[0] > world.slow_after) or (
-            random.Random(job).random() < world.slow_jobs
+        slow = (
+            (world.slow_after is not None and sent[0] > world.slow_after)
+            or random.Random(job).random() < world.slow_jobs
+            or (world.slow_calls > 0 and rng.random() < world.slow_calls)
         )
-        first_byte = (world.slow if slow else 0.25) * rng.lognormvariate(0.0, 1.0 if slow else 0.25)
+        sigma = world.slow_sigma if slow else 0.25
+        wait = (world.slow if slow else 0.25) * rng.lognormvariate(0.0, sigma)
+        first_byte, gap = (0.2, wait) if slow and world.think_in_gap else (wait, 0.0)
         draw = rng.random()
         if draw < world.hang_first:
             first_byte = HANG
         hang_mid = world.hang_first <= draw < world.hang_first + world.hang_mid
-        return MockStream(200, body(first_byte, hang_mid))
+        return MockStream(200, body(first_byte, hang_mid, gap))
 
     return await _drive(clock, stream, sent, jobs=world.jobs, rate=world.rate, on_wire=True)
 
@@ -124,22 +130,22 @@ async def _drive(
 
 
 async def test_a_storm_of_first_byte_hangs_does_not_shelter_itself() -> None:
-    """30% of attempts never send a byte: each hang is cut in tens of seconds, not 900 s.
+    """30% of attempts never send a byte: each hang is cut within a minute or two, not 900 s.
 
     Before: 538 s (the hangs, each over 10% of the silent streams, waited for each other).
-    The ideal is 31 s; the first 20 s of evidence and the unluckiest job's doubling cost the
-    rest (a job hung four times in a row waits 2 + 4 + 8 + 16 s).
+    The ideal is 31 s; the evidence (silences that last a minute and never end, first of
+    fresh attempts, then of retried ones) costs the rest: 145 s.
     """
     run = await _run(World(hang_first=0.3))
     assert run.failed == 0
-    assert run.makespan < 120.0
+    assert run.makespan < 250.0
 
 
 async def test_a_storm_of_hangs_mid_stream_does_not_shelter_itself() -> None:
-    """30% of streams go silent after their first chunk. Before: 193 s on this seed."""
+    """30% of streams go silent after their first chunk. Before: 193 s on this seed (127 now)."""
     run = await _run(World(hang_mid=0.3), seed=3)
     assert run.failed == 0
-    assert run.makespan < 120.0
+    assert run.makespan < 160.0
 
 
 async def test_a_slow_wave_late_in_a_run_is_not_cut_call_by_call() -> None:
@@ -157,12 +163,37 @@ async def test_a_slow_minority_pays_a_few_cuts_not_one_per_call() -> None:
     """30% of the jobs think about a minute on every attempt, the rest answer in 0.3 s.
 
     Until a minute has passed this world looks like a storm of hangs; the evidence for that
-    is watched 20 s, and a job cut as a hang is then judged by retried attempts alone (which
-    here are all slow, so not hangs). A handful are paid twice, not one per slow job (~90).
+    is watched a minute, and a job cut as a hang is then judged by retried attempts alone
+    (which here are all slow, so not hangs). A few are paid twice, not one per slow job (~90).
     """
     run = await _run(World(slow_jobs=0.3, slow=60.0, rate=5.0))
     assert run.failed == 0
-    assert run.resent <= 20
+    assert run.resent <= 8
+
+
+async def test_a_minority_thinking_a_minute_after_an_opening_chunk_is_not_cut() -> None:
+    """30% of the jobs open their stream at once, then think about a minute (sigma 0.3).
+
+    Found in review: with evidence watched 20 s, those thinks looked like hangs at 22 s; all
+    were cut at the 2 s gap floor, and their retries climbed 2, 4, 8, 16, 32 s (91 paid twice,
+    one job failed in another seed). A silence must last a minute before it counts as one
+    that never ends: none is cut.
+    """
+    run = await _run(World(slow_jobs=0.3, slow=60.0, slow_sigma=0.3, think_in_gap=True, rate=5.0))
+    assert run.failed == 0
+    assert run.resent == 0
+
+
+async def test_hangs_among_a_slow_tail_are_not_held_for_minutes() -> None:
+    """8% of attempts hang, 5% take about 15 s and answer, the rest take 1 s.
+
+    Found in review: each hang cut counted as a silent peer of the next one, which then kept
+    the 90 s prior (215 s for a run of 31 s ideal). A hang whose job answers promptly when
+    tried again is no longer counted; the slow tail keeps its shelter.
+    """
+    run = await _run(World(hang_first=0.08, slow_calls=0.05, slow=15.0, slow_sigma=0.5))
+    assert run.failed == 0
+    assert run.makespan < 100.0
 
 
 async def _plain_storm(on_wire: bool | None, seed: int) -> Run:
@@ -202,9 +233,10 @@ async def test_a_storm_of_plain_hangs_does_not_shelter_itself() -> None:
 async def test_the_default_road_in_a_storm_shares_one_record_of_silences() -> None:
     """By default the first jobs stream (the plain prior is long) and the rest go plain.
 
-    Before: 565 s. The few streamed jobs' retries, judged by the streams alone, were held to
-    the 90 s prior and doubled; plain calls and streams of a model now share one record.
+    Before: 565 s (225 s now, most of it one job's plain timeouts doubling: 18, 39, 78 s). The
+    few streamed jobs' retries, judged by the streams alone, were held to the 90 s prior and
+    doubled; plain calls and streams of a model now share one record.
     """
     run = await _plain_storm(None, seed=1)
     assert run.failed == 0
-    assert run.makespan < 200.0
+    assert run.makespan < 300.0

@@ -78,3 +78,16 @@ def test_a_gap_that_never_ends_mid_stream_is_a_hang() -> None:
     now = 9.0 + MIN_HOLD
     assert records.hangs_past(BOUND, now, first_byte=False, retried=False)
     assert not records.hangs_past(BOUND, now, first_byte=True, retried=False)
+
+
+def test_a_majority_alive_with_silences_that_ended_is_no_storm() -> None:
+    """30 of 40 answer quickly; of the 10 silent past 2 s, 3 answered later (at 6-12 s).
+
+    Most are alive, and 3 dead would do; but 3 in 10 silences ending says they end.
+    """
+    waits: list[float | None] = [0.3] * 30 + [6.0, 9.0, 12.0] + [None] * 7
+    records = _records(waits)
+    assert not records.hangs_past(BOUND, 39.0 + MIN_HOLD, first_byte=True, retried=False)
+    assert _records([0.3] * 30 + [None] * 10).hangs_past(
+        BOUND, 39.0 + MIN_HOLD, first_byte=True, retried=False
+    )
