@@ -52,8 +52,8 @@ class StreamState:
         self.abandoned = False
         # The task reading the current attempt, cancelled when the caller leaves.
         self.reader: asyncio.Task[object] | None = None
-        # When the attempt the watchdog last cut before its first byte was sent.
-        self.last_cut: float | None = None
+        # The attempt the watchdog last cut: its ticket, when sent, before its first byte.
+        self.last_cut: tuple[int, float, bool] | None = None
 
     def deliver(self, chunk: StreamChunk) -> None:
         """Hand one chunk to the caller."""

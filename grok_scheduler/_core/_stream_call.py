@@ -95,7 +95,7 @@ class _Attempt:
         self._timer: TimerHandle | None = None
         self.assembler = StreamAssembler(job.endpoint)
         self.started = clock.now()
-        self._ticket = watch.waiting(self.started, retried=cuts > 0)
+        self._ticket = watch.waiting(self.started)
         self.first_at: float | None = None
         self.last_at = self.started
         self.longest_gap = 0.0
@@ -157,6 +157,7 @@ class _Attempt:
     def _fire(self, why: str) -> None:
         if self.task is not None and not self.task.done():
             self.cut = why
+            self._watch.cut_made(self._clock.now())
             self.task.cancel()
 
     def heard(self) -> None:
@@ -220,9 +221,11 @@ class _Attempt:
             # An answer, not an error frame: what this model's time to first byte is; and a
             # job cut silent before that now answers promptly was hung, not slow.
             cut = self._state.last_cut
-            if cut is not None:
-                if self.first_at - self.started <= self._watch.first_byte_limit():
-                    self._watch.forgive(cut)
+            if cut is not None and cut[2]:
+                prompt = self.first_at - self.started <= self._watch.first_byte_limit()
+                if prompt:
+                    self._watch.forgive(cut[0], cut[1])
+                self._watch.cut_told(prompt=prompt)
                 self._state.last_cut = None
         self._state.pass_frame(payload)
         if isinstance(found, Delta):
@@ -287,9 +290,12 @@ class Streamer:
                 return Abandoned(self._generated(job, lane, attempt))
             if attempt.cut is None:
                 raise  # the worker itself was cancelled: the scheduler is closing
-            if attempt.first_at is None:
-                state.last_cut = attempt.started
+            self._tell(watch, state, attempt, None)
+            state.last_cut = (attempt._ticket, attempt.started, attempt.first_at is None)
             raise _retryable(APITimeoutError(f"Stream cut: {attempt.cut}.")) from None
+        except BaseException:
+            self._tell(watch, state, attempt, None)
+            raise
         finally:
             attempt.disarm()
             if total is not None:
@@ -297,7 +303,32 @@ class Streamer:
             state.reader = None
         if response.status == 200 and attempt.first_at is not None:
             watch.observe(-1.0, attempt.longest_gap)  # its first byte was taught on arrival
+        self._tell(watch, state, attempt, response)
         return response
+
+    @staticmethod
+    def _tell(
+        watch: StreamWatch,
+        state: StreamState,
+        attempt: _Attempt,
+        response: TransportResponse | None,
+    ) -> None:
+        """Whether this attempt of a job cut for silence before answered promptly (the cut
+        was a hang's) or not (a slow job's): told once, unless its first byte told already."""
+        cut = state.last_cut
+        if cut is None:
+            return
+        state.last_cut = None
+        prompt = (
+            response is not None
+            and response.status == 200
+            and attempt.completed
+            and attempt.longest_gap <= watch.gap_limit()
+            and (attempt.first_at or attempt.started) - attempt.started <= watch.first_byte_limit()
+        )
+        if prompt:
+            watch.forgive(cut[0], cut[1])  # whole with no long silence: the cut was a hang's
+        watch.cut_told(prompt=prompt)
 
     @staticmethod
     def _generated(job: Job, lane: Lane, attempt: _Attempt) -> int:

@@ -18,13 +18,15 @@ watched long enough (``hold``: 4 x ``s``, and at least :data:`MIN_HOLD` seconds)
 * hardly any of them ever ended in an answer (at most 1 in 10).
 
 A wave of slow calls has no majority answered within a bound learned from its fastest. A slow
-minority (some prompts think for a minute) looks like a storm until its answers come, so a
+minority (some prompts think for minutes) looks like a storm until its answers come, so a
 silence counts as one that never ends only after a minute (review: watched 20 s, a minority
-thinking ~60 s after an opening chunk was cut at the 2 s gap floor, 91 of 300 paid twice);
-the price is that a storm's hangs are held about a minute before the evidence is in. A job cut
-as a hang is judged by retried attempts only: a hard prompt is slow again, where a storm's
-hangs were bad luck and its retries mostly quick. Calls cut early are censored (nobody knows
-what they would have become), so the evidence comes only from silences watched to the end of
+thinking ~60 s after an opening chunk was cut at the 2 s gap floor, 91 of 300 paid twice), and
+what looks like a storm is confirmed by the jobs it cut (:meth:`SilenceRecords.storm`): a
+storm's hangs were bad luck, so their jobs answer promptly when tried again, where a hard
+prompt is slow again. Until two of them (and half) did, only three cuts at a time await that
+answer; after the cut jobs said "slow", one. The price is that a storm's hangs are held a
+minute or so before the evidence is in. Calls cut early are censored (nobody knows what they
+would have become), so the evidence of silences comes only from those watched to the end of
 the hold, never from the cuts it led to. Plain calls and streams of a model share one record:
 a plain answer came no sooner than its first byte would have.
 """
@@ -49,6 +51,13 @@ MIN_DEAD = 3
 _SPOKE_AGAIN = 0.1
 # Most of the recent streams answered within the bound: the model is alive.
 _ALIVE = 0.5
+# A storm is confirmed once at least this many of the last jobs cut (and half of them)
+# answered promptly when tried again; until then at most _PROBES cuts are awaiting that.
+_CONFIRM = 2
+_PROMPT_SHARE = 0.5
+_OUTCOMES = 10
+_PROBES = 3
+_CUT_FORGOTTEN = 300.0
 # The verdict is read again at most this often (seconds of the clock): silences change slowly,
 # and every silent attempt asks on its doubling schedule.
 _FRESH = 1.0
@@ -69,13 +78,11 @@ class Silence:
         "first_at",
         "last_at",
         "longest_gap",
-        "retried",
         "started",
     )
 
-    def __init__(self, started: float, retried: bool) -> None:
+    def __init__(self, started: float) -> None:
         self.started = started
-        self.retried = retried
         self.first_at: float | None = None
         self.last_at = started
         self.longest_gap = 0.0
@@ -111,40 +118,70 @@ class SilenceRecords:
     sooner than a streamed call's first byte would have, so both tell what silences become.
     """
 
-    __slots__ = ("_streams", "_verdicts")
+    __slots__ = ("_outcomes", "_pending_cuts", "_streams", "_verdicts")
 
     def __init__(self) -> None:
         self._streams: deque[Silence] = deque(maxlen=_KEPT)
-        # (first byte or gap, retried, bound) -> (read at, verdict)
-        self._verdicts: dict[tuple[bool, bool, int], tuple[float, bool]] = {}
+        # (first byte or gap, bound) -> (read at, verdict)
+        self._verdicts: dict[tuple[bool, int], tuple[float, bool]] = {}
+        # When the cuts were made whose jobs have not tried again yet, and whether the last
+        # jobs cut answered promptly when tried again.
+        self._pending_cuts: deque[float] = deque()
+        self._outcomes: deque[bool] = deque(maxlen=_OUTCOMES)
 
-    def opened(self, started: float, *, retried: bool) -> Silence:
-        """An attempt was sent at ``started`` (``retried``: its job was cut for silence)."""
-        silence = Silence(started, retried)
+    def storm(self, bound: float, now: float, *, first_byte: bool) -> bool:
+        """May silences past ``bound`` be cut as hangs, though a wave would shelter them?
+
+        They look like hangs (:meth:`hangs_past`), and the jobs cut lately answered promptly
+        when tried again (a storm's hangs are bad luck). Silences that never ended within the
+        hold may yet be a slow minority's (a prompt that thinks for three minutes), which is
+        slow again when tried again: until the cut jobs tell which, only a few are cut at a
+        time (probes), and one at a time once they said "slow".
+        """
+        if not self.hangs_past(bound, now, first_byte=first_byte):
+            return False
+        prompt = sum(self._outcomes)
+        if prompt >= _CONFIRM and prompt >= _PROMPT_SHARE * len(self._outcomes):
+            return True
+        while self._pending_cuts and now - self._pending_cuts[0] > _CUT_FORGOTTEN:
+            self._pending_cuts.popleft()  # its job never came back (failed, cancelled)
+        refuted = len(self._outcomes) >= _CONFIRM + 1
+        return len(self._pending_cuts) < (1 if refuted else _PROBES)
+
+    def cut_made(self, now: float) -> None:
+        """An attempt was cut for its silence; its job's next attempt will tell what it was."""
+        self._pending_cuts.append(now)
+
+    def cut_told(self, *, prompt: bool) -> None:
+        """The next attempt of a job cut for silence answered promptly (a hang) or not."""
+        if self._pending_cuts:
+            self._pending_cuts.popleft()
+        self._outcomes.append(prompt)
+
+    def opened(self, started: float) -> Silence:
+        """An attempt was sent at ``started``."""
+        silence = Silence(started)
         self._streams.append(silence)
         return silence
 
-    def hangs_past(self, bound: float, now: float, *, first_byte: bool, retried: bool) -> bool:
+    def hangs_past(self, bound: float, now: float, *, first_byte: bool) -> bool:
         """Is a silence past ``bound`` a hang, by what the recent streams' silences became?
 
         ``first_byte``: the silence before the first byte; else a gap between chunks.
-        ``retried``: asked for an attempt of a job already cut for silence, judged by such
-        attempts only: a slow minority (prompts that think for a minute) is slow again on
-        its next attempt, where a storm's hangs were bad luck and its retries mostly quick.
         """
         # Bounds within 10% of each other share a verdict: a learned bound moves with every
         # answer, and each silent attempt asks on its schedule (a scan of up to 400 records).
-        key = (first_byte, retried, int(math.log(max(bound, 1e-3)) / _SAME_BOUND))
+        key = (first_byte, int(math.log(max(bound, 1e-3)) / _SAME_BOUND))
         known = self._verdicts.get(key)
         if known is not None and now - known[0] < _FRESH:
             return known[1]
-        verdict = self._read(bound, now, first_byte, retried)
+        verdict = self._read(bound, now, first_byte)
         if len(self._verdicts) > 64:
             self._verdicts.clear()
         self._verdicts[key] = (now, verdict)
         return verdict
 
-    def _read(self, bound: float, now: float, first_byte: bool, retried: bool) -> bool:
+    def _read(self, bound: float, now: float, first_byte: bool) -> bool:
         hold = hold_for(bound)
         fate = self._first_byte if first_byte else self._gap
         # The recent streams say whether the model is alive; the recent silences past the
@@ -152,8 +189,6 @@ class SilenceRecords:
         recent = quick = 0
         spoke_again = dead = 0
         for stream in reversed(self._streams):
-            if retried and not stream.retried:
-                continue
             kind = fate(stream, bound, hold, now)
             if kind is None:
                 continue

@@ -127,16 +127,15 @@ class CallTimeouts:
         self._silences = SilenceRecords()
         self._silenced: dict[int, Silence] = {}
 
-    def begin(self, started: float | None = None, *, retried: bool = False) -> int:
+    def begin(self, started: float | None = None) -> int:
         """A non-streamed call is sent: its ticket, for :meth:`end` and ``timeout_for``.
 
-        ``started``: when (None: not a call to learn silences from); ``retried``: its job
-        timed out before.
+        ``started``: when (None: not a call to learn silences from).
         """
         self._sent += 1
         self._running.add(self._sent)
         if started is not None:
-            self._silenced[self._sent] = self._silences.opened(started, retried=retried)
+            self._silenced[self._sent] = self._silences.opened(started)
         return self._sent
 
     @property
@@ -156,6 +155,14 @@ class CallTimeouts:
         if answered:
             silence.spoke(now)
         silence.end(now, completed=answered)
+
+    def cut_made(self, now: float) -> None:
+        """A call was cut at its bound (its job's next attempt tells what it was)."""
+        self._silences.cut_made(now)
+
+    def cut_told(self, *, prompt: bool) -> None:
+        """The next attempt of a job cut at its bound answered promptly (a hang) or not."""
+        self._silences.cut_told(prompt=prompt)
 
     def _settled(self, ticket: int) -> bool:
         # Counted only when a call in flight is judged again (every quarter of its age), and
@@ -203,18 +210,15 @@ class CallTimeouts:
 
         unsettled = ticket is not None and not self._settled(ticket)
         # A storm of hangs (the recent calls' silences past the bound never ended): no wave
-        # shelters a call, and a job's earlier timeouts were bad luck, not a slow job.
+        # shelters a call. A job's earlier timeouts still double its bound (a hard prompt
+        # that thinks for minutes must get them, storm or not).
         storm = (
-            (unsettled or timed_out > 0)
+            unsettled
             and now is not None
             and len(self._durations) >= _MIN_SAMPLES
-            and self._silences.hangs_past(
-                max(self._minimum, bound), now, first_byte=True, retried=timed_out > 0
-            )
+            and self._silences.storm(max(self._minimum, bound), now, first_byte=True)
         )
-        if storm:
-            return max(self._minimum, min(self._maximum, bound))
-        if unsettled:
+        if unsettled and not storm:
             # Most of the calls sent up to this one are still running: it is not an outlier
             # among its peers, and what was learned is their fast part. Judged once they end.
             bound = self._maximum
@@ -249,6 +253,7 @@ async def send_watched(
     started: float,
     timeout: float,
     bound: Callable[[], float] | None,
+    on_cut: Callable[[], None] | None = None,
 ) -> TransportResponse:
     """``transport.send`` with ``timeout``, cut earlier once ``bound()`` says it is overdue.
 
@@ -256,7 +261,7 @@ async def send_watched(
     was chosen by the caller and is all there is). A call sent before its model had answered
     enough times was given the prior, over a minute; by the time it has been silent a few
     seconds the model's real calls are known, and a hang is cut at their bound. The cut is an
-    :class:`APITimeoutError`, as the transport's own timeout would be.
+    :class:`APITimeoutError`, as the transport's own timeout would be; ``on_cut`` is told.
     """
     if bound is None:
         return await transport.send(path, body, timeout=timeout)
@@ -278,6 +283,8 @@ async def send_watched(
         if elapsed >= limit - 1e-9:
             if not task.done():
                 cut.append(limit)
+                if on_cut is not None:
+                    on_cut()
                 task.cancel()
             return
         due = min(limit, elapsed + max(_FIRST_CHECK, elapsed / 4))

@@ -27,15 +27,16 @@ streams sent after it (their fastest) do not judge it alone. The prior (90 s, th
 30 s times its slack of 3) sits above a reasoning model's 30-60 s think: a 30 s prior cut and
 paid again dozens of healthy calls in review (300 jobs at 5 rps, median 30 s, 78 resent).
 Only the last 100 streams count toward a wave, so a slow wave late in a run is one too; and a
-peer cut while silent counts as silent, so such a wave's first calls are not cut one by one,
-until its job answers promptly when tried again (then it was a hang, and would shelter the next
-one). Two silent peers are no wave, though: the last hangs of a run keep no prior for each other.
+peer cut while silent still counts (awaiting a first byte, or in a gap), so such a wave's calls
+are not cut one by one as the first cuts leave it, until its job answers promptly when tried
+again (then it was a hang, and would shelter the next one).
 
 A storm of hangs is a wave of silences as well, one that never ends. When the model's recent
-silences past the learned bound show it (:class:`SilenceRecords`: most calls answered within
-the bound, and those silent past it, watched a minute or more, never spoke again), no wave
-shelters a silence: the learned bound judges it (review: 30% of calls hanging held each one
-900 s), and a retry is not doubled when retried attempts show the same.
+silences past the learned bound show it and the jobs cut lately confirm it
+(:class:`SilenceRecords`: most calls answered within the bound, those silent past it, watched a
+minute or more, never spoke again, and the cut jobs answered promptly when tried again), no
+wave shelters a silence: the learned bound judges it (review: 30% of calls hanging held each
+one 900 s).
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ _PEERS_ANSWERED = 0.9
 # is not cut short of the maximum: a wave of slow first bytes (a reasoning model thinking) is the
 # world, not a hang, and a bound learned meanwhile comes from the wave's fastest answers.
 _UNSETTLED_SHARE = 0.1
-_CHECK_STEP = 5.0
 _WAVE_SPAN = 100
 
 
@@ -72,6 +72,7 @@ class StreamWatch:
 
     __slots__ = (
         "_answered",
+        "_cut_in_gap",
         "_cut_silent",
         "_first_byte",
         "_first_byte_floor",
@@ -113,6 +114,9 @@ class StreamWatch:
         # Start times (sorted) of attempts that ended silent for at least the floor (cut,
         # mostly): peers that did not answer, though no longer waiting.
         self._cut_silent: deque[float] = deque(maxlen=_WINDOW)
+        # Tickets of recent attempts cut silent mid-stream: still part of a wave of gaps (a
+        # reasoning model thinking after an opening chunk), though no longer open.
+        self._cut_in_gap: set[int] = set()
         self._waiting: dict[int, float] = {}
         # Tickets of the attempts whose streams are open (first byte or not).
         self._running: set[int] = set()
@@ -133,15 +137,12 @@ class StreamWatch:
             self._gaps.append(longest_gap)
             self._learned[1] = None
 
-    def waiting(self, started: float, *, retried: bool = False) -> int:
-        """An attempt sent at ``started`` awaits its first byte; returns its ticket.
-
-        ``retried``: its job was cut for silence before.
-        """
+    def waiting(self, started: float) -> int:
+        """An attempt sent at ``started`` awaits its first byte; returns its ticket."""
         ticket = next(self._tickets)
         self._waiting[ticket] = started
         self._running.add(ticket)
-        self._silenced[ticket] = self._silences.opened(started, retried=retried)
+        self._silenced[ticket] = self._silences.opened(started)
         return ticket
 
     def spoke(self, ticket: int, now: float) -> None:
@@ -180,21 +181,39 @@ class StreamWatch:
             if len(self._cut_silent) == self._cut_silent.maxlen:
                 self._cut_silent.popleft()
             bisect.insort(self._cut_silent, started)
+        elif (
+            started is None
+            and not completed
+            and silence is not None
+            and now - silence.last_at >= self._gap_floor
+        ):
+            self._cut_in_gap.add(ticket)
+            if len(self._cut_in_gap) > 2 * _WAVE_SPAN:  # only the last 100 tickets count
+                self._cut_in_gap = {t for t in self._cut_in_gap if t >= ticket - _WAVE_SPAN}
         if silence is not None:
             silence.end(now, completed=completed)
+
+    def cut_made(self, now: float) -> None:
+        """An attempt is cut for its silence (its job's next attempt tells what it was)."""
+        self._silences.cut_made(now)
+
+    def cut_told(self, *, prompt: bool) -> None:
+        """The next attempt of a job cut for silence answered promptly (a hang) or not."""
+        self._silences.cut_told(prompt=prompt)
 
     def refused(self, ticket: int, now: float) -> None:
         """The attempt of ``ticket`` was answered with an error status: not a silence."""
         self._waiting.pop(ticket, None)
         self.spoke(ticket, now)
 
-    def forgive(self, started: float) -> None:
-        """A job's attempt sent at ``started``, cut before its first byte, answered promptly
+    def forgive(self, ticket: int, started: float) -> None:
+        """A job's attempt ``ticket`` sent at ``started``, cut while silent, answered promptly
         when tried again: that silence was a hang, not a member of a slow wave, and no longer
         counts as a silent peer (a hang's peers would otherwise shelter the next hang)."""
         at = bisect.bisect_left(self._cut_silent, started)
         if at < len(self._cut_silent) and self._cut_silent[at] == started:
             del self._cut_silent[at]
+        self._cut_in_gap.discard(ticket)
 
     def first_byte_limit(
         self,
@@ -223,13 +242,9 @@ class StreamWatch:
         sheltered = (wave is not None and wave > _UNSETTLED_SHARE) or (
             started is not None
             and now is not None
-            and not self._tested(learned, started, now, ticket, had=had, retried=cut_before > 0)
+            and not self._tested(learned, started, now, ticket, had=had)
         )
-        if (sheltered or cut_before > 0) and self._storm(
-            learned, now, first_byte=True, retried=cut_before > 0
-        ):
-            return self._bound(learned, self._first_byte_floor, 0)
-        if sheltered:
+        if sheltered and not self._storm(learned, now, first_byte=True):
             if wave is not None and wave > _UNSETTLED_SHARE:
                 return self._maximum
             learned = max(learned, self._prior)
@@ -245,24 +260,20 @@ class StreamWatch:
         streams, and the first to end are the wave's fastest (a reasoning model's pause to
         think is a gap too when the stream opens with an empty chunk).
         """
-        wave = 0.0 if ticket is None else self._wave(ticket, self._running)
+        wave = 0.0 if ticket is None else self._wave(ticket, self._running, self._cut_in_gap)
         if not self._enough(self._gaps):
             if wave is not None and wave > _UNSETTLED_SHARE:
                 return self._maximum
             return self._bound(self._prior, self._gap_floor, cut_before)
         learned = max(self._gap_floor, self._headroom * self._percentile(1))
         sheltered = wave is None or wave > _UNSETTLED_SHARE
-        if (sheltered or cut_before > 0) and self._storm(
-            learned, now, first_byte=False, retried=cut_before > 0
-        ):
-            return self._bound(learned, self._gap_floor, 0)
-        if sheltered:
+        if sheltered and not self._storm(learned, now, first_byte=False):
             if wave is not None:
                 return self._maximum
             learned = max(learned, self._prior)  # one of the first of its wave
         return self._bound(learned, self._gap_floor, cut_before)
 
-    def _storm(self, learned: float, now: float | None, *, first_byte: bool, retried: bool) -> bool:
+    def _storm(self, learned: float, now: float | None, *, first_byte: bool) -> bool:
         """Do silences past ``learned`` never end, lately? Then no wave shelters them.
 
         A storm of hangs is a wave of silences too; what tells it from a slow wave is that
@@ -271,9 +282,7 @@ class StreamWatch:
         luck, not a slow job, and its bound is not doubled (a job hung four times in a row
         waited 2 + 4 + 8 + 16 s; on the plain road 9 + 18 + 36 + 78 s).
         """
-        return now is not None and self._silences.hangs_past(
-            learned, now, first_byte=first_byte, retried=retried
-        )
+        return now is not None and self._silences.storm(learned, now, first_byte=first_byte)
 
     def next_check(self, silent: float, limit: float) -> float:
         """Silence (seconds) at which to ask again, for a bound of ``limit`` now.
@@ -285,16 +294,16 @@ class StreamWatch:
         step = floor
         while step <= silent:
             step *= 2.0
-        # Growing by half, not doubling, past the floor's first steps: a silence sheltered by
-        # a wave is asked again soon after the evidence turns (a storm of hangs recognised).
-        return min(limit, step, silent + max(_CHECK_STEP, silent / 2))
+        return min(limit, step)
 
     @staticmethod
     def _enough(samples: deque[float]) -> bool:
         return len(samples) >= _MIN_SAMPLES
 
     @staticmethod
-    def _wave(ticket: int, unanswered: dict[int, float] | set[int]) -> float | None:
+    def _wave(
+        ticket: int, unanswered: dict[int, float] | set[int], cut: set[int] | None = None
+    ) -> float | None:
         """Share of the streams opened before ``ticket`` still in this silence; None if < 3.
 
         Fewer than three earlier streams ended: what was learned came from streams opened
@@ -303,21 +312,18 @@ class StreamWatch:
         # Counted only when a silent attempt is judged again (on a doubling schedule), and
         # among the recent streams only: a slow wave late in a run is a wave too.
         since = max(0, ticket - _WAVE_SPAN)
-        older = sum(1 for other in range(since, ticket) if other in unanswered)
+        older = sum(
+            1
+            for other in range(since, ticket)
+            if other in unanswered or (cut is not None and other in cut)
+        )
         opened = min(ticket, _WAVE_SPAN)
         if opened - older < _MIN_SAMPLES and ticket < _WAVE_SPAN:
             return None
         return older / opened if opened else None
 
     def _tested(
-        self,
-        bound: float,
-        started: float,
-        now: float,
-        ticket: int | None,
-        *,
-        had: float,
-        retried: bool = False,
+        self, bound: float, started: float, now: float, ticket: int | None, *, had: float
     ) -> bool:
         """Did the calls sent near this one that have had ``had`` seconds nearly all answer?
 
@@ -332,16 +338,11 @@ class StreamWatch:
             1 for t, began in self._waiting.items() if early <= began <= late and t != ticket
         )
         # Peers cut while silent did not answer either: without them, the first calls of a
-        # slow wave late in a run, cut one by one, each found its peers all answered. Not for
-        # a retry, whose bound doubles anyway: among a storm's last hangs, its peers are
-        # other hangs cut (and it would keep the prior, doubled).
-        if not retried:
-            silent += bisect.bisect_right(self._cut_silent, late) - bisect.bisect_left(
-                self._cut_silent, early
-            )
-        # Two silent calls are no wave: the last hangs of a run, sent together, would keep
-        # each other at the prior (doubled for a retry) with no answered peer left.
-        return silent < _MIN_SAMPLES or answered >= _PEERS_ANSWERED * (answered + silent)
+        # slow wave late in a run, cut one by one, each found its peers all answered.
+        silent += bisect.bisect_right(self._cut_silent, late) - bisect.bisect_left(
+            self._cut_silent, early
+        )
+        return answered >= _PEERS_ANSWERED * (answered + silent)
 
     def _percentile(self, which: int) -> float:
         percentile = self._learned[which]

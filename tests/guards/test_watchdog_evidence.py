@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grok_scheduler._guards._silences import MIN_HOLD
 from grok_scheduler._guards._timeouts import CallTimeouts
 from grok_scheduler._guards._watchdog import StreamWatch
 
@@ -41,30 +40,6 @@ def test_the_plain_road_counts_a_wave_among_the_recent_calls() -> None:
     assert timeouts.timeout_for(64) < 10.0
 
 
-def test_in_a_storm_of_hangs_a_retry_is_cut_at_the_learned_bound_not_doubled() -> None:
-    """Retried attempts answer quickly but for the hangs, which never end: no doubling.
-
-    A job cut twice before gets the learned 2 s, not 8 s: its cuts were bad luck.
-    """
-    watch = StreamWatch(first_byte_floor=2.0)
-    _answered(watch, 5)
-    for i in range(20):  # retried attempts: 14 answer in 0.3 s, 6 hang
-        started = 1.0 + i
-        ticket = watch.waiting(started, retried=True)
-        if i % 10 in (2, 5, 8):
-            continue  # silent ever since
-        watch.spoke(ticket, started + 0.3)
-        watch.heard_first(ticket, started, started + 0.3)
-        watch.gone(ticket, started + 0.5, completed=True)
-    now = 20.0 + MIN_HOLD
-    mine = watch.waiting(now - 3.0, retried=True)
-    assert watch.first_byte_limit(cut_before=2, started=now - 3.0, now=now, ticket=mine) == 2.0
-    # No storm among fresh attempts: a fresh one is judged as before (its peers are silent).
-    fresh = StreamWatch(first_byte_floor=2.0)
-    _answered(fresh, 5)
-    assert fresh.first_byte_limit(cut_before=2) == 8.0
-
-
 def test_a_refusal_after_a_long_wait_is_no_silent_peer() -> None:
     """Three calls refused (a 503) after 3 s: the server spoke; the silent call among answered
     peers gets the learned bound. Counted as silent peers, they kept it at the prior."""
@@ -77,13 +52,3 @@ def test_a_refusal_after_a_long_wait_is_no_silent_peer() -> None:
         watch.gone(ticket, 13.0 + i * 0.1)
     _answered(watch, 20, start=10.5)
     assert watch.first_byte_limit(started=10.0, now=16.0, ticket=mine) == 2.0
-
-
-def test_two_silent_calls_are_no_wave() -> None:
-    """The last two hangs of a run, sent together, no answered peer left: each is judged by
-    the learned bound, not kept at the prior by the other's silence."""
-    watch = StreamWatch(prior=90.0, first_byte_floor=2.0)
-    _answered(watch, 20)
-    first, second = watch.waiting(100.0), watch.waiting(100.1)
-    assert watch.first_byte_limit(started=100.0, now=104.0, ticket=first) == 2.0
-    assert watch.first_byte_limit(started=100.1, now=104.0, ticket=second) == 2.0
