@@ -112,17 +112,24 @@ def return_to_held(meter: Meter, state: DimensionState, sent_at: float, now: flo
     return back
 
 
-def refusal_of_probe(state: DimensionState, pause: float) -> bool:
+def refusal_of_probe(meter: Meter, state: DimensionState, pause: float) -> bool:
     """The episode's refusals so far are of the refused probe's calls, not of the return.
 
     Refusals of calls sent after the return (and the pause it brought) mean the limit itself
-    moved: from then on the episode is cut as any other.
+    moved, or the return was just too high: from then on the episode is cut as any other.
     """
-    if state.probe_returned_at == -math.inf:
+    returned_at = state.probe_returned_at
+    if returned_at == -math.inf:
         return False
-    if state.last_refused_sent < state.probe_returned_at + _ECHO_PAUSES * pause:
+    if state.last_refused_sent < returned_at + _ECHO_PAUSES * pause:
         return True
     state.probe_returned_at = -math.inf
+    counts = meter.counts("requests", returned_at, state.last_refused_sent)
+    if counts is not None and counts.accepted > 0:
+        # The server took calls at the return and still refused it: recovery must not climb
+        # back to it after the cut (at 0.25 rps a refused return, a cut and a refused climb
+        # came every ~37 s). Nothing taken is an outage: the target stays for after it.
+        state.cut_at = None
     return False
 
 
