@@ -48,6 +48,7 @@ _BELOW_REFUSED = 0.98  # the return never reaches the rate that was refused
 _NEAR_REFUSED = 0.9  # ... and is at least this close to it
 _WIDE = 1.05  # a probe refused within 5% of where it started returns there
 _ECHO_PAUSES = 2.0  # refusals of calls sent this many pauses after a return are the probe's
+_NEAR_KNOWN = 1.1  # a probe refused within 10% of a refused return: the limit did not rise
 _AT_FOUND_LIMIT = 0.97  # of the rate recovery climbs back to (float dust below its 0.98)
 
 
@@ -130,6 +131,7 @@ def refusal_of_probe(meter: Meter, state: DimensionState, pause: float) -> bool:
         # back to it after the cut (at 0.25 rps a refused return, a cut and a refused climb
         # came every ~37 s). Nothing taken is an outage: the target stays for after it.
         state.cut_at = None
+        state.refused_return = state.rate
     return False
 
 
@@ -177,7 +179,13 @@ def return_rate(state: DimensionState, refused_at: float, bound: float | None) -
         if refused_at > _WIDE * start:
             back = max(0.5 * (start + refused_at), _NEAR_REFUSED * refused_at)
     elif state.settled:
-        back = max(bound or 0.0, state.held or 0.0, _NEAR_REFUSED * refused_at)
+        start = max(bound or 0.0, state.held or 0.0)
+        back = max(start, _NEAR_REFUSED * refused_at)
     else:
         return None
+    known = state.refused_return
+    if known is not None and start < known and refused_at <= _NEAR_KNOWN * known:
+        # A return this high was refused before (and the limit did not rise since: the probe
+        # was refused near it): halfway down from it to where the probe started.
+        back = min(back, 0.5 * (start + known))
     return min(back, _BELOW_REFUSED * refused_at)

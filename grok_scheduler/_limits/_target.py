@@ -46,7 +46,7 @@ def episode_target(
     start = state.recover_from
     assert start is not None
     # What held before the limit moved holds no longer: no return to it (``_probe.py``).
-    state.settled, state.held, state.refused_probe = False, None, None
+    state.settled, state.held, state.refused_probe, state.refused_return = False, None, None, None
     return start + _TOWARD_REFUSED * (rate - start)
 
 

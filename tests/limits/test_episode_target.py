@@ -88,3 +88,5 @@ def test_a_refused_return_is_not_climbed_back_to_unless_in_an_outage(
     state.last_refused_sent = 25.0
     assert not refusal_of_probe(meter, state, pause=1.0)
     assert (state.cut_at is not None) is kept
+    # ... and the next return stays under it (``return_rate``), unless in an outage.
+    assert state.refused_return == (None if kept else pytest.approx(0.26))

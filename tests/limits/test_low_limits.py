@@ -163,3 +163,16 @@ async def test_a_limit_that_halves_to_one_call_a_second_or_less_settles_under_it
     settled = [s for s in world.sent if s.at >= start + change + DISCOVERY]
     refused = sum(s.status == 429 for s in settled) / len(settled)
     assert refused <= 0.12, f"{refused:.1%} of the calls 30 s after the halving refused"
+
+
+def test_a_return_refused_before_bounds_the_next_one() -> None:
+    """0.25 rps: a probe from 0.246 refused at 0.271 returned halfway, to 0.259, over the limit,
+    every ~50 s; a return refused at 0.259 now bounds the next at halfway down to the start.
+    A probe refused far above it (the limit rose) is not held to it."""
+    state = _probing(0.246, 0.271)
+    state.refused_return = 0.259
+    assert return_rate(state, 0.271, None) == pytest.approx(0.5 * (0.246 + 0.259))
+    assert return_rate(_probing(0.246, 0.271), 0.271, None) == pytest.approx(0.2585)
+    risen = _probing(0.246, 0.6)
+    risen.refused_return = 0.259
+    assert return_rate(risen, 0.6, None) == pytest.approx(0.9 * 0.6)
