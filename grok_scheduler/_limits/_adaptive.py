@@ -40,7 +40,8 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
-_RETURN_REFUSED = 0.9  # a 0.7 cut cost a third of a 0.5 rps limit for 15 s
+_RETURN_REFUSED = 0.9  # a 0.7 cut cost a third of a 0.5 rps limit for 15 s ...
+_FEW_CALLS = 5.0  # ... where a measure window held fewer calls than this (a 20 rps halving: 0.7)
 _EPISODE_CALLS = 3.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
@@ -166,7 +167,6 @@ class RateController:
         if not self._policy.enabled:
             return self._pause(dimension)
         if not state.in_episode(now, self._quiet(state)):
-            # While climbing back from the last episode: its target, or lower (``_target.py``).
             target = episode_target(self._meter, dimension, state, sent_at)
             returning = may_return(dimension, state)
             state.episode_start = sent_at
@@ -322,11 +322,11 @@ class RateController:
             # No call sent since the last cut was refused: nothing says it was not enough.
             return
         age = now - state.episode_start
-        # The first cut is gentle (a stray 429 of jitter, or a return under a found limit a
-        # little too high), the second one (a call sent after the first cut was refused too:
-        # it was not enough, or the limit moved) is ``decrease``.
-        factor = _RETURN_REFUSED if state.settled else _EARLY_CUT
-        if state.blind_cuts > 0 or (age >= self._policy.cut_cooldown and not state.settled):
+        # The first cut is gentle (jitter; a found limit's return a little too high, when its
+        # measure takes long), the second (a call sent since refused too) is ``decrease``.
+        slow = state.settled and current * self._policy.measure_window < _FEW_CALLS
+        factor = _RETURN_REFUSED if slow else _EARLY_CUT
+        if state.blind_cuts > 0 or (age >= self._policy.cut_cooldown and not slow):
             factor = self._policy.decrease
         state.blind_cuts += 1
         state.last_step = now
