@@ -13,9 +13,10 @@ less any neighbour's share; a configured limit is a ceiling never exceeded.
   cut by 0.85, then ``decrease``; every 429 also pauses the model's dispatch briefly.
 * **First 429s** (``_first_429.py``): the rate the first refusal implies, before any measure.
 * **Grow** (``_growth.py``), driven by time (``tick``), after the quiet period and while the
-  gate waited for this model's credit; never above the ceiling. Once a probe crossed a request
-  limit, the rate holds ~50 calls between probes and a refused probe returns under the limit
-  instead of being cut (``_probe.py``).
+  gate waited for this model's credit; never above the ceiling, back to the target a refused
+  climb may lower (``_target.py``). Once a probe crossed a request limit, the rate holds ~50
+  calls between probes and a refused probe returns under the limit instead of being cut
+  (``_probe.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._episode import DimensionState, Meter, pause_after_429
 from ._first_429 import FirstEstimates, estimate_pending
 from ._growth import grown_rate
 from ._probe import may_return, refusal_of_probe, return_to_held
+from ._target import episode_target
 
 __all__ = ["AdaptivePolicy", "RateController"]
 
@@ -38,6 +40,8 @@ _USAGE_SPAN = 10.0
 _CHANGE_WORTH_APPLYING = 0.01
 _EARLY_CUT = 0.85
 _DEEPEST_STEP = 0.5
+_RETURN_REFUSED = 0.9  # a 0.7 cut cost a third of a 0.5 rps limit for 15 s ...
+_FEW_CALLS = 5.0  # ... where a measure window held fewer calls than this (a 20 rps halving: 0.7)
 _EPISODE_CALLS = 3.0
 _LIMITED_RECENTLY = 2.0
 _TICK = 0.05
@@ -163,13 +167,8 @@ class RateController:
         if not self._policy.enabled:
             return self._pause(dimension)
         if not state.in_episode(now, self._quiet(state)):
-            # A new episode while still climbing back from the last keeps that one's target:
-            # at a cut rate the quiet period can pass between two sends of one long outage,
-            # and each "new" episode would otherwise lower the target it recovers to.
-            target = state.rate
+            target = episode_target(self._meter, dimension, state, sent_at)
             returning = may_return(dimension, state)
-            if state.cut_at is not None and (target is None or target < 0.98 * state.cut_at):
-                target = state.cut_at
             state.episode_start = sent_at
             state.measured_in_episode = False
             state.episode_rate = target
@@ -277,7 +276,7 @@ class RateController:
                 # waiting out the step would only collect more 429s at the same rate.
                 self._blind_cut(dimension, state, now)
             return
-        if refusal_of_probe(state, self._pause(dimension)):
+        if refusal_of_probe(self._meter, state, self._pause(dimension)):
             return  # the rate it returned to held before: no cut
         measured = self._meter.episode(dimension, state, now, self._policy.measure_window)
         current = state.rate
@@ -323,10 +322,11 @@ class RateController:
             # No call sent since the last cut was refused: nothing says it was not enough.
             return
         age = now - state.episode_start
-        # The first cut is gentle (a stray 429 of jitter), the second one (a call sent after
-        # the first cut was refused too: it was not enough) is ``decrease``.
-        factor = _EARLY_CUT
-        if state.blind_cuts > 0 or age >= self._policy.cut_cooldown:
+        # The first cut is gentle (jitter; a found limit's return a little too high, when its
+        # measure takes long), the second (a call sent since refused too) is ``decrease``.
+        slow = state.settled and current * self._policy.measure_window < _FEW_CALLS
+        factor = _RETURN_REFUSED if slow else _EARLY_CUT
+        if state.blind_cuts > 0 or (age >= self._policy.cut_cooldown and not slow):
             factor = self._policy.decrease
         state.blind_cuts += 1
         state.last_step = now

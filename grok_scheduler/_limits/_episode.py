@@ -57,6 +57,7 @@ class DimensionState:
         "rate",
         "recover_from",
         "refused_probe",
+        "refused_return",
         "settled",
         "stated",
     )
@@ -84,6 +85,7 @@ class DimensionState:
         self.probe_started = -math.inf  # ... and when
         self.held: float | None = None  # the last rate a probe started from: it held until then
         self.refused_probe: float | None = None  # the rate the last refused probe reached
+        self.refused_return: float | None = None  # a return under it the server refused too
         self.probe_returned_at = -math.inf  # a refusal at a found limit returned to a held rate
         self.settled = False  # a probe found the limit: later probes wait fifty calls
         self.stated = False  # the server stated this limit (a body or headers)

@@ -48,6 +48,7 @@ _BELOW_REFUSED = 0.98  # the return never reaches the rate that was refused
 _NEAR_REFUSED = 0.9  # ... and is at least this close to it
 _WIDE = 1.05  # a probe refused within 5% of where it started returns there
 _ECHO_PAUSES = 2.0  # refusals of calls sent this many pauses after a return are the probe's
+_NEAR_KNOWN = 1.1  # a probe refused within 10% of a refused return: the limit did not rise
 _AT_FOUND_LIMIT = 0.97  # of the rate recovery climbs back to (float dust below its 0.98)
 
 
@@ -112,17 +113,25 @@ def return_to_held(meter: Meter, state: DimensionState, sent_at: float, now: flo
     return back
 
 
-def refusal_of_probe(state: DimensionState, pause: float) -> bool:
+def refusal_of_probe(meter: Meter, state: DimensionState, pause: float) -> bool:
     """The episode's refusals so far are of the refused probe's calls, not of the return.
 
     Refusals of calls sent after the return (and the pause it brought) mean the limit itself
-    moved: from then on the episode is cut as any other.
+    moved, or the return was just too high: from then on the episode is cut as any other.
     """
-    if state.probe_returned_at == -math.inf:
+    returned_at = state.probe_returned_at
+    if returned_at == -math.inf:
         return False
-    if state.last_refused_sent < state.probe_returned_at + _ECHO_PAUSES * pause:
+    if state.last_refused_sent < returned_at + _ECHO_PAUSES * pause:
         return True
     state.probe_returned_at = -math.inf
+    counts = meter.counts("requests", returned_at, state.last_refused_sent)
+    if counts is not None and counts.accepted > 0:
+        # The server took calls at the return and still refused it: recovery must not climb
+        # back to it after the cut (at 0.25 rps a refused return, a cut and a refused climb
+        # came every ~37 s). Nothing taken is an outage: the target stays for after it.
+        state.cut_at = None
+        state.refused_return = state.rate
     return False
 
 
@@ -170,7 +179,13 @@ def return_rate(state: DimensionState, refused_at: float, bound: float | None) -
         if refused_at > _WIDE * start:
             back = max(0.5 * (start + refused_at), _NEAR_REFUSED * refused_at)
     elif state.settled:
-        back = max(bound or 0.0, state.held or 0.0, _NEAR_REFUSED * refused_at)
+        start = max(bound or 0.0, state.held or 0.0)
+        back = max(start, _NEAR_REFUSED * refused_at)
     else:
         return None
+    known = state.refused_return
+    if known is not None and start < known and refused_at <= _NEAR_KNOWN * known:
+        # A return this high was refused before (and the limit did not rise since: the probe
+        # was refused near it): halfway down from it to where the probe started.
+        back = min(back, 0.5 * (start + known))
     return min(back, _BELOW_REFUSED * refused_at)

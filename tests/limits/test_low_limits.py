@@ -137,3 +137,42 @@ async def test_the_first_estimate_counts_the_first_contact_call() -> None:
     world = await _run(config, jobs)
     ratio = world.makespan / ideal_makespan(config, jobs)
     assert ratio <= 1.05, f"makespan {ratio:.3f} x ideal"
+
+
+@pytest.mark.parametrize(("rps", "latency"), [(2.0, 0.05), (1.0, 0.05), (1.0, 5.0), (0.75, 1.0)])
+async def test_a_limit_that_halves_to_one_call_a_second_or_less_settles_under_it(
+    rps: float, latency: float
+) -> None:
+    """The limit halves 40 s in. Recovery climbed back to the rate before the cut: at a call or
+    two a second a measurement never holds enough calls to lower that target, so the rate went
+    over the new limit every ~17 s (1 to 0.5 rps: 1.39 x ideal, 45 of 165 calls refused). A
+    climb refused with calls taken since the last refusal now lowers it."""
+    change = 40.0
+    config = SimulatorConfig(
+        requests_per_second=rps,
+        latency=latency,
+        limit_changes=(LimitChange(after=change, factor=0.5),),
+    )
+    jobs = int(rps * change + 160.0 * rps / 2)
+    world = await _run(config, jobs)
+    # The best schedule: the burst and the limit for 40 s, then half of it.
+    ideal = change + (jobs - max(1.0, rps) - rps * change) / (rps / 2) + latency
+    ratio = world.makespan / ideal
+    assert ratio <= 1.25, f"makespan {ratio:.3f} x ideal"
+    start = min(s.at for s in world.sent)
+    settled = [s for s in world.sent if s.at >= start + change + DISCOVERY]
+    refused = sum(s.status == 429 for s in settled) / len(settled)
+    assert refused <= 0.12, f"{refused:.1%} of the calls 30 s after the halving refused"
+
+
+def test_a_return_refused_before_bounds_the_next_one() -> None:
+    """0.25 rps: a probe from 0.246 refused at 0.271 returned halfway, to 0.259, over the limit,
+    every ~50 s; a return refused at 0.259 now bounds the next at halfway down to the start.
+    A probe refused far above it (the limit rose) is not held to it."""
+    state = _probing(0.246, 0.271)
+    state.refused_return = 0.259
+    assert return_rate(state, 0.271, None) == pytest.approx(0.5 * (0.246 + 0.259))
+    assert return_rate(_probing(0.246, 0.271), 0.271, None) == pytest.approx(0.2585)
+    risen = _probing(0.246, 0.6)
+    risen.refused_return = 0.259
+    assert return_rate(risen, 0.6, None) == pytest.approx(0.9 * 0.6)
