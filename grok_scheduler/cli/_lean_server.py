@@ -43,6 +43,13 @@ _SERVER_ERROR: Answer = (
     b"500 Internal Server Error\n\nServer got itself in trouble",
     {"Content-Type": "text/plain; charset=utf-8"},
 )
+_HEAD_TOO_LARGE: Answer = (
+    431,
+    b"431: Request Header Fields Too Large",
+    {"Content-Type": "text/plain; charset=utf-8"},
+)
+# The request line and headers together (aiohttp allows 8190 bytes a line; an SDK sends ~600).
+_MAX_HEAD_BYTES = 64 * 1024
 _READ_HEADERS = frozenset(
     {b"authorization", b"content-length", b"expect", PRIORITY_HEADER.lower().encode()}
 )
@@ -103,6 +110,8 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._request: _Request | None = None
         self._size = 0
+        self._head_size = 0
+        self._in_head = False
         self._queue: list[tuple[_Request, bool]] = []
         self._task: asyncio.Task[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -125,10 +134,15 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail()
-        except httptools.HttpParserError:
-            self._fail()
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError):
+            self._fail(_BAD_REQUEST)
+            return
+        if self._in_head:
+            # The parser keeps a request line and headers whole until they end: bound them,
+            # as aiohttp bounds its lines, or a client that never ends them grows memory.
+            self._head_size += len(data)
+            if self._head_size > _MAX_HEAD_BYTES:
+                self._fail(_HEAD_TOO_LARGE)
 
     def pause_writing(self) -> None:
         if self._writable is None:
@@ -142,6 +156,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers = {}
         self._size = 0
+        self._head_size = 0
+        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -154,6 +170,7 @@ class _Connection(asyncio.Protocol):
             self._headers.setdefault(key.decode("latin-1"), value.decode("utf-8", "replace"))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         method = self._parser.get_method().decode("ascii", "replace")
         path = httptools.parse_url(self._url).path.decode("latin-1")
         request = _Request(method, path, self._headers, self._parser.get_http_version())
@@ -314,9 +331,10 @@ class _Connection(asyncio.Protocol):
         if writable is not None and not writable.done():
             writable.set_result(None)
 
-    def _fail(self) -> None:
-        """A request the parser refused: 400, then the connection is closed."""
-        self._write(_BAD_REQUEST, keep_alive=False)
+    def _fail(self, answer: Answer) -> None:
+        """A request refused as it is read (400, 431): answered, then the connection closed."""
+        self._in_head = False
+        self._write(answer, keep_alive=False)
         self._close()
 
     def _close(self) -> None:

@@ -222,3 +222,20 @@ async def test_shutdown_drains_the_calls_in_flight_then_closes() -> None:
         assert status == 200
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_headers_that_never_end_are_431_and_close(
+    sim: Simulator, scheduler: Scheduler
+) -> None:
+    """The parser holds a request's head whole until it ends: it is bounded."""
+    async with serving_gateway("lean", sim, scheduler) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Long: ")
+        for _ in range(20):
+            writer.write(b"x" * 8192)
+            await writer.drain()
+        status, headers, _ = await asyncio.wait_for(read_response(reader), 5.0)
+        assert status == 431
+        assert headers["connection"] == "close"
+        writer.close()
