@@ -77,14 +77,17 @@ def cpu_seconds(pid: int) -> float:
 def callgrind_total(out: str) -> int:
     """Instructions in the dump taken at the end of the jobs (``callgrind_control -d``)."""
     for line in Path(out + ".1").read_text().splitlines():
-        if line.startswith("summary:"):
+        if line.startswith("totals:"):
             return int(line.split()[1])
-    raise RuntimeError("no summary in the callgrind dump")
+    raise RuntimeError("no totals in the callgrind dump")
 
 
 async def callgrind_control(*args: str | int) -> None:
     control = await asyncio.create_subprocess_exec(
-        "callgrind_control", *map(str, args), stdout=asyncio.subprocess.DEVNULL
+        "callgrind_control",
+        *map(str, args),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     if await control.wait() != 0:
         raise RuntimeError(f"callgrind_control {args} failed")
