@@ -28,9 +28,11 @@ one call in flight until the first answer) stays in both ratios.
 Run::
 
     .venv/bin/python benchmarks/gateway.py [--jobs 400] [--loop auto|asyncio|uvloop]
+        [--http auto|httptools|aiohttp]
 
-``--loop`` is passed to ``serve``; ``auto`` (the default, as for ``serve``) is uvloop when it
-is installed (``pip install 'grok-scheduler[serve]'``).
+``--loop`` and ``--http`` are passed to ``serve``; ``auto`` (the default, as for ``serve``) is
+uvloop and the lean httptools server when they are installed (``pip install
+'grok-scheduler[serve]'``).
 """
 
 from __future__ import annotations
@@ -132,10 +134,13 @@ async def client(args: argparse.Namespace) -> None:
 class GatewayProcess:
     """``grok-scheduler serve`` in front of the simulator; its CPU time read from /proc."""
 
-    def __init__(self, upstream: str, rps: float | None, loop: str = "asyncio") -> None:
+    def __init__(
+        self, upstream: str, rps: float | None, loop: str = "asyncio", http: str = "auto"
+    ) -> None:
         self._upstream = upstream
         self._rps = rps
         self._loop = loop
+        self._http = http
         self.process: asyncio.subprocess.Process | None = None
         self.base_url = ""
         self._drain: asyncio.Task[None] | None = None
@@ -143,7 +148,7 @@ class GatewayProcess:
     async def start(self) -> None:
         command = [sys.executable, "-m", "grok_scheduler.cli", "serve", "--port", "0"]
         command += ["--base-url", self._upstream, "--client-key", CLIENT_KEY]
-        command += ["--loop", self._loop]
+        command += ["--loop", self._loop, "--http", self._http]
         if self._rps is not None:
             command += ["--rps", str(self._rps)]
         self.process = await asyncio.create_subprocess_exec(
@@ -181,12 +186,14 @@ class GatewayProcess:
 
 
 # -- the conductor ------------------------------------------------------------------------
-async def scenario(sim: Simulator, way: str, jobs: int, loop: str = "asyncio") -> Row:
+async def scenario(
+    sim: Simulator, way: str, jobs: int, loop: str = "asyncio", http: str = "auto"
+) -> Row:
     """Run four clients against the gateway (or directly) and measure."""
     await asyncio.sleep(1.5)  # let the server's bucket refill after the previous scenario
     gateway = None
     if way.startswith("gateway"):
-        gateway = GatewayProcess(sim.base_url, RATE if way == "gateway" else None, loop)
+        gateway = GatewayProcess(sim.base_url, RATE if way == "gateway" else None, loop, http)
         await gateway.start()
     base_url = gateway.base_url if gateway else sim.base_url
     api_key, retries = (CLIENT_KEY, 0) if gateway else (KEY, 2)
@@ -236,10 +243,10 @@ async def scenario(sim: Simulator, way: str, jobs: int, loop: str = "asyncio") -
     )
 
 
-def report(rows: list[Row], loop: str) -> None:
+def report(rows: list[Row], loop: str, http: str) -> None:
     """Print the table."""
     print(f"simulator: {RATE:g} rps (burst {RATE:g}), latency {LATENCY}s; {PROCESSES} processes")
-    print(f"gateway event loop: {loop}; load average {os.getloadavg()[0]:.2f}")
+    print(f"gateway event loop: {loop}; server: {http}; load average {os.getloadavg()[0]:.2f}")
     header = (
         f"{'way':16} {'jobs':>5} {'makespan':>9} {'ideal':>7} {'ratio':>6} {'1st call':>8} "
         f"{'ratio*':>6} {'429s':>5} {'429 %':>6} {'failed':>6} {'gw CPU/req':>10}"
@@ -270,9 +277,9 @@ async def conduct(args: argparse.Namespace) -> None:
     rows = []
     async with Simulator(config) as sim:
         for way in ("gateway", "gateway, learned", "direct"):
-            rows.append(await scenario(sim, way, args.jobs, args.loop))
+            rows.append(await scenario(sim, way, args.jobs, args.loop, args.http))
             print(f"  done: {way}", file=sys.stderr, flush=True)
-    report(rows, args.loop)
+    report(rows, args.loop, args.http)
 
 
 def main() -> None:
@@ -280,6 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    parser.add_argument("--http", choices=("auto", "httptools", "aiohttp"), default="auto")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", help=argparse.SUPPRESS)
@@ -288,6 +296,8 @@ def main() -> None:
     if args.loop == "auto" and not args.client:
         # As serve resolves it, so the table names the loop that ran.
         args.loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    if args.http == "auto" and not args.client:
+        args.http = "httptools" if importlib.util.find_spec("httptools") else "aiohttp"
     asyncio.run(client(args) if args.client else conduct(args))
 
 

@@ -10,11 +10,10 @@ import httpx2
 import openai
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from gateway_keys import CLIENT_KEY, KEY
+from gateway_serving import serving_gateway
 
 from grok_scheduler import AsyncHTTPTransport, RetryPolicy, Scheduler
-from grok_scheduler.cli._gateway import Gateway
 from grok_scheduler.simulator import Simulator, SimulatorConfig
 
 
@@ -42,36 +41,38 @@ async def direct(sim: Simulator, scheduler: Scheduler) -> AsyncIterator[openai.A
         yield client
 
 
-@pytest_asyncio.fixture
-async def gateway_url(sim: Simulator, scheduler: Scheduler) -> AsyncIterator[str]:
-    gateway = Gateway(
-        scheduler,
-        upstream_url=sim.base_url,
-        api_key=KEY,
-        client_keys=[CLIENT_KEY],
-        max_body_bytes=64 * 1024,
-    )
-    runner = web.AppRunner(gateway.app(), access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    finally:
-        await runner.cleanup()
+@pytest_asyncio.fixture(params=["aiohttp", "lean"])
+async def gateway_url(
+    request: pytest.FixtureRequest, sim: Simulator, scheduler: Scheduler
+) -> AsyncIterator[str]:
+    """The gateway on either server: clients must see the same from both."""
+    async with serving_gateway(request.param, sim, scheduler) as url:
+        yield url
 
 
 @pytest_asyncio.fixture
-async def via_gateway(gateway_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=gateway_url, api_key=CLIENT_KEY, max_retries=0)
-    async with client:
-        yield client
+async def via_gateway(sim: Simulator, scheduler: Scheduler) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with serving_gateway("aiohttp", sim, scheduler) as url:
+        client = openai.AsyncOpenAI(base_url=url, api_key=CLIENT_KEY, max_retries=0)
+        async with client:
+            yield client
 
 
-@pytest.fixture(params=["transport", "gateway"])
+@pytest_asyncio.fixture
+async def via_lean_gateway(
+    sim: Simulator, scheduler: Scheduler
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with serving_gateway("lean", sim, scheduler) as url:
+        client = openai.AsyncOpenAI(base_url=url, api_key=CLIENT_KEY, max_retries=0)
+        async with client:
+            yield client
+
+
+@pytest.fixture(params=["transport", "gateway", "lean-gateway"])
 def client(
     request: pytest.FixtureRequest,
 ) -> openai.AsyncOpenAI:
-    name = "direct" if request.param == "transport" else "via_gateway"
+    names = {"transport": "direct", "gateway": "via_gateway", "lean-gateway": "via_lean_gateway"}
+    name = names[request.param]
     found: openai.AsyncOpenAI = request.getfixturevalue(name)
     return found

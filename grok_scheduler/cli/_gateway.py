@@ -28,7 +28,7 @@ from .._core._scheduler import Scheduler
 from .._errors import SchedulerError
 from .._wire._error_answer import error_answer, error_body
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Gateway"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Answer", "Gateway"]
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _JSON = "application/json"
@@ -39,8 +39,19 @@ _DROPPED_HEADERS = frozenset(
 _PASS_THROUGH_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-def _reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=body, headers=headers or {"Content-Type": _JSON})
+Answer = tuple[int, bytes, dict[str, str]]
+"""A whole answer for a client: status, body, headers (the server adds framing and Date)."""
+
+_UNAUTHORISED = "Unauthorized: not a client key of this gateway"
+
+
+def _answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+    return status, body, headers or {"Content-Type": _JSON}
+
+
+def _reply(answer: Answer) -> web.Response:
+    status, body, headers = answer
+    return web.Response(status=status, body=body, headers=headers)
 
 
 async def _write_stream(request: web.Request, raw: RawStream) -> web.StreamResponse:
@@ -128,10 +139,11 @@ class Gateway:
         """From now on model calls get 503 and /healthz fails (calls in flight finish)."""
         self._accepting = False
 
-    def _authorised(self, request: web.Request) -> bool:
+    def authorised(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries a client key (always, with none)."""
         if not self._client_keys:
             return True
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, token = (authorization or "").partition(" ")
         given = token.strip().encode()
         # Every key is compared, whatever matched: the time taken says nothing about which.
         matched = False
@@ -139,21 +151,29 @@ class Gateway:
             matched |= hmac.compare_digest(given, key)
         return scheme.lower() == "bearer" and matched
 
-    async def _model_call(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorised(request):
-            return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
+    def refusal(self, authorization: str | None) -> Answer | None:
+        """The 401 or 503 a model call gets before its body is read; None to go on."""
+        if not self.authorised(authorization):
+            return _answer(401, error_body(None, _UNAUTHORISED))
         if not self._accepting:
-            return _reply(503, error_body("unavailable", "the gateway is shutting down"))
-        endpoint = scheduled_endpoint(request.method, request.path)
-        assert endpoint is not None  # only the scheduled routes lead here
+            return _answer(503, error_body("unavailable", "the gateway is shutting down"))
+        return None
+
+    def too_large(self) -> Answer:
+        """The 413 of a body over the cap."""
+        message = f"the request body is larger than {self._max_body} bytes"
+        return _answer(413, error_body("request-too-large", message))
+
+    async def model_call(
+        self, endpoint: str, raw: bytes, priority_header: str | None
+    ) -> Answer | RawStream:
+        """Schedule one authorised model call: the answer, or a started stream to write through.
+
+        Server-neutral: the aiohttp routes and the lean server (``_lean_server.py``) both call
+        it with the body as read, so clients get the same status, headers and body from either.
+        """
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            message = f"the request body is larger than {self._max_body} bytes"
-            return _reply(413, error_body("request-too-large", message))
-        try:
-            header = request.headers.get(PRIORITY_HEADER)
-            priority = parse_priority(header) if header is not None else None
+            priority = parse_priority(priority_header) if priority_header is not None else None
             body = json.loads(raw)
             if not isinstance(body, dict):
                 raise ValueError("the request body is not a JSON object")
@@ -163,13 +183,13 @@ class Gateway:
             # it, as through the transport.)
             body.setdefault("model", self._scheduler.model)
         except ValueError as exc:
-            return _reply(400, error_body("invalid-argument", str(exc)))
+            return _answer(400, error_body("invalid-argument", str(exc)))
         try:
             if body.get("stream"):
                 stream = send_raw_stream(self._scheduler, endpoint, body, priority=priority)
                 started = await stream.started()
                 if started is None:
-                    return await _write_stream(request, stream)
+                    return stream
                 answer = started
             else:
                 answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
@@ -177,14 +197,29 @@ class Gateway:
             mapped = error_answer(exc)
             if mapped is None:
                 # No answer from upstream at all: the gateway's own 502, as proxies say it.
-                return _reply(502, error_body("bad-gateway", str(exc)))
-            return _reply(*mapped)
+                return _answer(502, error_body("bad-gateway", str(exc)))
+            return _answer(*mapped)
         headers = {
             name: value
             for name, value in answer.headers.items()
             if name.lower() not in _DROPPED_HEADERS
         }
-        return _reply(answer.status, answer.body, headers)
+        return answer.status, answer.body, headers
+
+    async def _model_call(self, request: web.Request) -> web.StreamResponse:
+        refused = self.refusal(request.headers.get("Authorization"))
+        if refused is not None:
+            return _reply(refused)
+        endpoint = scheduled_endpoint(request.method, request.path)
+        assert endpoint is not None  # only the scheduled routes lead here
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _reply(self.too_large())
+        answer = await self.model_call(endpoint, raw, request.headers.get(PRIORITY_HEADER))
+        if isinstance(answer, RawStream):
+            return await _write_stream(request, answer)
+        return _reply(answer)
 
     def _pass_through_session(self) -> aiohttp.ClientSession:
         """One pooled session for calls passed through (a session per call built a pool each).
@@ -198,13 +233,18 @@ class Gateway:
         return self._pass_through
 
     async def _close_pass_through(self, _app: web.Application) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pass-through session (the aiohttp app does so at cleanup)."""
         if self._pass_through is not None:
             await self._pass_through.close()
             self._pass_through = None
 
-    async def _models(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _reply(401, error_body(None, "Unauthorized: not a client key of this gateway"))
+    async def models(self, authorization: str | None) -> Answer:
+        """``GET /v1/models``, passed through with the upstream key."""
+        if not self.authorised(authorization):
+            return _answer(401, error_body(None, _UNAUTHORISED))
         headers = {"Authorization": f"Bearer {self._key}"}
         try:
             async with self._pass_through_session().get(
@@ -212,20 +252,31 @@ class Gateway:
             ) as upstream:
                 body = await upstream.read()
                 content_type = upstream.headers.get("Content-Type", _JSON)
-                return _reply(upstream.status, body, {"Content-Type": content_type})
+                return _answer(upstream.status, body, {"Content-Type": content_type})
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return _reply(502, error_body("bad-gateway", type(exc).__name__))
+            return _answer(502, error_body("bad-gateway", type(exc).__name__))
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
+    def health(self) -> Answer:
+        """``/healthz``: 200 while accepting work, 503 once draining."""
         if not self._accepting or self._scheduler.closed:
-            return _reply(503, b'{"status":"draining"}')
-        return _reply(200, b'{"status":"ok"}')
+            return _answer(503, b'{"status":"draining"}')
+        return _answer(200, b'{"status":"ok"}')
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
+    def metrics(self) -> Answer:
+        """``/metrics`` in the Prometheus text format (501 without the metrics extra)."""
         try:
             from .._observe._metrics import render_metrics
 
             text = render_metrics(self._scheduler)
         except ImportError:
-            return _reply(501, error_body("unimplemented", "pip install grok-scheduler[metrics]"))
-        return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4"})
+            return _answer(501, error_body("unimplemented", "pip install grok-scheduler[metrics]"))
+        return 200, text, {"Content-Type": "text/plain; version=0.0.4"}
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return _reply(await self.models(request.headers.get("Authorization")))
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return _reply(self.health())
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return _reply(self.metrics())

@@ -11,11 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import ipaddress
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ def add_serve_parser(subparsers: Any) -> None:
         help="event loop: auto (the default) runs on uvloop when it is installed "
         "(pip install 'grok-scheduler[serve]'), which spends about half the CPU per call",
     )
+    add(
+        "--http",
+        choices=("auto", "httptools", "aiohttp"),
+        default="auto",
+        help="HTTP server: auto (the default) serves on the lean httptools server when "
+        "httptools is installed (pip install 'grok-scheduler[serve]'), aiohttp's otherwise",
+    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -83,6 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         api_key, keys = _checked(args)
         loop_factory = _loop_factory(args.loop)
+        args.lean = _lean_server(args.http)
     except UsageError as exc:
         print(f"grok-scheduler serve: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,6 +120,23 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         ) from None
     factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
     return factory
+
+
+def _lean_server(name: str) -> bool:
+    """Whether to serve on the lean httptools server (``_lean_server.py``) rather than aiohttp's.
+
+    The lean server spends less CPU per request (benchmarks/gateway.py); ``auto`` takes it when
+    httptools is importable, and aiohttp's server otherwise (the same routes and answers).
+    """
+    if name == "aiohttp":
+        return False
+    if importlib.util.find_spec("httptools") is not None:
+        return True
+    if name == "auto":
+        return False
+    raise UsageError(
+        "--http httptools needs httptools: pip install httptools (or 'grok-scheduler[serve]')"
+    )
 
 
 def _checked(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -181,6 +207,40 @@ async def _metrics_runner(gateway: Gateway, args: argparse.Namespace) -> web.App
     return runner
 
 
+async def _start_server(
+    gateway: Gateway, args: argparse.Namespace
+) -> Callable[[], Awaitable[None]]:
+    """Serve the gateway on the chosen server; returns what drains and stops it."""
+    metrics = args.metrics_port is None
+    if getattr(args, "lean", False):
+        from ._lean_server import LeanServer
+
+        lean = LeanServer(gateway, max_body_bytes=args.max_body_bytes, metrics=metrics)
+        port = await lean.start(args.host, args.port, backlog=LISTEN_BACKLOG)
+
+        async def stop() -> None:
+            await lean.shutdown(args.drain_seconds)
+
+    else:
+        # handler_cancellation: a client leaving a stream closes its upstream call at once.
+        runner = web.AppRunner(
+            gateway.app(metrics=metrics),
+            access_log=None,
+            shutdown_timeout=args.drain_seconds,
+            handler_cancellation=True,
+        )
+        await runner.setup()
+        await _listen(runner, args.host, args.port)
+        port = runner.addresses[0][1]
+        stop = runner.cleanup
+    print(
+        f"grok-scheduler serve: listening on http://{args.host}:{port}/v1",
+        file=sys.stderr,
+        flush=True,
+    )
+    return stop
+
+
 async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -204,27 +264,13 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
             client_keys=keys,
             max_body_bytes=args.max_body_bytes,
         )
-        # handler_cancellation: a client leaving a stream closes its upstream call at once.
-        runner = web.AppRunner(
-            gateway.app(metrics=args.metrics_port is None),
-            access_log=None,
-            shutdown_timeout=args.drain_seconds,
-            handler_cancellation=True,
-        )
-        await runner.setup()
-        await _listen(runner, args.host, args.port)
-        address = runner.addresses[0]
-        print(
-            f"grok-scheduler serve: listening on http://{args.host}:{address[1]}/v1",
-            file=sys.stderr,
-            flush=True,
-        )
+        server = await _start_server(gateway, args)
         metrics = await _metrics_runner(gateway, args)
         with tuned_collector():
             await stop.wait()
         gateway.stop_accepting()
         # Stops listening, then waits (up to drain-seconds) for the calls in flight.
-        await runner.cleanup()
+        await server()
         if metrics is not None:
             await metrics.cleanup()
     with contextlib.suppress(NotImplementedError):
