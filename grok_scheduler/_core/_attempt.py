@@ -249,20 +249,10 @@ class WorkerPool:
                         started=started,
                         timeout=timeout,
                         bound=None if chosen else _learned_bound(lane, job, ticket, clock),
-                        on_cut=None if chosen else lambda: lane.timeouts.cut_made(clock.now()),
                     )
                     answered = True
                 finally:
                     lane.timeouts.end(ticket, clock.now(), answered=answered)
-                    if not chosen and _cut_last_time(job):
-                        # Prompt now: that cut was a hang's; slow again: a slow job's.
-                        prompt = (
-                            answered
-                            and isinstance(answer, TransportResponse)
-                            and answer.status == 200
-                            and clock.now() - started <= lane.timeouts.timeout_for(job.max_tokens)
-                        )
-                        lane.timeouts.cut_told(prompt=prompt)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -336,11 +326,6 @@ def _learned_bound(lane: Lane, job: Job, ticket: int, clock: Clock) -> Callable[
     return lambda: lane.timeouts.timeout_for(
         job.max_tokens, timed_out=timed_out, ticket=ticket, now=clock.now()
     )
-
-
-def _cut_last_time(job: Job) -> bool:
-    """Did the job's previous attempt hit its timeout?"""
-    return bool(job.history) and job.history[-1].error_type == APITimeoutError.__name__
 
 
 def _timed_out(job: Job) -> int:

@@ -48,6 +48,8 @@ _CONNECT_TIMEOUT = 30.0
 # (bounded as if they may answer a whole context) would hold a hang for tens of seconds to
 # fifteen minutes; streamed, a silent one is cut within seconds.
 STREAM_WHEN_PLAIN_BOUND_ABOVE = 10.0
+# Why a stream was cut when the caller's own timeout, not the watchdog, ended it.
+_CALLERS_TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,7 @@ class _Attempt:
         self._timer = None
         since, limit, why = self._limit()
         silent = self._clock.now() - since
+        self._tell_if_slow_again(silent)
         # A timer set for since + limit may wake a hair early in float arithmetic.
         if silent >= limit - 1e-9:
             self._fire(why)
@@ -146,18 +149,39 @@ class _Attempt:
             step = self._watch.next_check(step, limit)
         self._timer = self._clock.call_at(since + step, self._check)
 
+    def _tell_if_slow_again(self, silent: float) -> None:
+        """A job cut for silence is silent again past its model's learned bound: tell now.
+
+        Told only when the attempt ended, a retry that hangs again (sheltered by a wave for
+        minutes) would hold the storm's confirmation back as long.
+        """
+        cut = self._state.last_cut
+        if cut is None:
+            return
+        watch = self._watch
+        learned = watch.first_byte_limit() if self.first_at is None else watch.gap_limit()
+        if silent > learned:
+            self._state.last_cut = None
+            watch.cut_told(prompt=False)
+
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         # A stream its caller left says nothing of what its silence would have become.
         now = None if self._state.abandoned else self._clock.now()
-        self._watch.gone(self._ticket, now, completed=self.completed)
+        # A cut stream keeps a place in a wave until its job tells, on its next attempt, what
+        # the silence was: not one delivered to its caller, which is not tried again.
+        cut = self.cut not in (None, _CALLERS_TIMEOUT) and not self._state.delivered
+        self._watch.gone(self._ticket, now, completed=self.completed, cut=cut)
 
     def _fire(self, why: str) -> None:
         if self.task is not None and not self.task.done():
             self.cut = why
-            self._watch.cut_made(self._clock.now())
+            # A cut whose job will try again tells, on that attempt, what the silence was;
+            # a stream already delivered to its caller is not retried (nothing to await).
+            if why != _CALLERS_TIMEOUT and not self._state.delivered:
+                self._watch.cut_made(self._clock.now())
             self.task.cancel()
 
     def heard(self) -> None:
@@ -279,7 +303,7 @@ class Streamer:
         attempt.watch_first_byte(timeout)
         # A timeout the caller chose bounds the whole stream, as it bounds a submitted call.
         total = (
-            self._clock.call_at(attempt.started + timeout, lambda: attempt._fire("timeout"))
+            self._clock.call_at(attempt.started + timeout, lambda: attempt._fire(_CALLERS_TIMEOUT))
             if timeout is not None
             else None
         )
@@ -291,7 +315,8 @@ class Streamer:
             if attempt.cut is None:
                 raise  # the worker itself was cancelled: the scheduler is closing
             self._tell(watch, state, attempt, None)
-            state.last_cut = (attempt._ticket, attempt.started, attempt.first_at is None)
+            if attempt.cut != _CALLERS_TIMEOUT:
+                state.last_cut = (attempt._ticket, attempt.started, attempt.first_at is None)
             raise _retryable(APITimeoutError(f"Stream cut: {attempt.cut}.")) from None
         except BaseException:
             self._tell(watch, state, attempt, None)

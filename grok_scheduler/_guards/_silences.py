@@ -126,7 +126,7 @@ class SilenceRecords:
         self._verdicts: dict[tuple[bool, int], tuple[float, bool]] = {}
         # When the cuts were made whose jobs have not tried again yet, and whether the last
         # jobs cut answered promptly when tried again.
-        self._pending_cuts: deque[float] = deque()
+        self._pending_cuts: deque[float] = deque(maxlen=_OUTCOMES)
         self._outcomes: deque[bool] = deque(maxlen=_OUTCOMES)
 
     def storm(self, bound: float, now: float, *, first_byte: bool) -> bool:
@@ -150,6 +150,8 @@ class SilenceRecords:
 
     def cut_made(self, now: float) -> None:
         """An attempt was cut for its silence; its job's next attempt will tell what it was."""
+        while self._pending_cuts and now - self._pending_cuts[0] > _CUT_FORGOTTEN:
+            self._pending_cuts.popleft()  # its job never came back (failed, cancelled)
         self._pending_cuts.append(now)
 
     def cut_told(self, *, prompt: bool) -> None:

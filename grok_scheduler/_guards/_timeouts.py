@@ -156,14 +156,6 @@ class CallTimeouts:
             silence.spoke(now)
         silence.end(now, completed=answered)
 
-    def cut_made(self, now: float) -> None:
-        """A call was cut at its bound (its job's next attempt tells what it was)."""
-        self._silences.cut_made(now)
-
-    def cut_told(self, *, prompt: bool) -> None:
-        """The next attempt of a job cut at its bound answered promptly (a hang) or not."""
-        self._silences.cut_told(prompt=prompt)
-
     def _settled(self, ticket: int) -> bool:
         # Counted only when a call in flight is judged again (every quarter of its age), and
         # among the recent calls only: a slow wave late in a run is a wave too.
@@ -253,7 +245,6 @@ async def send_watched(
     started: float,
     timeout: float,
     bound: Callable[[], float] | None,
-    on_cut: Callable[[], None] | None = None,
 ) -> TransportResponse:
     """``transport.send`` with ``timeout``, cut earlier once ``bound()`` says it is overdue.
 
@@ -261,7 +252,7 @@ async def send_watched(
     was chosen by the caller and is all there is). A call sent before its model had answered
     enough times was given the prior, over a minute; by the time it has been silent a few
     seconds the model's real calls are known, and a hang is cut at their bound. The cut is an
-    :class:`APITimeoutError`, as the transport's own timeout would be; ``on_cut`` is told.
+    :class:`APITimeoutError`, as the transport's own timeout would be.
     """
     if bound is None:
         return await transport.send(path, body, timeout=timeout)
@@ -283,8 +274,6 @@ async def send_watched(
         if elapsed >= limit - 1e-9:
             if not task.done():
                 cut.append(limit)
-                if on_cut is not None:
-                    on_cut()
                 task.cancel()
             return
         due = min(limit, elapsed + max(_FIRST_CHECK, elapsed / 4))

@@ -165,10 +165,14 @@ class StreamWatch:
         bisect.insort(self._answered, started)
         return True
 
-    def gone(self, ticket: int, now: float | None = None, *, completed: bool = False) -> None:
+    def gone(
+        self, ticket: int, now: float | None = None, *, completed: bool = False, cut: bool = False
+    ) -> None:
         """The attempt of ``ticket`` ended at ``now`` (answered, cut, failed or left).
 
-        ``completed``: its stream was read to the end, so its gaps are all known.
+        ``completed``: its stream was read to the end, so its gaps are all known; ``cut``:
+        the watchdog ended it (only such silences keep a place in a wave: a connection
+        dropped mid-stream is not a thinking peer, and its job is never forgiven).
         """
         started = self._waiting.pop(ticket, None)
         self._running.discard(ticket)
@@ -177,16 +181,11 @@ class StreamWatch:
             if silence is not None:
                 silence.forget()  # left by its caller: not evidence either way
             return
-        if started is not None and now - started >= self._first_byte_floor:
+        if cut and started is not None and now - started >= self._first_byte_floor:
             if len(self._cut_silent) == self._cut_silent.maxlen:
                 self._cut_silent.popleft()
             bisect.insort(self._cut_silent, started)
-        elif (
-            started is None
-            and not completed
-            and silence is not None
-            and now - silence.last_at >= self._gap_floor
-        ):
+        elif cut and started is None and silence is not None and not completed:
             self._cut_in_gap.add(ticket)
             if len(self._cut_in_gap) > 2 * _WAVE_SPAN:  # only the last 100 tickets count
                 self._cut_in_gap = {t for t in self._cut_in_gap if t >= ticket - _WAVE_SPAN}

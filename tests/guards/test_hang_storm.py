@@ -53,6 +53,7 @@ class World:
     slow_calls: float = 0.0  # share of attempts that do (a slow tail)
     slow: float = 30.0
     slow_sigma: float = 1.0
+    fast: float = 0.25  # the others' first byte (lognormal, sigma 0.25)
     think_in_gap: bool = False  # slow ones send their first chunk at once, then think
     jobs: int = 300
     rate: float = 10.0
@@ -89,7 +90,7 @@ async def _run(world: World, seed: int = 1) -> Run:
             or (world.slow_calls > 0 and rng.random() < world.slow_calls)
         )
         sigma = world.slow_sigma if slow else 0.25
-        wait = (world.slow if slow else 0.25) * rng.lognormvariate(0.0, sigma)
+        wait = (world.slow if slow else world.fast) * rng.lognormvariate(0.0, sigma)
         first_byte, gap = (0.2, wait) if slow and world.think_in_gap else (wait, 0.0)
         draw = rng.random()
         if draw < world.hang_first:
@@ -142,10 +143,26 @@ async def test_a_storm_of_first_byte_hangs_does_not_shelter_itself() -> None:
 
 
 async def test_a_storm_of_hangs_mid_stream_does_not_shelter_itself() -> None:
-    """30% of streams go silent after their first chunk. Before: 193 s on this seed (127 now)."""
-    run = await _run(World(hang_mid=0.3), seed=3)
+    """30% of streams go silent after their first chunk: every job answered within minutes.
+
+    A stream cut mid-stream keeps its place in the wave of gaps until its job answers promptly
+    when tried again (so a minority thinking after an opening chunk is not cut one by one), so
+    these hangs wait for the storm's evidence: 113-260 s for seeds 1-3, where the wave rule
+    counted over the whole run (f7e13d8) cut them sooner, 52-193 s, and thinkers too.
+    """
+    for seed in (1, 3):
+        run = await _run(World(hang_mid=0.3), seed=seed)
+        assert run.failed == 0
+        assert run.makespan < 300.0
+
+
+async def test_a_retry_that_hangs_again_does_not_hold_back_the_storms_confirmation() -> None:
+    """4 s answers, 30% hang mid-stream. A cut job's next attempt tells at once when it is
+    silent past the bound again; told only when it ended, two retries that hung again, each
+    sheltered for minutes, kept the storm unconfirmed: 917 s and 8 jobs failed (review)."""
+    run = await _run(World(hang_mid=0.3, fast=4.0), seed=2)
     assert run.failed == 0
-    assert run.makespan < 160.0
+    assert run.makespan < 300.0
 
 
 async def test_a_slow_wave_late_in_a_run_is_not_cut_call_by_call() -> None:

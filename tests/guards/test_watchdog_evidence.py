@@ -14,6 +14,7 @@ def _answered(watch: StreamWatch, count: int, *, start: float = 0.0) -> None:
         watch.spoke(ticket, started + 0.3)
         watch.heard_first(ticket, started, started + 0.3)
         watch.gone(ticket, started + 0.5, completed=True)
+        watch.observe(-1.0, 0.1)  # its longest gap, taught once the stream is whole
 
 
 def test_a_wave_late_in_a_run_is_counted_among_the_recent_streams() -> None:
@@ -52,3 +53,40 @@ def test_a_refusal_after_a_long_wait_is_no_silent_peer() -> None:
         watch.gone(ticket, 13.0 + i * 0.1)
     _answered(watch, 20, start=10.5)
     assert watch.first_byte_limit(started=10.0, now=16.0, ticket=mine) == 2.0
+
+
+def test_only_a_watchdog_cut_keeps_a_place_in_a_wave_of_gaps_until_forgiven() -> None:
+    """A stream dropped mid-stream (a proxy's idle timeout) is no thinking peer; a stream the
+    watchdog cut is, until its job answers promptly when tried again."""
+    watch = StreamWatch(first_byte_floor=2.0, gap_floor=2.0)
+    _answered(watch, 100)
+    ended = []
+    for i in range(15):  # opened, spoke once, then silent 30 s and ended unfinished
+        started = 20.0 + i * 0.1
+        ticket = watch.waiting(started)
+        watch.spoke(ticket, started + 0.3)
+        watch.heard_first(ticket, started, started + 0.3)
+        ended.append((ticket, started))
+    for ticket, started in ended:
+        watch.gone(ticket, started + 30.0, cut=False)
+    mine = watch.waiting(60.0)
+    watch.spoke(mine, 60.3)
+    watch.heard_first(mine, 60.0, 60.3)
+    assert watch.gap_limit(ticket=mine, now=65.0) == 2.0  # dropped: no wave
+    cut = StreamWatch(first_byte_floor=2.0, gap_floor=2.0)
+    _answered(cut, 100)
+    tickets = []
+    for i in range(15):
+        started = 20.0 + i * 0.1
+        ticket = cut.waiting(started)
+        cut.spoke(ticket, started + 0.3)
+        cut.heard_first(ticket, started, started + 0.3)
+        cut.gone(ticket, started + 30.0, cut=True)
+        tickets.append((ticket, started))
+    mine = cut.waiting(60.0)
+    cut.spoke(mine, 60.3)
+    cut.heard_first(mine, 60.0, 60.3)
+    assert cut.gap_limit(ticket=mine, now=65.0) == 900.0  # cut: still a wave of thinkers
+    for ticket, started in tickets:
+        cut.forgive(ticket, started)
+    assert cut.gap_limit(ticket=mine, now=65.0) == 2.0  # their jobs answered promptly
