@@ -66,7 +66,7 @@ class Run:
     failed: int
 
 
-async def _run(world: World, seed: int = 1) -> Run:
+async def _run(world: World, seed: int = 1, *, streamed: bool = False) -> Run:
     clock = FakeClock(start=0.0)
     rng = random.Random(seed)
     sent = [0]
@@ -98,7 +98,38 @@ async def _run(world: World, seed: int = 1) -> Run:
         hang_mid = world.hang_first <= draw < world.hang_first + world.hang_mid
         return MockStream(200, body(first_byte, hang_mid, gap))
 
+    if streamed:
+        return await _drive_streams(clock, stream, sent, jobs=world.jobs, rate=world.rate)
     return await _drive(clock, stream, sent, jobs=world.jobs, rate=world.rate, on_wire=True)
+
+
+async def _drive_streams(
+    clock: FakeClock, stream: StreamHandler, sent: list[int], *, jobs: int, rate: float
+) -> Run:
+    """The same through ``Scheduler.stream``: a cut after the first chunk fails its job."""
+    async with Scheduler(
+        api_key=KEY,
+        clock=clock,
+        transport=MockStreamTransport(stream),
+        rng=random.Random(1),
+        requests_per_second=rate,
+        stop_on_fatal=False,
+    ) as scheduler:
+        ends: list[float] = []
+
+        async def read(i: int) -> None:
+            try:
+                async with scheduler.stream(f"job {i}", max_tokens=64) as chunks:
+                    async for _ in chunks:
+                        pass
+            finally:
+                ends.append(clock.now())
+
+        readers = [asyncio.ensure_future(read(i)) for i in range(jobs)]
+        waiter = asyncio.ensure_future(asyncio.wait(readers))
+        await clock.run_until_done(waiter, limit=4 * HANG)
+        failed = sum(r.cancelled() or r.exception() is not None for r in readers)
+    return Run(max(ends), sent[0] - jobs, failed)
 
 
 async def _drive(
@@ -154,6 +185,16 @@ async def test_a_storm_of_hangs_mid_stream_does_not_shelter_itself() -> None:
         run = await _run(World(hang_mid=0.3), seed=seed)
         assert run.failed == 0
         assert run.makespan < 300.0
+
+
+async def test_streams_cut_after_their_first_chunk_do_not_shelter_later_hangs() -> None:
+    """Through ``Scheduler.stream``, 30% of streams hang after their first chunk: those jobs
+    fail (a cut after a chunk reached the caller is final), and are never tried again. Kept
+    in the wave of gaps as if awaiting their retry, they sheltered every later hang: about
+    1,800 s (review); 33 / 32 / 92 s on the code before them."""
+    run = await _run(World(hang_mid=0.3), seed=1, streamed=True)
+    assert 60 <= run.failed <= 120  # the hung streams, and only they
+    assert run.makespan < 200.0
 
 
 async def test_a_retry_that_hangs_again_does_not_hold_back_the_storms_confirmation() -> None:
