@@ -98,38 +98,9 @@ async def _run(world: World, seed: int = 1, *, streamed: bool = False) -> Run:
         hang_mid = world.hang_first <= draw < world.hang_first + world.hang_mid
         return MockStream(200, body(first_byte, hang_mid, gap))
 
-    if streamed:
-        return await _drive_streams(clock, stream, sent, jobs=world.jobs, rate=world.rate)
-    return await _drive(clock, stream, sent, jobs=world.jobs, rate=world.rate, on_wire=True)
-
-
-async def _drive_streams(
-    clock: FakeClock, stream: StreamHandler, sent: list[int], *, jobs: int, rate: float
-) -> Run:
-    """The same through ``Scheduler.stream``: a cut after the first chunk fails its job."""
-    async with Scheduler(
-        api_key=KEY,
-        clock=clock,
-        transport=MockStreamTransport(stream),
-        rng=random.Random(1),
-        requests_per_second=rate,
-        stop_on_fatal=False,
-    ) as scheduler:
-        ends: list[float] = []
-
-        async def read(i: int) -> None:
-            try:
-                async with scheduler.stream(f"job {i}", max_tokens=64) as chunks:
-                    async for _ in chunks:
-                        pass
-            finally:
-                ends.append(clock.now())
-
-        readers = [asyncio.ensure_future(read(i)) for i in range(jobs)]
-        waiter = asyncio.ensure_future(asyncio.wait(readers))
-        await clock.run_until_done(waiter, limit=4 * HANG)
-        failed = sum(r.cancelled() or r.exception() is not None for r in readers)
-    return Run(max(ends), sent[0] - jobs, failed)
+    return await _drive(
+        clock, stream, sent, jobs=world.jobs, rate=world.rate, on_wire=True, streamed=streamed
+    )
 
 
 async def _drive(
@@ -140,8 +111,11 @@ async def _drive(
     jobs: int,
     rate: float,
     on_wire: bool | None,
+    streamed: bool = False,
 ) -> Run:
-    """Submit ``jobs`` at once under the default policies; ``sent`` counts the calls."""
+    """Submit ``jobs`` at once under the default policies (``streamed``: each read through
+    ``Scheduler.stream``, where a cut after the first chunk fails its job); ``sent`` counts
+    the calls."""
     async with Scheduler(
         api_key=KEY,
         clock=clock,
@@ -151,8 +125,19 @@ async def _drive(
         stream_on_wire=on_wire,
         stop_on_fatal=False,
     ) as scheduler:
-        futures = [scheduler.submit_nowait(f"job {i}", max_tokens=64) for i in range(jobs)]
         ends: list[float] = []
+
+        async def read(i: int) -> None:
+            async with scheduler.stream(f"job {i}", max_tokens=64) as chunks:
+                async for _ in chunks:
+                    pass
+
+        futures: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(read(i))
+            if streamed
+            else scheduler.submit_nowait(f"job {i}", max_tokens=64)
+            for i in range(jobs)
+        ]
         for future in futures:
             future.add_done_callback(lambda _f: ends.append(clock.now()))
         waiter = asyncio.ensure_future(asyncio.wait(futures))
