@@ -15,16 +15,45 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grok_scheduler import FakeClock, TransportResponse
+    from grok_scheduler.simulator import SimulatorConfig
 
 __all__ = [
     "Measured",
     "SimulatorProcess",
+    "recording_server",
     "run_measured",
     "write_plain_prompts",
 ]
+
+Handler = Callable[[str, dict[str, Any]], Awaitable["TransportResponse"]]
+
+
+def recording_server(
+    config: SimulatorConfig, clock: FakeClock
+) -> tuple[Handler, list[tuple[float, float, int]]]:
+    """The virtual simulator as a ``MockTransport`` handler, and its record of every request:
+    (sent, answered, status)."""
+    from grok_scheduler import TransportResponse
+    from grok_scheduler.simulator import VirtualServer
+
+    server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
+    sent: list[tuple[float, float, int]] = []
+
+    async def handler(path: str, body: dict[str, Any]) -> TransportResponse:
+        started = clock.now()
+        response = await server.respond(path, body)
+        sent.append((started, clock.now(), response.status))
+        return TransportResponse(response.status, response.body, response.headers)
+
+    return handler, sent
+
 
 ROOT = Path(__file__).resolve().parents[1]
 _LISTENING = re.compile(r"listening on (http://\S+/v1)")

@@ -26,8 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grok_scheduler import FakeClock, MockTransport, Scheduler, TransportResponse
-from grok_scheduler.simulator import LimitChange, SimulatorConfig, VirtualServer
+from _common import recording_server
+
+from grok_scheduler import FakeClock, MockTransport, Scheduler
+from grok_scheduler.simulator import LimitChange, SimulatorConfig
 
 KEY = "xai-benchmark-key-0000000000000000"
 WORLDS = {
@@ -88,14 +90,7 @@ async def run_cell(
         "headers": evidence if evidence == "openai-1s" else "none",
     }
     clock = FakeClock(start=0.0)
-    server = VirtualServer(SimulatorConfig(**options), now=clock.now, sleep=clock.sleep)
-    sent: list[tuple[float, float, int]] = []
-
-    async def handler(path: str, body: dict[str, Any]) -> TransportResponse:
-        started = clock.now()
-        response = await server.respond(path, body)
-        sent.append((started, clock.now(), response.status))
-        return TransportResponse(response.status, response.body, response.headers)
+    handler, sent = recording_server(SimulatorConfig(**options), clock)
 
     jobs = _jobs(phases, args.seconds)
     scheduler = Scheduler(

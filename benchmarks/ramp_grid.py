@@ -29,8 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grok_scheduler import FakeClock, MockTransport, Scheduler, TransportResponse
-from grok_scheduler.simulator import SimulatorConfig, VirtualServer
+from _common import recording_server
+
+from grok_scheduler import FakeClock, MockTransport, Scheduler
+from grok_scheduler.simulator import SimulatorConfig
 
 KEY = "xai-benchmark-key-0000000000000000"
 LIMITS = ["1", "2", "10", "40", "200", "500", "1000", "unlimited"]
@@ -72,15 +74,7 @@ def _config(limit: str, latency: str, evidence: str) -> SimulatorConfig:
 async def run_cell(limit: str, latency: str, evidence: str, given: str, seconds: float) -> Cell:
     """Run one cell in virtual time."""
     clock = FakeClock(start=0.0)
-    config = _config(limit, latency, evidence)
-    server = VirtualServer(config, now=clock.now, sleep=clock.sleep)
-    sent: list[tuple[float, float, int]] = []
-
-    async def handler(path: str, body: dict[str, Any]) -> TransportResponse:
-        started = clock.now()
-        response = await server.respond(path, body)
-        sent.append((started, clock.now(), response.status))
-        return TransportResponse(response.status, response.body, response.headers)
+    handler, sent = recording_server(_config(limit, latency, evidence), clock)
 
     rps = None if limit == "unlimited" else float(limit)
     # Low limits run longer: their discovery takes tens of seconds whatever the run's length.
