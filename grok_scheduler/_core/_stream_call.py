@@ -155,14 +155,23 @@ class _Attempt:
         Told only when the attempt ended, a retry that hangs again (sheltered by a wave for
         minutes) would hold the storm's confirmation back as long.
         """
-        cut = self._state.last_cut
-        if cut is None:
+        if self._state.last_cut is None:
             return
         watch = self._watch
         learned = watch.first_byte_limit() if self.first_at is None else watch.gap_limit()
         if silent > learned:
-            self._state.last_cut = None
-            watch.cut_told(prompt=False)
+            self.tell_cut(False)
+
+    def tell_cut(self, prompt: bool) -> None:
+        """Tell, once, what the job's last cut was: a hang's if this attempt was ``prompt``
+        (its place in a wave is then given up), a slow job's if not."""
+        cut = self._state.last_cut
+        if cut is None:
+            return
+        self._state.last_cut = None
+        if prompt:
+            self._watch.forgive(cut[0], cut[1])
+        self._watch.cut_told(prompt=prompt)
 
     def disarm(self) -> None:
         if self._timer is not None:
@@ -246,11 +255,7 @@ class _Attempt:
             # job cut silent before that now answers promptly was hung, not slow.
             cut = self._state.last_cut
             if cut is not None and cut[2]:
-                prompt = self.first_at - self.started <= self._watch.first_byte_limit()
-                if prompt:
-                    self._watch.forgive(cut[0], cut[1])
-                self._watch.cut_told(prompt=prompt)
-                self._state.last_cut = None
+                self.tell_cut(self.first_at - self.started <= self._watch.first_byte_limit())
         self._state.pass_frame(payload)
         if isinstance(found, Delta):
             self._state.deliver(StreamChunk(found.text, found.reasoning))
@@ -314,12 +319,12 @@ class Streamer:
                 return Abandoned(self._generated(job, lane, attempt))
             if attempt.cut is None:
                 raise  # the worker itself was cancelled: the scheduler is closing
-            self._tell(watch, state, attempt, None)
+            self._tell(watch, attempt, None)
             if attempt.cut != _CALLERS_TIMEOUT:
                 state.last_cut = (attempt._ticket, attempt.started, attempt.first_at is None)
             raise _retryable(APITimeoutError(f"Stream cut: {attempt.cut}.")) from None
         except BaseException:
-            self._tell(watch, state, attempt, None)
+            self._tell(watch, attempt, None)
             raise
         finally:
             attempt.disarm()
@@ -328,32 +333,22 @@ class Streamer:
             state.reader = None
         if response.status == 200 and attempt.first_at is not None:
             watch.observe(-1.0, attempt.longest_gap)  # its first byte was taught on arrival
-        self._tell(watch, state, attempt, response)
+        self._tell(watch, attempt, response)
         return response
 
     @staticmethod
-    def _tell(
-        watch: StreamWatch,
-        state: StreamState,
-        attempt: _Attempt,
-        response: TransportResponse | None,
-    ) -> None:
+    def _tell(watch: StreamWatch, attempt: _Attempt, response: TransportResponse | None) -> None:
         """Whether this attempt of a job cut for silence before answered promptly (the cut
-        was a hang's) or not (a slow job's): told once, unless its first byte told already."""
-        cut = state.last_cut
-        if cut is None:
-            return
-        state.last_cut = None
-        prompt = (
+        was a hang's) or not (a slow job's), unless its first byte or a silence told already:
+        whole, with no long silence."""
+        attempt.tell_cut(
             response is not None
             and response.status == 200
             and attempt.completed
+            and attempt.first_at is not None
+            and attempt.first_at - attempt.started <= watch.first_byte_limit()
             and attempt.longest_gap <= watch.gap_limit()
-            and (attempt.first_at or attempt.started) - attempt.started <= watch.first_byte_limit()
         )
-        if prompt:
-            watch.forgive(cut[0], cut[1])  # whole with no long silence: the cut was a hang's
-        watch.cut_told(prompt=prompt)
 
     @staticmethod
     def _generated(job: Job, lane: Lane, attempt: _Attempt) -> int:

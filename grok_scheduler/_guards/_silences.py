@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["MIN_DEAD", "MIN_HOLD", "Silence", "SilenceRecords", "hold_for"]
+__all__ = ["MIN_HOLD", "Silence", "SilenceRecords"]
 
 # How many recent, fully watched streams the evidence is read from.
 _RECENT = 40
@@ -64,7 +64,7 @@ _FRESH = 1.0
 _SAME_BOUND = math.log(1.1)
 
 
-def hold_for(bound: float) -> float:
+def _hold_for(bound: float) -> float:
     """How long a silence past ``bound`` is watched before it counts as one that never ends."""
     return max(_HOLD_FACTOR * bound, MIN_HOLD)
 
@@ -184,7 +184,7 @@ class SilenceRecords:
         return verdict
 
     def _read(self, bound: float, now: float, first_byte: bool) -> bool:
-        hold = hold_for(bound)
+        hold = _hold_for(bound)
         fate = self._first_byte if first_byte else self._gap
         # The recent streams say whether the model is alive; the recent silences past the
         # bound (however many quick answers came between) what such silences become.
