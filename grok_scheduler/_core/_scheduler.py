@@ -43,9 +43,11 @@ from ._retry import RetryPolicy
 from ._settings import job_arguments, scheduler_settings
 from ._stream import ResultStream, StreamState
 
-__all__ = ["DEFAULT_BASE_URL", "Scheduler"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_CONCURRENCY_CAP", "Scheduler"]
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
+# Calls in flight at most when max_concurrency is not given (the pool is sized to it).
+DEFAULT_CONCURRENCY_CAP = 1024
 _CLOSED_BEFORE_RUN = "the scheduler was closed before this job ran"
 
 
@@ -91,7 +93,7 @@ class Scheduler(BatchMethods, RunControls):
         transport: Transport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        concurrency_cap: int = 1024,
+        concurrency_cap: int = DEFAULT_CONCURRENCY_CAP,
         stream_on_wire: bool | None = None,
     ) -> None:
         settings = scheduler_settings(

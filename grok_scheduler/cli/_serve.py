@@ -22,8 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .._core._scheduler import DEFAULT_BASE_URL, Scheduler
+from .._core._scheduler import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY_CAP, Scheduler
 from .._errors import redact
+from .._transports._base import Transport
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError
 from ._gateway import DEFAULT_MAX_BODY_BYTES, Gateway
 from ._heap import tuned_collector
@@ -241,6 +242,21 @@ async def _start_server(
     return stop
 
 
+def _upstream_client(args: argparse.Namespace, api_key: str) -> Transport | None:
+    """With httptools (the lean server), model calls go upstream on the lean client too.
+
+    It halves the CPU the upstream side of a call costs (benchmarks/gateway_cpu.py); None
+    leaves the scheduler its aiohttp transport (``--http aiohttp``).
+    """
+    if not getattr(args, "lean", False):
+        return None
+    from .._transports._lean import LeanTransport
+
+    return LeanTransport(
+        base_url=args.base_url, api_key=api_key, max_connections=DEFAULT_CONCURRENCY_CAP
+    )
+
+
 async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -249,6 +265,7 @@ async def _serve(args: argparse.Namespace, api_key: str, keys: list[str]) -> Non
     scheduler = Scheduler(
         api_key=api_key,
         base_url=args.base_url,
+        transport=_upstream_client(args, api_key),
         model=args.model,
         requests_per_second=args.rps,
         tokens_per_minute=args.tpm,
