@@ -68,7 +68,8 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         self._check_sdk_retries(request)
         try:
             priority = _priority_of(request)
-            body = json.loads(await request.aread())
+            content = await request.aread()
+            body = json.loads(content)
             if not isinstance(body, dict):
                 raise ValueError("the request body is not a JSON object")
         except ValueError as exc:
@@ -84,7 +85,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                     return streamed
                 answer = started
             else:
-                answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
+                answer = await self._scheduler.send_raw(
+                    endpoint, body, priority=priority, encoded=content
+                )
         except SchedulerError as exc:
             mapped = error_answer(exc)
             if mapped is None:

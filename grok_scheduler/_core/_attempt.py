@@ -195,7 +195,7 @@ class WorkerPool:
         ):
             job.stream = StreamState(silent=True)
         try:
-            body = _encode_json(job.payload()).encode()
+            body = job.raw_bytes or _encode_json(job.payload()).encode()
         except (TypeError, ValueError) as exc:
             # Checked at submit already; a message list mutated since then still ends cleanly.
             lane.limiter.refund(job.estimated_tokens, started)

@@ -46,6 +46,7 @@ class Job:
         "queued",
         "queued_seconds",
         "raw_body",
+        "raw_bytes",
         "send_record",
         "stream",
         "submitted_at",
@@ -103,6 +104,9 @@ class Job:
         # A raw call (send_raw) is sent as its SDK built it, and answered with the server's
         # last response, so both are kept; a submitted job has neither.
         self.raw_body: dict[str, Any] | None = None
+        # The raw body's bytes as its client encoded them, when given: sent as they are, not
+        # encoded again on every attempt (the gateway's CPU per request, issue 15).
+        self.raw_bytes: bytes | None = None
         self.last_response: TransportResponse | None = None
 
     def payload(self) -> dict[str, Any]:

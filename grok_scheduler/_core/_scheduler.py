@@ -340,11 +340,13 @@ class Scheduler(BatchMethods, RunControls):
         priority: int | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
+        encoded: bytes | None = None,
     ) -> TransportResponse:
         """Schedule a body as an SDK built it (sent unchanged); return the last response.
 
         See :mod:`grok_scheduler._core._raw`. ``priority`` defaults to the enclosing
-        :meth:`priority` block's, else NORMAL.
+        :meth:`priority` block's, else NORMAL. ``encoded``: ``body``'s JSON as the client sent
+        it, sent as it is (``body`` is still what scheduling reads).
         """
         self._check_open()
         refuse_stream(body)
@@ -353,6 +355,7 @@ class Scheduler(BatchMethods, RunControls):
         )
         job = make_job(self._lanes, args, None, now=self._clock.now(), stream=None)
         job.raw_body = dict(body)
+        job.raw_bytes = encoded
         return await last_response(job, self._enqueue(job))
 
     def priority(self, priority: int) -> contextlib.AbstractContextManager[None]:

@@ -180,8 +180,11 @@ class Gateway:
             # A call that names no model is the gateway's model's (``serve --model``): say so
             # upstream too, or the server refuses what the gateway scheduled under that model.
             # (An explicit null or "" is the client's to answer for: the server's 400 reaches
-            # it, as through the transport.)
-            body.setdefault("model", self._scheduler.model)
+            # it, as through the transport.) Otherwise the client's own bytes are sent.
+            encoded: bytes | None = raw
+            if "model" not in body:
+                body["model"] = self._scheduler.model
+                encoded = None
         except ValueError as exc:
             return _answer(400, error_body("invalid-argument", str(exc)))
         try:
@@ -192,7 +195,9 @@ class Gateway:
                     return stream
                 answer = started
             else:
-                answer = await self._scheduler.send_raw(endpoint, body, priority=priority)
+                answer = await self._scheduler.send_raw(
+                    endpoint, body, priority=priority, encoded=encoded
+                )
         except SchedulerError as exc:
             mapped = error_answer(exc)
             if mapped is None:

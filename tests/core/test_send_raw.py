@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from grok_scheduler import (
     InvalidJobError,
     Priority,
     RetryPolicy,
+    Scheduler,
     TransportResponse,
 )
 
@@ -161,3 +163,39 @@ async def test_a_200_with_an_unusable_body_is_passed_through_not_retried(unusabl
     assert response.headers["x-request-id"] == "req-bad"
     assert result.text == "fine" and result.attempts == 2
     assert server.prompts == ["hi", "again", "again"]
+
+
+class _BytesRecorder:
+    """A transport that records the bytes each attempt sent: the first answer a 503."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sent: list[bytes] = []
+
+    async def send(self, path: str, body: bytes, *, timeout: float) -> TransportResponse:
+        self.sent.append(body)
+        await self.clock.sleep(0.1)
+        return error(503, "busy") if len(self.sent) == 1 else ok("hi")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_the_clients_own_bytes_are_sent_on_every_attempt() -> None:
+    """Given ``encoded``, the bytes go out as the client wrote them (its spacing, its key order,
+    its unescaped text), on the retry too; without it the body is encoded as before."""
+    clock = FakeClock()
+    encoded = '{ "messages": [{"role": "user", "content": "héllo"}],  "model": "grok-4" }'.encode()
+    body = json.loads(encoded)
+    for given in (encoded, None):
+        transport = _BytesRecorder(clock)
+        scheduler = Scheduler(
+            api_key="xai-test", clock=clock, transport=transport, rng=random.Random(0)
+        )
+        async with scheduler:
+            call = scheduler.send_raw("chat/completions", body, encoded=given)
+            response = await _run(clock, call)
+        assert response.status == 200
+        assert [json.loads(sent) for sent in transport.sent] == [body, body]
+        assert transport.sent[0] == transport.sent[1]
+        assert (transport.sent[0] == encoded) is (given is not None)
