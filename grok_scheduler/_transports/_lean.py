@@ -36,10 +36,13 @@ __all__ = ["LeanTransport"]
 # Idle connections older than this are closed, not reused (aiohttp's keepalive_timeout): a
 # server that closed its end meanwhile would fail the next call sent on it.
 _IDLE_SECONDS = 15.0
-_DECODERS: dict[str, Callable[[], zlib._Decompress]] = {
-    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "deflate": lambda: zlib.decompressobj(zlib.MAX_WBITS),
+# zlib's window bits for each encoding, given the body's first byte. Many servers send "deflate"
+# as a bare deflate stream, without the zlib header RFC 9110 asks for; aiohttp decodes those
+# (a zlib header's low nibble is always 8), and so must this client.
+_WINDOW_BITS: dict[str, Callable[[int], int]] = {
+    "gzip": lambda _: 16 + zlib.MAX_WBITS,
+    "x-gzip": lambda _: 16 + zlib.MAX_WBITS,
+    "deflate": lambda first: zlib.MAX_WBITS if first & 0x0F == 8 else -zlib.MAX_WBITS,
 }
 
 
@@ -246,11 +249,11 @@ class LeanTransport:
             raise
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
-            decoder = _DECODERS.get(encoding)
-            if decoder is None:
+            window_bits = _WINDOW_BITS.get(encoding)
+            if window_bits is None:
                 connection.close()
                 raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
-            body = decoder().decompress(body)
+            body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
             del headers["content-encoding"]
         if keep and not connection.closed and len(self._idle) < self._max_idle:
             connection.idle_since = time.monotonic()

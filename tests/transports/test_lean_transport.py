@@ -151,9 +151,16 @@ async def test_an_answer_ended_by_the_connection_closing(kind: str) -> None:
     assert server.connections == 2
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
 ENCODED = {
     "gzip": gzip.compress,
     "deflate": zlib.compress,
+    # What many servers send as "deflate" (no zlib header): aiohttp decodes it too.
+    "raw-deflate": _raw_deflate,
 }
 
 
@@ -167,6 +174,14 @@ async def test_compressed_bodies_are_decoded(kind: str, encoding: str) -> None:
         response = await transport.send("chat/completions", CHAT, timeout=5.0)
     assert response.body == body
     assert "gzip" in (server.requests[0].header("accept-encoding") or "")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_empty_compressed_body_is_empty(kind: str) -> None:
+    raw = ok(b"", extra="Content-Encoding: deflate\r\n")
+    async with served(kind, answer(raw)) as (_server, transport):
+        response = await transport.send("chat/completions", CHAT, timeout=5.0)
+    assert (response.status, response.body) == (200, b"")
 
 
 async def test_an_unknown_content_encoding_is_a_fatal_connection_error() -> None:
