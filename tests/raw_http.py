@@ -35,7 +35,9 @@ class Exchange:
         await asyncio.wait((released, closed), return_when=asyncio.FIRST_COMPLETED)
         for waiting in (released, closed):
             waiting.cancel()
-        return released.done() and not released.cancelled()
+        # The read must be over before the connection's next request is read.
+        await asyncio.gather(released, closed, return_exceptions=True)
+        return release.is_set()
 
     def header(self, name: str) -> str | None:
         prefix = name.lower().encode() + b":"

@@ -1,0 +1,132 @@
+"""The lean client's edges: odd but legal answers, its pool, its end, TLS.
+
+Several cases here were defects of the first version (an interim answer cut off taken for the
+answer, a body ended by the close misread as cut short, doubled headers joined, connections
+left open at ``aclose``); each runs over both clients where aiohttp's answer is the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from raw_http import Exchange, answer, ok
+from transport_clients import CHAT, KINDS, client, fails, served, until
+
+from grok_scheduler._errors import APIConnectionError
+from grok_scheduler._transports import _lean
+from grok_scheduler._wire._classify import classify_exception
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Clock]:
+    fake = _Clock()
+    monkeypatch.setattr(_lean, "time", fake)
+    yield fake
+
+
+async def test_an_idle_connection_expires(clock: _Clock) -> None:
+    """Past the idle bound a pooled connection is closed, not reused (the server may have)."""
+    async with served("lean", answer(ok())) as (server, transport):
+        await transport.send("chat/completions", CHAT, timeout=5.0)
+        clock.now += _lean._IDLE_SECONDS - 1
+        await transport.send("chat/completions", CHAT, timeout=5.0)
+        assert server.connections == 1
+        clock.now += _lean._IDLE_SECONDS
+        await transport.send("chat/completions", CHAT, timeout=5.0)
+        assert server.connections == 2
+        await until(lambda: len(server.open_writers) == 1)
+
+
+async def test_the_pool_keeps_at_most_max_connections() -> None:
+    """A burst opens what it needs; what the pool cannot keep is closed afterwards."""
+    release = asyncio.Event()
+
+    async def gathered(exchange: Exchange) -> None:
+        if len(server.requests) == 5:
+            release.set()
+        await release.wait()
+        exchange.writer.write(ok())
+
+    async with served("lean", gathered) as (server, transport):
+        assert isinstance(transport, _lean.LeanTransport)
+        transport._max_idle = 2
+        calls = [transport.send("chat/completions", CHAT, timeout=5.0) for _ in range(5)]
+        answers = await asyncio.gather(*calls)
+        assert [a.status for a in answers] == [200] * 5
+        assert len(transport._idle) == 2
+        await until(lambda: len(server.open_writers) == 2)
+
+
+# --- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl to make a certificate with")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_untrusted_certificate_is_fatal(kind: str, self_signed: tuple[Path, Path]) -> None:
+    """Retrying meets the same certificate: not retryable, as aiohttp's mapping says."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*self_signed)
+    served_requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served_requests.append(await reader.read(1))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with client(kind, f"https://127.0.0.1:{port}/v1") as transport:
+            error = await fails(transport)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert type(error) is APIConnectionError
+    assert classify_exception(error).retryable is False
+    assert not any(served_requests)
