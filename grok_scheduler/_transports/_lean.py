@@ -122,7 +122,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:
-            self._headers, self._body = {}, []  # 1xx: the real answer follows
+            # 1xx: the real answer follows; a close before it is a disconnect, not an answer.
+            self._headers, self._body, self._delimited = {}, [], True
             return
         self._delimited = True
         self._complete(keep_alive=self._parser.should_keep_alive())
