@@ -114,8 +114,13 @@ class _Connection(asyncio.Protocol):
         self._headers[key] = text if previous is None else f"{previous}, {text}"
 
     def on_headers_complete(self) -> None:
-        headers = self._headers
-        self._delimited = "content-length" in headers or "transfer-encoding" in headers
+        # Whether the answer says where it ends. A Transfer-Encoding other than chunked (e.g.
+        # identity) overrides any length: the body then ends where the connection does.
+        coding = self._headers.get("transfer-encoding")
+        if coding is None:
+            self._delimited = "content-length" in self._headers
+        else:
+            self._delimited = coding.lower().rstrip().endswith("chunked")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)

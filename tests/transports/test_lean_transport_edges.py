@@ -33,6 +33,15 @@ async def test_an_interim_answer_then_a_close_is_a_disconnect(kind: str) -> None
     assert classify_exception(error).retryable is True
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_body_without_chunks_ends_at_the_close(kind: str) -> None:
+    """``Transfer-Encoding: identity`` gives no length: the close ends the body."""
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nthe body"
+    async with served(kind, answer(raw, close=True)) as (_server, transport):
+        response = await transport.send("chat/completions", CHAT, timeout=5.0)
+    assert (response.status, response.body) == (200, b"the body")
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0
