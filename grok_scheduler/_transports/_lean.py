@@ -108,10 +108,9 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        previous = self._headers.get(key)
-        self._headers[key] = text if previous is None else f"{previous}, {text}"
+        # A doubled header reads as its first value, as aiohttp's headers answer get() and as
+        # the scheduler's header parsing takes them: joined, "2, 5" is no Retry-After at all.
+        self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         # Whether the answer says where it ends. A Transfer-Encoding other than chunked (e.g.

@@ -20,7 +20,7 @@ from transport_clients import CHAT, KINDS, client, fails, served, until
 
 from grok_scheduler._errors import APIConnectionError
 from grok_scheduler._transports import _lean
-from grok_scheduler._wire._classify import classify_exception
+from grok_scheduler._wire._classify import classify_exception, classify_response
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -40,6 +40,19 @@ async def test_a_body_without_chunks_ends_at_the_close(kind: str) -> None:
     async with served(kind, answer(raw, close=True)) as (_server, transport):
         response = await transport.send("chat/completions", CHAT, timeout=5.0)
     assert (response.status, response.body) == (200, b"the body")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_doubled_header_reads_as_its_first_value(kind: str) -> None:
+    """As aiohttp's headers answer ``get``: a doubled Retry-After is not an unreadable "2, 5"."""
+    raw = (
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nretry-after: 5\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    async with served(kind, answer(raw)) as (_server, transport):
+        response = await transport.send("chat/completions", CHAT, timeout=5.0)
+    assert response.headers.get("retry-after") == "2"
+    assert classify_response(429, response.headers, b"").retry_after == 2.0
 
 
 class _Clock:
