@@ -92,6 +92,12 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # A 101 (an upgrade no POST asks for) is returned as aiohttp returns it; the
+            # connection speaks another protocol from here. Raised out of here, the loop would
+            # log a fatal error and the call would fail untyped.
+            self._complete(keep_alive=False)
+            self.close()
         except httptools.HttpParserError as exc:
             self._fail(exc)
 

@@ -8,6 +8,7 @@ left open at ``aclose``); each runs over both clients where aiohttp's answer is 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import ssl
 import subprocess
@@ -53,6 +54,19 @@ async def test_a_doubled_header_reads_as_its_first_value(kind: str) -> None:
         response = await transport.send("chat/completions", CHAT, timeout=5.0)
     assert response.headers.get("retry-after") == "2"
     assert classify_response(429, response.headers, b"").retry_after == 2.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_upgrade_answer_is_returned_quietly(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 101 to a POST is returned as it is; the loop logs no protocol failure for it."""
+    raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        async with served(kind, answer(raw)) as (_server, transport):
+            response = await transport.send("chat/completions", CHAT, timeout=5.0)
+    assert response.status == 101
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 class _Clock:
