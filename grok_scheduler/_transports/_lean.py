@@ -186,6 +186,7 @@ class LeanTransport:
     __slots__ = (
         "_aiohttp",
         "_authority",
+        "_busy",
         "_handled",
         "_head",
         "_host",
@@ -222,6 +223,8 @@ class LeanTransport:
         ).encode("latin-1")
         self._ssl: ssl.SSLContext | None = None
         self._idle: list[_Connection] = []
+        # Connections with a call on them: aclose() closes these too, as aiohttp's does.
+        self._busy: set[_Connection] = set()
         self._max_idle = max_connections
 
     def __repr__(self) -> str:
@@ -253,11 +256,14 @@ class LeanTransport:
             async with asyncio.timeout_at(deadline):
                 connection = await self._connect()
             timeout = deadline - loop.time()
+        self._busy.add(connection)
         try:
             status, headers, body, keep = await connection.call(request, timeout)
         except BaseException:
             connection.close()  # cut mid-answer (a timeout, a cancel, a failure): not reusable
             raise
+        finally:
+            self._busy.discard(connection)
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             window_bits = _WINDOW_BITS.get(encoding)
@@ -301,9 +307,12 @@ class LeanTransport:
         return await self._aiohttp.open_stream(path, body, timeout=timeout)
 
     async def aclose(self) -> None:
-        for connection in self._idle:
+        # A call still in flight fails (retryable); left open, its connection would go back to
+        # the pool of a closed transport when its answer came, and stay open for good.
+        for connection in (*self._idle, *self._busy):
             connection.close()
         self._idle.clear()
+        self._busy.clear()
         await self._aiohttp.aclose()
 
 

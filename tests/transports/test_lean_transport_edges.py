@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from raw_http import Exchange, answer, ok
-from transport_clients import CHAT, KINDS, client, fails, served, until
+from transport_clients import CHAT, KINDS, client, fails, hold, served, until
 
 from grok_scheduler._errors import APIConnectionError
 from grok_scheduler._transports import _lean
@@ -67,6 +67,27 @@ async def test_an_upgrade_answer_is_returned_quietly(
             response = await transport.send("chat/completions", CHAT, timeout=5.0)
     assert response.status == 101
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_aclose_closes_the_connections_in_use(kind: str) -> None:
+    """A call in flight at ``aclose`` fails retryable and its connection is closed, not pooled.
+
+    Left open, the connection of an answer arriving after ``aclose`` went back to the pool of a
+    closed transport, where nothing would ever close it.
+    """
+    release = asyncio.Event()
+    async with served(kind, hold(release, ok())) as (server, transport):
+        call = asyncio.ensure_future(transport.send("chat/completions", CHAT, timeout=5.0))
+        await until(lambda: len(server.requests) == 1)
+        await transport.aclose()
+        await until(lambda: not server.open_writers)
+        release.set()
+        with pytest.raises(APIConnectionError) as raised:
+            await call
+    assert classify_exception(raised.value).retryable is True
+    if isinstance(transport, _lean.LeanTransport):
+        assert transport._idle == []
 
 
 class _Clock:
