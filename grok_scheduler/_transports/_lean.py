@@ -113,6 +113,12 @@ class _Connection(asyncio.Protocol):
         waiter.set_exception(exc or ServerDisconnectedError("the server closed the connection"))
 
     # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._waiter is not None and self._waiter.done():
+            # More after the whole answer (a stray or pipelined one): the bytes still to come
+            # on this connection would be read as the next call's answer. Not reused.
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         # A doubled header reads as its first value, as aiohttp's headers answer get() and as
         # the scheduler's header parsing takes them: joined, "2, 5" is no Retry-After at all.

@@ -90,6 +90,26 @@ async def test_aclose_closes_the_connections_in_use(kind: str) -> None:
         assert transport._idle == []
 
 
+async def test_bytes_after_the_answer_retire_the_connection() -> None:
+    """What follows a whole answer on its connection answered nothing asked: not reused.
+
+    Here a stray answer's head comes with the first answer and its body with the next one's;
+    on that connection the next call would read the stray body as the start of its answer.
+    """
+    stray_head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+
+    async def second(exchange: Exchange) -> None:
+        if exchange.connection == 1:
+            exchange.writer.write(b"stray")
+        exchange.writer.write(ok(b"second"))
+
+    async with served("lean", answer(ok(b"first") + stray_head), second) as (server, transport):
+        first = await transport.send("chat/completions", CHAT, timeout=5.0)
+        response = await transport.send("chat/completions", CHAT, timeout=5.0)
+    assert (first.body, response.body) == (b"first", b"second")
+    assert server.connections == 2
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0
