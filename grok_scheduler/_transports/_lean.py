@@ -279,8 +279,12 @@ class LeanTransport:
             body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
             del headers["content-encoding"]
         if keep and not connection.closed and len(self._idle) < self._max_idle:
-            connection.idle_since = time.monotonic()
+            now = connection.idle_since = time.monotonic()
             self._idle.append(connection)
+            # Calls take the newest; the ones a burst left below it would otherwise stay open
+            # past the bound for as long as the server lets them.
+            while now - self._idle[0].idle_since >= _IDLE_SECONDS:
+                self._idle.pop(0).close()
         else:
             connection.close()
         return status, headers, body

@@ -138,6 +138,27 @@ async def test_an_idle_connection_expires(clock: _Clock) -> None:
         await until(lambda: len(server.open_writers) == 1)
 
 
+async def test_idle_connections_a_burst_left_expire_too(clock: _Clock) -> None:
+    """Calls reuse the newest idle connection; the older ones past the bound get closed."""
+    release = asyncio.Event()
+
+    async def gathered(exchange: Exchange) -> None:
+        if len(server.requests) == 3:
+            release.set()
+        await release.wait()
+        exchange.writer.write(ok())
+
+    async with served("lean", gathered) as (server, transport):
+        await asyncio.gather(
+            *(transport.send("chat/completions", CHAT, timeout=5.0) for _ in "abc")
+        )
+        for _ in range(2):
+            clock.now += _lean._IDLE_SECONDS * 2 / 3
+            await transport.send("chat/completions", CHAT, timeout=5.0)
+        assert server.connections == 3
+        await until(lambda: len(server.open_writers) == 1)
+
+
 async def test_the_pool_keeps_at_most_max_connections() -> None:
     """A burst opens what it needs; what the pool cannot keep is closed afterwards."""
     release = asyncio.Event()
