@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Exchange", "RawServer", "Script", "answer", "ok", "raw_server"]
 
@@ -55,7 +56,7 @@ class RawServer:
     connections: int = 0
     requests: list[Exchange] = field(default_factory=list)
     open_writers: set[asyncio.StreamWriter] = field(default_factory=set)
-    handlers: set[asyncio.Task[None]] = field(default_factory=set)
+    handlers: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def url(self, prefix: str = "/v1", host: str = "127.0.0.1") -> str:
         bracketed = f"[{host}]" if ":" in host else host
@@ -102,7 +103,7 @@ async def raw_server(*scripts: Script, host: str = "127.0.0.1") -> AsyncIterator
         state.connections += 1
         task = asyncio.current_task()
         assert task is not None
-        state.handlers.add(task)  # type: ignore[arg-type]
+        state.handlers.add(task)
         number = state.connections
         state.open_writers.add(writer)
         try:

@@ -12,6 +12,7 @@ import gzip
 import json
 import socket
 import zlib
+from collections.abc import Callable
 
 import pytest
 from raw_http import Exchange, answer, ok
@@ -96,7 +97,7 @@ def _raw_deflate(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
-ENCODED = {
+ENCODED: dict[str, Callable[[bytes], bytes]] = {
     "gzip": gzip.compress,
     "deflate": zlib.compress,
     # What many servers send as "deflate" (no zlib header): aiohttp decodes it too.
@@ -191,6 +192,20 @@ async def test_a_redirect_is_returned_not_followed(kind: str) -> None:
         response = await transport.send("chat/completions", CHAT, timeout=5.0)
     assert response.status == 307
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_large_bodies_both_ways(kind: str) -> None:
+    """Megabytes out and back (a long context, a long answer), chunked and with a length."""
+    big = b"x" * (3 * 1024 * 1024)
+    parts = (big[:1000], big[1000:])
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    async with served(kind, answer(ok(big)), answer(chunked)) as (server, transport):
+        first = await transport.send("chat/completions", big, timeout=30.0)
+        second = await transport.send("chat/completions", CHAT, timeout=30.0)
+    assert first.body == big and second.body == big
+    assert server.requests[0].body == big
 
 
 # --- connections ------------------------------------------------------------------------------
@@ -303,7 +318,8 @@ async def test_a_cancelled_call_closes_its_connection() -> None:
             await call
         # The server sees the connection go (its handler ends), though it never answered.
         await until(lambda: not server.open_writers)
-        assert transport._idle == []
+        assert isinstance(transport, LeanTransport)
+        assert (transport._idle, transport._busy) == ([], set())
         response = await transport.send("chat/completions", CHAT, timeout=5.0)
         release.set()
     assert response.status == 200
