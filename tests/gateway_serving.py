@@ -1,19 +1,48 @@
-"""The gateway served on aiohttp's server or on the lean one, for the tests that compare them."""
+"""The gateway served on aiohttp's server or on the lean one, for the tests that compare them.
+
+As ``serve`` does, the lean kind calls upstream on the lean client (``LeanTransport``) and the
+aiohttp kind on aiohttp's: the scheduler fixture asks :func:`upstream_transport` for its
+transport, by the kind the test is parametrised with (:func:`gateway_kind`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
 from aiohttp import web
 from gateway_keys import CLIENT_KEY, KEY
 
 from grok_scheduler import Scheduler
+from grok_scheduler._core._scheduler import DEFAULT_CONCURRENCY_CAP
+from grok_scheduler._transports._base import Transport
+from grok_scheduler._transports._lean import LeanTransport
 from grok_scheduler.cli._gateway import Gateway
 from grok_scheduler.cli._lean_server import LeanServer
 from grok_scheduler.simulator import Simulator
 
-__all__ = ["serving_gateway"]
+__all__ = ["gateway_kind", "serving_gateway", "upstream_transport"]
+
+# The fixture parameters that put a test's gateway on the lean server.
+_LEAN_PARAMS = {"gateway_url": "lean", "client": "lean-gateway"}
+
+
+def gateway_kind(request: pytest.FixtureRequest) -> str:
+    """``"lean"`` when the test runs the gateway on the lean server, else ``"aiohttp"``."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    lean = any(params.get(name) == value for name, value in _LEAN_PARAMS.items())
+    return "lean" if lean else "aiohttp"
+
+
+def upstream_transport(kind: str, sim: Simulator) -> Transport | None:
+    """The scheduler's transport as ``serve`` picks it (``_upstream_client``); None: aiohttp."""
+    if kind != "lean":
+        return None
+    return LeanTransport(
+        base_url=sim.base_url, api_key=KEY, max_connections=DEFAULT_CONCURRENCY_CAP
+    )
 
 
 @contextlib.asynccontextmanager

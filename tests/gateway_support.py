@@ -11,7 +11,7 @@ import openai
 import pytest
 import pytest_asyncio
 from gateway_keys import CLIENT_KEY, KEY
-from gateway_serving import serving_gateway
+from gateway_serving import gateway_kind, serving_gateway, upstream_transport
 
 from grok_scheduler import AsyncHTTPTransport, RetryPolicy, Scheduler
 from grok_scheduler.simulator import Simulator, SimulatorConfig
@@ -25,9 +25,14 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest_asyncio.fixture
-async def scheduler(sim: Simulator) -> AsyncIterator[Scheduler]:
+async def scheduler(request: pytest.FixtureRequest, sim: Simulator) -> AsyncIterator[Scheduler]:
+    """On the lean client when the test's gateway is on the lean server, as in ``serve``."""
     async with Scheduler(
-        api_key=KEY, base_url=sim.base_url, retry=RetryPolicy(max_attempts=1), stop_on_fatal=False
+        api_key=KEY,
+        base_url=sim.base_url,
+        retry=RetryPolicy(max_attempts=1),
+        stop_on_fatal=False,
+        transport=upstream_transport(gateway_kind(request), sim),
     ) as started:
         yield started
 

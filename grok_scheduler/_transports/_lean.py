@@ -36,10 +36,13 @@ __all__ = ["LeanTransport"]
 # Idle connections older than this are closed, not reused (aiohttp's keepalive_timeout): a
 # server that closed its end meanwhile would fail the next call sent on it.
 _IDLE_SECONDS = 15.0
-_DECODERS: dict[str, Callable[[], zlib._Decompress]] = {
-    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "deflate": lambda: zlib.decompressobj(zlib.MAX_WBITS),
+# zlib's window bits for each encoding, given the body's first byte. Many servers send "deflate"
+# as a bare deflate stream, without the zlib header RFC 9110 asks for; aiohttp decodes those
+# (a zlib header's low nibble is always 8), and so must this client.
+_WINDOW_BITS: dict[str, Callable[[int], int]] = {
+    "gzip": lambda _: 16 + zlib.MAX_WBITS,
+    "x-gzip": lambda _: 16 + zlib.MAX_WBITS,
+    "deflate": lambda first: zlib.MAX_WBITS if first & 0x0F == 8 else -zlib.MAX_WBITS,
 }
 
 
@@ -89,6 +92,12 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # A 101 (an upgrade no POST asks for) is returned as aiohttp returns it; the
+            # connection speaks another protocol from here. Raised out of here, the loop would
+            # log a fatal error and the call would fail untyped.
+            self._complete(keep_alive=False)
+            self.close()
         except httptools.HttpParserError as exc:
             self._fail(exc)
 
@@ -104,22 +113,33 @@ class _Connection(asyncio.Protocol):
         waiter.set_exception(exc or ServerDisconnectedError("the server closed the connection"))
 
     # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._waiter is not None and self._waiter.done():
+            # More after the whole answer (a stray or pipelined one): the bytes still to come
+            # on this connection would be read as the next call's answer. Not reused.
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        previous = self._headers.get(key)
-        self._headers[key] = text if previous is None else f"{previous}, {text}"
+        # A doubled header reads as its first value, as aiohttp's headers answer get() and as
+        # the scheduler's header parsing takes them: joined, "2, 5" is no Retry-After at all.
+        self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        headers = self._headers
-        self._delimited = "content-length" in headers or "transfer-encoding" in headers
+        # Whether the answer says where it ends. A Transfer-Encoding other than chunked (e.g.
+        # identity) overrides any length: the body then ends where the connection does.
+        coding = self._headers.get("transfer-encoding")
+        if coding is None:
+            self._delimited = "content-length" in self._headers
+        else:
+            self._delimited = coding.lower().rstrip().endswith("chunked")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:
-            self._headers, self._body = {}, []  # 1xx: the real answer follows
+            # 1xx: the real answer follows; a close before it is a disconnect, not an answer.
+            self._headers, self._body, self._delimited = {}, [], True
             return
         self._delimited = True
         self._complete(keep_alive=self._parser.should_keep_alive())
@@ -172,6 +192,7 @@ class LeanTransport:
     __slots__ = (
         "_aiohttp",
         "_authority",
+        "_busy",
         "_handled",
         "_head",
         "_host",
@@ -208,6 +229,8 @@ class LeanTransport:
         ).encode("latin-1")
         self._ssl: ssl.SSLContext | None = None
         self._idle: list[_Connection] = []
+        # Connections with a call on them: aclose() closes these too, as aiohttp's does.
+        self._busy: set[_Connection] = set()
         self._max_idle = max_connections
 
     def __repr__(self) -> str:
@@ -239,22 +262,29 @@ class LeanTransport:
             async with asyncio.timeout_at(deadline):
                 connection = await self._connect()
             timeout = deadline - loop.time()
+        self._busy.add(connection)
         try:
             status, headers, body, keep = await connection.call(request, timeout)
         except BaseException:
             connection.close()  # cut mid-answer (a timeout, a cancel, a failure): not reusable
             raise
+        finally:
+            self._busy.discard(connection)
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
-            decoder = _DECODERS.get(encoding)
-            if decoder is None:
+            window_bits = _WINDOW_BITS.get(encoding)
+            if window_bits is None:
                 connection.close()
                 raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
-            body = decoder().decompress(body)
+            body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
             del headers["content-encoding"]
         if keep and not connection.closed and len(self._idle) < self._max_idle:
-            connection.idle_since = time.monotonic()
+            now = connection.idle_since = time.monotonic()
             self._idle.append(connection)
+            # Calls take the newest; the ones a burst left below it would otherwise stay open
+            # past the bound for as long as the server lets them.
+            while now - self._idle[0].idle_since >= _IDLE_SECONDS:
+                self._idle.pop(0).close()
         else:
             connection.close()
         return status, headers, body
@@ -287,9 +317,12 @@ class LeanTransport:
         return await self._aiohttp.open_stream(path, body, timeout=timeout)
 
     async def aclose(self) -> None:
-        for connection in self._idle:
+        # A call still in flight fails (retryable); left open, its connection would go back to
+        # the pool of a closed transport when its answer came, and stay open for good.
+        for connection in (*self._idle, *self._busy):
             connection.close()
         self._idle.clear()
+        self._busy.clear()
         await self._aiohttp.aclose()
 
 

@@ -17,6 +17,7 @@ from gateway_keys import CLIENT_KEY, KEY
 from gateway_serving import serving_gateway
 
 from grok_scheduler import Scheduler
+from grok_scheduler._transports._lean import LeanTransport
 from grok_scheduler.cli._gateway import Gateway
 from grok_scheduler.cli._lean_server import LeanServer
 from grok_scheduler.simulator import Simulator, SimulatorConfig
@@ -239,3 +240,13 @@ async def test_headers_that_never_end_are_431_and_close(
         assert status == 431
         assert headers["connection"] == "close"
         writer.close()
+
+
+async def test_the_lean_gateway_calls_upstream_on_the_lean_client(
+    request: pytest.FixtureRequest, gateway_url: str, scheduler: Scheduler
+) -> None:
+    """As in ``serve``: the fixtures pair the lean server with the lean client upstream."""
+    lean = request.node.callspec.params["gateway_url"] == "lean"
+    assert isinstance(scheduler._transport, LeanTransport) is lean
+    status, _, body = await exchange(gateway_url, post("/v1/chat/completions", CHAT))
+    assert status == 200, body
