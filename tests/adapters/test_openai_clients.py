@@ -6,6 +6,8 @@ scheduler (a bad upstream key is xAI's 400, so BadRequestError; a wrong gateway 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx2
 import openai
 import pytest
@@ -128,6 +130,30 @@ async def test_a_call_naming_no_model_goes_as_the_gateways_model(
     assert response.status_code == 200, response.text
     assert response.json()["model"] == scheduler.model
     assert sim.stats.accepted == 1
+
+
+async def test_the_gateway_sends_the_clients_own_bytes_unless_it_names_the_model(
+    gateway_url: str, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body naming its model goes upstream as the client wrote it; one naming none is
+    encoded anew with the gateway's model in it."""
+    given: list[bytes | None] = []
+    send_raw = scheduler.send_raw
+
+    async def recording(*args: Any, encoded: bytes | None = None, **kwargs: Any) -> Any:
+        given.append(encoded)
+        return await send_raw(*args, encoded=encoded, **kwargs)
+
+    monkeypatch.setattr(scheduler, "send_raw", recording)
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}", "Content-Type": "application/json"}
+    named = b'{ "model": "grok-4",  "messages": [{"role": "user", "content": "h\\u00e9"}] }'
+    unnamed = b'{"messages": [{"role": "user", "content": "hi"}]}'
+    async with httpx2.AsyncClient() as http:
+        for content in (named, unnamed):
+            url = f"{gateway_url}/chat/completions"
+            response = await http.post(url, content=content, headers=headers)
+            assert response.status_code == 200, response.text
+    assert given == [named, None]
 
 
 def test_serve_refuses_a_public_address_without_the_flag(
