@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,7 +48,16 @@ class LoopClock:
         return asyncio.get_running_loop().time()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        return asyncio.get_running_loop().call_at(when, callback)
+        loop = asyncio.get_running_loop()
+        if type(loop).__module__.startswith("uvloop"):
+            # uvloop's clock counts whole milliseconds and rounds a timer's delay to the
+            # nearest one, running a delay under half a millisecond at once: the gate, woken
+            # short of its credit, looked again and again until the millisecond turned (about
+            # 15 wake-ups a call in serve's learned mode). Rounded up, the timer never runs
+            # before ``when``.
+            delay = when - loop.time()
+            return loop.call_later(math.ceil(delay * 1000.0) / 1000.0 if delay > 0 else 0, callback)
+        return loop.call_at(when, callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
