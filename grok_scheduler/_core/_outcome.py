@@ -34,7 +34,7 @@ from .._transports._base import TransportResponse
 from .._wire._classify import Verdict, classify_exception, classify_response
 from ._job import Job
 from ._lanes import Lane, Lanes, lane_refusal
-from ._results import make_result, not_sent_copy, read_answer
+from ._results import RAW_ANSWERED, make_result, not_sent_copy, read_answer
 from ._retry import (
     RetryPolicy,
     Unreachable,
@@ -217,6 +217,9 @@ class OutcomeHandler:
                 request_id=response.request_id,
             )
         if job.future.done():
+            return
+        if job.raw_body is not None:
+            job.future.set_result(RAW_ANSWERED)
             return
         job.future.set_result(make_result(job, response, parsed, usage, text, finish_reason))
 
