@@ -7,6 +7,8 @@ by the learned bound only once most of the calls sent up to it have ended.
 
 from __future__ import annotations
 
+import random
+
 from grok_scheduler._guards._timeouts import CallTimeouts
 
 
@@ -40,3 +42,20 @@ def test_a_lone_first_call_keeps_the_prior() -> None:
     timeouts = CallTimeouts(maximum=900.0)
     ticket = timeouts.begin()
     assert timeouts.timeout_for(64, ticket=ticket) == timeouts.timeout_for(64) < 900.0
+
+
+def test_the_wave_count_is_the_same_whichever_way_it_is_counted() -> None:
+    """Few calls in flight are counted one by one, many by probing the span: the same verdict
+    for every ticket, in flight or not, across both ways (random waves, ends in any order)."""
+    rng = random.Random(7)
+    for _ in range(30):
+        timeouts = CallTimeouts(maximum=900.0)
+        tickets = [timeouts.begin() for _ in range(rng.randint(1, 400))]
+        for ticket in rng.sample(tickets, rng.randint(0, len(tickets))):
+            timeouts.end(ticket)
+        running = set(timeouts._running)
+        for ticket in tickets:
+            since = max(1, ticket - 100)
+            probed = sum(1 for other in range(since, ticket + 1) if other in running)
+            expected = probed <= max(1.0, 0.1 * min(ticket, 100))
+            assert timeouts._settled(ticket) is expected
