@@ -39,6 +39,10 @@ class Clock(Protocol):
         ...
 
 
+# A delay past this is a timer that never fires in practice (uvloop caps delays at ~100 years).
+_FOREVER = 1e9
+
+
 class LoopClock:
     """The running asyncio loop's monotonic clock (the default)."""
 
@@ -56,7 +60,10 @@ class LoopClock:
             # 15 wake-ups a call in serve's learned mode). Rounded up, the timer never runs
             # before ``when``.
             delay = when - loop.time()
-            return loop.call_later(math.ceil(delay * 1000.0) / 1000.0 if delay > 0 else 0, callback)
+            if delay < _FOREVER:  # beyond, uvloop caps the delay itself (and ceil would raise)
+                return loop.call_later(
+                    math.ceil(delay * 1000.0) / 1000.0 if delay > 0 else 0, callback
+                )
         return loop.call_at(when, callback)
 
     async def sleep(self, seconds: float) -> None:

@@ -35,3 +35,14 @@ def test_a_timer_runs_no_earlier_than_its_time_on_uvloop(ahead: float) -> None:
 
     for when, ran_at in uvloop.run(main()):
         assert ran_at >= when
+
+
+def test_a_timer_for_never_is_set_and_cancelled_on_uvloop() -> None:
+    """A far or infinite time (a bound with nothing to cut) is a timer that never fires."""
+
+    async def main() -> None:
+        clock = LoopClock()
+        for when in (float("inf"), 1e308, clock.now() + 1e12):
+            clock.call_at(when, lambda: None).cancel()
+
+    uvloop.run(main())
