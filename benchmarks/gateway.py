@@ -155,6 +155,9 @@ class GatewayProcess:
             *command,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "XAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)},
+            # `-m` puts the working directory first on the path: run from another checkout,
+            # the gateway measured would be that checkout's code, not this file's.
+            cwd=ROOT,
         )
         assert self.process.stderr is not None
         line = (await self.process.stderr.readline()).decode()

@@ -111,6 +111,9 @@ async def run(args: argparse.Namespace) -> None:
             *command,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "XAI_API_KEY": KEY, "PYTHONPATH": str(ROOT)},
+            # `-m` puts the working directory first on the path: run from another checkout,
+            # the gateway measured would be that checkout's code, not this file's.
+            cwd=ROOT,
         )
         assert gateway.stderr is not None
         found = None
