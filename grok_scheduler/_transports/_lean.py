@@ -273,10 +273,14 @@ class LeanTransport:
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             window_bits = _WINDOW_BITS.get(encoding)
-            if window_bits is None:
+            try:
+                if window_bits is None:
+                    raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
+                body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
+            except (zlib.error, UnsupportedEncodingError):
+                # In no pool by now: left open, nothing (not even aclose) would ever close it.
                 connection.close()
-                raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
-            body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
+                raise
             del headers["content-encoding"]
         if keep and not connection.closed and len(self._idle) < self._max_idle:
             now = connection.idle_since = time.monotonic()

@@ -238,3 +238,12 @@ async def test_an_untrusted_certificate_is_fatal(kind: str, self_signed: tuple[P
     assert type(error) is APIConnectionError
     assert classify_exception(error).retryable is False
     assert not any(served_requests)
+
+
+async def test_a_body_that_does_not_decode_closes_its_connection() -> None:
+    """A corrupt gzip body fails the call; its connection, in no pool, must not stay open."""
+    raw = ok(b"not gzip at all", extra="Content-Encoding: gzip\r\n")
+    async with served("lean", answer(raw)) as (server, transport):
+        error = await fails(transport)
+        assert type(error) is APIConnectionError
+        await until(lambda: not server.open_writers)
