@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import random
 import time
@@ -355,7 +356,10 @@ class Scheduler(BatchMethods, RunControls):
         )
         job = make_job(self._lanes, args, None, now=self._clock.now(), stream=None)
         job.raw_body = dict(body)
-        job.raw_bytes = encoded
+        if encoded is not None and json.detect_encoding(encoded) == "utf-8":
+            # json.loads read a BOM or UTF-16/32 too; such bytes are no JSON for the server
+            # (RFC 8259: UTF-8, no BOM), so the body is encoded anew, as before ``encoded``.
+            job.raw_bytes = encoded
         return await last_response(job, self._enqueue(job))
 
     def priority(self, priority: int) -> contextlib.AbstractContextManager[None]:

@@ -222,11 +222,13 @@ class LeanTransport:
         default_port = self._port == (443 if self._tls else 80)
         self._authority = bracketed if default_port else f"{bracketed}:{self._port}"
         # The headers every call sends, as aiohttp's session sent them; the key only here.
+        # In UTF-8 as aiohttp writes headers: a key pasted with a character beyond latin-1
+        # reaches the server (which refuses it) rather than stopping ``serve`` at its start.
         self._head = (
             f"Host: {self._authority}\r\nAuthorization: Bearer {api_key}\r\n"
             "Content-Type: application/json\r\nUser-Agent: grok-scheduler/0.1\r\n"
             "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
-        ).encode("latin-1")
+        ).encode()
         self._ssl: ssl.SSLContext | None = None
         self._idle: list[_Connection] = []
         # Connections with a call on them: aclose() closes these too, as aiohttp's does.
@@ -273,10 +275,14 @@ class LeanTransport:
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             window_bits = _WINDOW_BITS.get(encoding)
-            if window_bits is None:
+            try:
+                if window_bits is None:
+                    raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
+                body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
+            except (zlib.error, UnsupportedEncodingError):
+                # In no pool by now: left open, nothing (not even aclose) would ever close it.
                 connection.close()
-                raise UnsupportedEncodingError(f"unsupported content-encoding {encoding!r}")
-            body = zlib.decompressobj(window_bits(body[0])).decompress(body) if body else body
+                raise
             del headers["content-encoding"]
         if keep and not connection.closed and len(self._idle) < self._max_idle:
             now = connection.idle_since = time.monotonic()

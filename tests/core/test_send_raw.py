@@ -199,3 +199,22 @@ async def test_the_clients_own_bytes_are_sent_on_every_attempt() -> None:
         assert [json.loads(sent) for sent in transport.sent] == [body, body]
         assert transport.sent[0] == transport.sent[1]
         assert (transport.sent[0] == encoded) is (given is not None)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32-le"])
+async def test_bytes_that_are_not_plain_utf8_are_encoded_anew(encoding: str) -> None:
+    """``json.loads`` reads a BOM or UTF-16/32 too; JSON on the wire is UTF-8 without a BOM
+    (RFC 8259), which is what the body was sent as before the client's bytes were passed on."""
+    clock = FakeClock()
+    body = _chat("héllo")
+    transport = _BytesRecorder(clock)
+    scheduler = Scheduler(
+        api_key="xai-test", clock=clock, transport=transport, rng=random.Random(0)
+    )
+    async with scheduler:
+        given = json.dumps(body).encode(encoding)
+        assert json.loads(given) == body
+        response = await _run(clock, scheduler.send_raw("chat/completions", body, encoded=given))
+    assert response.status == 200
+    for sent in transport.sent:
+        assert json.loads(sent.decode("utf-8")) == body  # str: no BOM, no NULs accepted

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from raw_http import Exchange, answer, ok
+from raw_http import Exchange, answer, ok, raw_server
 from transport_clients import CHAT, KINDS, client, fails, hold, served, until
 
+from grok_scheduler import AiohttpTransport
 from grok_scheduler._errors import APIConnectionError
 from grok_scheduler._transports import _lean
 from grok_scheduler._wire._classify import classify_exception, classify_response
@@ -238,3 +239,29 @@ async def test_an_untrusted_certificate_is_fatal(kind: str, self_signed: tuple[P
     assert type(error) is APIConnectionError
     assert classify_exception(error).retryable is False
     assert not any(served_requests)
+
+
+async def test_a_body_that_does_not_decode_closes_its_connection() -> None:
+    """A corrupt gzip body fails the call; its connection, in no pool, must not stay open."""
+    raw = ok(b"not gzip at all", extra="Content-Encoding: gzip\r\n")
+    async with served("lean", answer(raw)) as (server, transport):
+        error = await fails(transport)
+        assert type(error) is APIConnectionError
+        await until(lambda: not server.open_writers)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_key_beyond_latin1_goes_as_utf8(kind: str) -> None:
+    """A pasted key with a curly quote: sent in UTF-8 (the server refuses it), as aiohttp
+    sends it; the lean client did not start at all (an untyped UnicodeEncodeError)."""
+    key = "xai-pasted\u2019key"
+    async with raw_server(answer(ok())) as server:
+        cls = _lean.LeanTransport if kind == "lean" else AiohttpTransport
+        transport = cls(base_url=server.url(), api_key=key, max_connections=2)
+        try:
+            response = await transport.send("chat/completions", CHAT, timeout=5.0)
+        finally:
+            await transport.aclose()
+    assert response.status == 200
+    head = server.requests[0].head.lower()
+    assert b"authorization: bearer " + key.lower().encode("utf-8") + b"\r\n" in head
