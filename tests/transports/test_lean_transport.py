@@ -261,10 +261,17 @@ async def test_a_request_on_a_connection_closed_in_flight_is_retryable(kind: str
     assert len(server.requests) == 2
 
 
+_CUT_SHORT = {
+    "mid-answer": b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial',
+    # A 103 is not the answer: a close after it is a disconnect, not a 103.
+    "after-interim": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("reply", list(_CUT_SHORT.values()), ids=list(_CUT_SHORT))
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_close_mid_answer_is_retryable(kind: str) -> None:
-    short = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial'
-    async with served(kind, answer(short, close=True)) as (_server, t):
+async def test_a_close_before_the_whole_answer_is_retryable(kind: str, reply: bytes) -> None:
+    async with served(kind, answer(reply, close=True)) as (_server, t):
         error = await fails(t)
     assert type(error) is APIConnectionError
     assert classify_exception(error).retryable is True

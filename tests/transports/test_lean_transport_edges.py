@@ -26,16 +26,6 @@ from grok_scheduler._wire._classify import classify_exception, classify_response
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_an_interim_answer_then_a_close_is_a_disconnect(kind: str) -> None:
-    """A 103 is not the answer: a close after it is a retryable disconnect, not a 103."""
-    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-    async with served(kind, answer(early, close=True)) as (_server, transport):
-        error = await fails(transport)
-    assert type(error) is APIConnectionError
-    assert classify_exception(error).retryable is True
-
-
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_body_without_chunks_ends_at_the_close(kind: str) -> None:
     """``Transfer-Encoding: identity`` gives no length: the close ends the body."""
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nthe body"
