@@ -67,6 +67,11 @@ class LoopClock:
         return loop.call_at(when, callback)
 
     async def sleep(self, seconds: float) -> None:
+        if 0.0 < seconds < _FOREVER and type(asyncio.get_running_loop()).__module__.startswith(
+            "uvloop"
+        ):
+            # As call_at: uvloop would round to the nearest millisecond and wake a caller early.
+            seconds = math.ceil(seconds * 1000.0) / 1000.0
         await asyncio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:

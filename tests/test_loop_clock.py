@@ -46,3 +46,19 @@ def test_a_timer_for_never_is_set_and_cancelled_on_uvloop() -> None:
             clock.call_at(when, lambda: None).cancel()
 
     uvloop.run(main())
+
+
+@pytest.mark.parametrize("seconds", [0.0001, 0.0004, 0.0014])
+def test_a_sleep_lasts_at_least_its_time_on_uvloop(seconds: float) -> None:
+    """A wait looped until a time passes must not wake short of it (and look again)."""
+
+    async def main() -> list[float]:
+        clock = LoopClock()
+        slept: list[float] = []
+        for _ in range(20):
+            start = clock.now()
+            await clock.sleep(seconds)
+            slept.append(clock.now() - start)
+        return slept
+
+    assert min(uvloop.run(main())) >= seconds
