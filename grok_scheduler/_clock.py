@@ -43,6 +43,21 @@ class Clock(Protocol):
 _FOREVER = 1e9
 
 
+def _on_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
+def _whole_milliseconds(delay: float) -> float:
+    """``delay`` rounded up to uvloop's whole milliseconds (0 for none).
+
+    uvloop's clock counts whole milliseconds and rounds a delay to the nearest one, running one
+    under half a millisecond at once: the gate, woken short of its credit, looked again and
+    again until the millisecond turned (about 15 wake-ups a call in serve's learned mode), and
+    a sleep looped until a time passed woke short of it. Rounded up, neither wakes early.
+    """
+    return math.ceil(delay * 1000.0) / 1000.0 if delay > 0 else 0.0
+
+
 class LoopClock:
     """The running asyncio loop's monotonic clock (the default)."""
 
@@ -53,25 +68,15 @@ class LoopClock:
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         loop = asyncio.get_running_loop()
-        if type(loop).__module__.startswith("uvloop"):
-            # uvloop's clock counts whole milliseconds and rounds a timer's delay to the
-            # nearest one, running a delay under half a millisecond at once: the gate, woken
-            # short of its credit, looked again and again until the millisecond turned (about
-            # 15 wake-ups a call in serve's learned mode). Rounded up, the timer never runs
-            # before ``when``.
+        if _on_uvloop(loop):
             delay = when - loop.time()
             if delay < _FOREVER:  # beyond, uvloop caps the delay itself (and ceil would raise)
-                return loop.call_later(
-                    math.ceil(delay * 1000.0) / 1000.0 if delay > 0 else 0, callback
-                )
+                return loop.call_later(_whole_milliseconds(delay), callback)
         return loop.call_at(when, callback)
 
     async def sleep(self, seconds: float) -> None:
-        if 0.0 < seconds < _FOREVER and type(asyncio.get_running_loop()).__module__.startswith(
-            "uvloop"
-        ):
-            # As call_at: uvloop would round to the nearest millisecond and wake a caller early.
-            seconds = math.ceil(seconds * 1000.0) / 1000.0
+        if seconds < _FOREVER and _on_uvloop(asyncio.get_running_loop()):
+            seconds = _whole_milliseconds(seconds)
         await asyncio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:

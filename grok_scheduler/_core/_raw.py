@@ -15,6 +15,7 @@ failure, its deadline, a closed scheduler) raises its typed error instead.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from ._job import Job
 from ._priority import current_priority
 from ._settings import PRIORITY_LIMIT, JobArguments, SchedulerSettings, check_positive
 
-__all__ = ["last_response", "raw_arguments", "refuse_stream"]
+__all__ = ["last_response", "raw_arguments", "refuse_stream", "sendable_as_is"]
 
 
 def refuse_stream(body: Mapping[str, Any]) -> None:
@@ -106,6 +107,17 @@ def _cap(body: Mapping[str, Any], endpoint: Endpoint) -> int | None:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
+    return None
+
+
+def sendable_as_is(encoded: bytes | None) -> bytes | None:
+    """A client's own bytes when they can go upstream as they are; None to encode anew.
+
+    ``json.loads`` reads a BOM and UTF-16/32 too; such bytes are no JSON for the server (RFC
+    8259: UTF-8, no BOM), so their body is encoded anew, as it was before ``encoded``.
+    """
+    if encoded is not None and json.detect_encoding(encoded) == "utf-8":
+        return encoded
     return None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import random
 import time
@@ -39,7 +38,7 @@ from ._map import OutcomeStream, PromptItem, map_prompts
 from ._outcome import OutcomeHandler
 from ._priority import priority_scope
 from ._queue import JobQueue
-from ._raw import last_response, raw_arguments, refuse_stream
+from ._raw import last_response, raw_arguments, refuse_stream, sendable_as_is
 from ._retry import RetryPolicy
 from ._settings import job_arguments, scheduler_settings
 from ._stream import ResultStream, StreamState
@@ -356,10 +355,7 @@ class Scheduler(BatchMethods, RunControls):
         )
         job = make_job(self._lanes, args, None, now=self._clock.now(), stream=None)
         job.raw_body = dict(body)
-        if encoded is not None and json.detect_encoding(encoded) == "utf-8":
-            # json.loads read a BOM or UTF-16/32 too; such bytes are no JSON for the server
-            # (RFC 8259: UTF-8, no BOM), so the body is encoded anew, as before ``encoded``.
-            job.raw_bytes = encoded
+        job.raw_bytes = sendable_as_is(encoded)
         return await last_response(job, self._enqueue(job))
 
     def priority(self, priority: int) -> contextlib.AbstractContextManager[None]:
